@@ -1,0 +1,438 @@
+"""The Settings model: one TOML file plus ``DESKPULSE_*`` environment overrides.
+
+Why a hand-written env overlay on top of pydantic-settings: the documented way
+to pass a secret for the first source is ``DESKPULSE_SOURCES__0__API_TOKEN``,
+and pydantic-settings cannot address list items by index. We therefore merge
+the TOML document and the environment into one dict (env wins, ``__`` nests,
+numeric segments index lists) and let pydantic validate the result once, so
+every error names one field and the file it came from.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import date, time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from config.errors import ConfigError
+
+ENV_PREFIX = "DESKPULSE_"
+DEFAULT_CONFIG = Path("deskpulse.toml")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
+_HOURS = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+
+
+def parse_duration(text: str | int | float) -> int:
+    """Turn ``"15m"``, ``"1h30m"``, ``"45s"`` or a number of seconds into seconds."""
+    if isinstance(text, int | float):
+        if text <= 0:
+            raise ValueError("must be a positive duration")
+        return int(text)
+    match = _DURATION.match(text)
+    if not match or not any(match.groups()):
+        raise ValueError(f"'{text}' is not a duration (use e.g. 30s, 15m, 1h, 1h30m, 1d)")
+    d, h, m, s = (int(g or 0) for g in match.groups())
+    seconds = d * 86400 + h * 3600 + m * 60 + s
+    if seconds <= 0:
+        raise ValueError("must be a positive duration")
+    return seconds
+
+
+def parse_hours(text: str) -> tuple[time, time]:
+    """Parse ``"09:00-17:00"`` into (start, end); end must be after start (``24:00`` allowed)."""
+    match = _HOURS.match(text.strip())
+    if not match:
+        raise ValueError(f"'{text}' is not a span of hours (use HH:MM-HH:MM)")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if not (0 <= h1 <= 23 and 0 <= m1 <= 59 and 0 <= h2 <= 24 and 0 <= m2 <= 59) or (h2 == 24 and m2):
+        raise ValueError(f"'{text}' has an impossible time")
+    start = time(h1, m1)
+    end = time(23, 59, 59, 999999) if h2 == 24 else time(h2, m2)
+    if end <= start:
+        raise ValueError(f"'{text}' ends before it starts")
+    return start, end
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for localhost and loopback addresses: the only hosts allowed over plain http."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class SourceBase(_Model):
+    """Fields every helpdesk source has. ``base_url`` lets a sandbox, proxy or simulator stand in."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    base_url: str
+    timeout_connect: float = Field(default=10.0, gt=0)
+    timeout_read: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=6, ge=0, le=20)
+    max_retry_wait: float = Field(default=300.0, gt=0, description="cap on a single Retry-After wait, seconds")
+    requests_per_minute: int | None = Field(default=None, gt=0, description="account-wide budget override")
+    distress_field: str | None = Field(default=None, description="custom field id/name for the CDI on this source")
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"'{value}' is not an http(s) URL")
+        if parts.username or parts.password:
+            raise ValueError("must not carry credentials; put them in their own fields")
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            raise ValueError("must use https unless it points at localhost/127.0.0.1")
+        return value.rstrip("/")
+
+
+class ZendeskSource(SourceBase):
+    """A Zendesk Support account: API token (email/token Basic auth) or an OAuth bearer token."""
+
+    kind: Literal["zendesk"]
+    email: str | None = None
+    api_token: SecretStr | None = None
+    oauth_token: SecretStr | None = None
+    per_page: int = Field(default=1000, ge=10, le=1000)
+    export_requests_per_minute: int = Field(default=10, gt=0, description="incremental export budget")
+    escalation_group_ids: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> ZendeskSource:
+        if self.oauth_token is None and (self.api_token is None or not self.email):
+            raise ValueError("needs email + api_token, or oauth_token")
+        return self
+
+
+class FreshdeskSource(SourceBase):
+    """A Freshdesk account: API key as the Basic-auth user, ``X`` as password."""
+
+    kind: Literal["freshdesk"]
+    api_key: SecretStr
+    tickets_list_per_minute: int | None = Field(default=None, gt=0, description="plan sub-limit for list calls")
+    conversation_workers: int = Field(default=4, ge=1, le=16)
+    max_pages: int = Field(default=300, ge=2, le=300, description="Freshdesk's page cap; the connector restarts")
+
+
+class IntercomSource(SourceBase):
+    """An Intercom workspace (US/EU/AU host via base_url)."""
+
+    kind: Literal["intercom"]
+    access_token: SecretStr
+    admin_id: str | None = Field(default=None, description="admin recorded as the tagger on write-back")
+    intercom_version: str = "2.11"
+    per_page: int = Field(default=150, ge=1, le=150)
+    value_attribute: str | None = Field(default=None, description="company custom attribute holding value")
+
+
+Source = Annotated[ZendeskSource | FreshdeskSource | IntercomSource, Field(discriminator="kind")]
+
+
+class StoreSettings(_Model):
+    path: Path = Path("deskpulse.db")
+
+
+class EscalationSettings(_Model):
+    """What makes a ticket 'escalated' (KPIS.md): top severity, an escalation group, or a tag."""
+
+    top_severity: int = 3
+    groups: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=lambda: ["escalated"])
+
+
+def _default_severity_map() -> dict[str, dict[str, int]]:
+    return {
+        "zendesk": {"urgent": 3, "high": 2, "normal": 1, "low": 1},
+        "freshdesk": {"4": 3, "3": 2, "2": 1, "1": 1},
+        "intercom": {"priority": 2, "not_priority": 1},
+    }
+
+
+class KpiSettings(_Model):
+    """Reporting timezone and the business-hours schedule every ``_business`` KPI uses."""
+
+    timezone: str = "UTC"
+    business_hours: dict[str, str] = Field(default_factory=dict)
+    holidays: list[date] = Field(default_factory=list)
+    severity_map: dict[str, dict[str, int]] = Field(default_factory=_default_severity_map)
+    escalation: EscalationSettings = Field(default_factory=EscalationSettings)
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone '{value}'") from None
+        return value
+
+    @field_validator("business_hours")
+    @classmethod
+    def _check_hours(cls, value: dict[str, str]) -> dict[str, str]:
+        for day, span in value.items():
+            if day not in WEEKDAYS:
+                raise ValueError(f"'{day}' is not a weekday (use {', '.join(WEEKDAYS)})")
+            for part in span.split(","):
+                parse_hours(part)
+        return value
+
+
+class CostSettings(_Model):
+    monthly_total: float | None = Field(default=None, ge=0)
+    currency: str = "USD"
+
+
+class SlaSettings(_Model):
+    """Targets in minutes per severity."""
+
+    first_reply: dict[int, int] = Field(default_factory=dict)
+    resolution: dict[int, int] = Field(default_factory=dict)
+    business_hours: bool = True
+
+
+class DistressSettings(_Model):
+    tag: str = "deskpulse_distress"
+    field: str | None = None
+    value_field: str = "arr"
+    weights: dict[str, float] = Field(default_factory=dict)
+    green_max: int = Field(default=40, ge=0, le=100)
+    yellow_max: int = Field(default=70, ge=0, le=100)
+    rise_points: int = Field(default=15, ge=1, le=100)
+    remove_when_recovered: bool = False
+    reference: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_bands(self) -> DistressSettings:
+        if self.yellow_max < self.green_max:
+            raise ValueError("yellow_max must be >= green_max")
+        return self
+
+
+class WritebackSettings(_Model):
+    enabled: bool = False
+    max_writes_per_run: int = Field(default=500, ge=0)
+
+
+class SlackSettings(_Model):
+    webhook_url: SecretStr | None = None
+    bot_token: SecretStr | None = None
+    channel: str | None = None
+    api_base_url: str = "https://slack.com"
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return value
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("is not an http(s) URL")
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            raise ValueError("must use https unless it points at localhost/127.0.0.1")
+        return value
+
+    @model_validator(mode="after")
+    def _check_token_channel(self) -> SlackSettings:
+        if self.bot_token is not None and not self.channel:
+            raise ValueError("bot_token needs a channel")
+        return self
+
+
+class ScheduleSettings(_Model):
+    sync_every: str = "15m"
+    digest: str = "mon 09:00"
+    misfire_grace: str = "10m"
+
+    @field_validator("sync_every", "misfire_grace")
+    @classmethod
+    def _check_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("digest")
+    @classmethod
+    def _check_digest(cls, value: str) -> str:
+        match = re.match(r"^(mon|tue|wed|thu|fri|sat|sun)\s+(\d{1,2}):(\d{2})$", value.strip())
+        if not match or int(match.group(2)) > 23 or int(match.group(3)) > 59:
+            raise ValueError(f"'{value}' is not a weekly time (use e.g. 'mon 09:00')")
+        return value
+
+    @property
+    def sync_every_s(self) -> int:
+        return parse_duration(self.sync_every)
+
+    @property
+    def misfire_grace_s(self) -> int:
+        return parse_duration(self.misfire_grace)
+
+
+class Settings(BaseSettings):
+    """Everything deskpulse is configured with. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(extra="forbid", validate_default=True)
+
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    sources: list[Source] = Field(default_factory=list)
+    kpi: KpiSettings = Field(default_factory=KpiSettings)
+    costs: CostSettings = Field(default_factory=CostSettings)
+    sla: SlaSettings = Field(default_factory=SlaSettings)
+    distress: DistressSettings = Field(default_factory=DistressSettings)
+    writeback: WritebackSettings = Field(default_factory=WritebackSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, *args, **kwargs):  # noqa: ANN001, ANN206
+        """Only the merged dict handed to the constructor counts; see the module docstring."""
+        return (init_settings,)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Settings:
+        seen: set[str] = set()
+        for index, source in enumerate(self.sources):
+            if source.name in seen:
+                raise ValueError(f"sources[{index}].name '{source.name}' is used twice")
+            seen.add(source.name)
+        return self
+
+    def source(self, name: str) -> ZendeskSource | FreshdeskSource | IntercomSource:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        known = ", ".join(s.name for s in self.sources) or "none configured"
+        raise ConfigError(f"unknown source '{name}' (configured: {known})")
+
+
+def _set_path(doc: dict[str, Any], parts: list[str], value: str) -> None:
+    node: Any = doc
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit():
+                raise ConfigError(f"environment variable {ENV_PREFIX}{'__'.join(parts).upper()}: "
+                                  f"'{part}' should be a list index")
+            index = int(part)
+            while len(node) <= index:
+                node.append({})
+            if last:
+                node[index] = value
+            else:
+                node = node[index]
+            continue
+        key = part
+        if last:
+            node[key] = value
+        else:
+            nxt = node.get(key)
+            if nxt is None:
+                nxt = [] if parts[i + 1].isdigit() else {}
+                node[key] = nxt
+            node = nxt
+
+
+def overlay_env(doc: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """Apply ``DESKPULSE_A__B__0__C=value`` overrides onto the TOML document (in place)."""
+    for raw_key in sorted(env):
+        if not raw_key.startswith(ENV_PREFIX) or raw_key in (f"{ENV_PREFIX}CONFIG", f"{ENV_PREFIX}DB"):
+            continue
+        parts = [p.lower() for p in raw_key[len(ENV_PREFIX):].split("__") if p]
+        if parts:
+            _set_path(doc, parts, env[raw_key])
+    return doc
+
+
+def _describe_loc(loc: tuple[Any, ...], doc: dict[str, Any]) -> str:
+    out = ""
+    for item in loc:
+        if isinstance(item, int):
+            out += f"[{item}]"
+        elif item in ("zendesk", "freshdesk", "intercom") and out.startswith("sources"):
+            continue  # the discriminator's branch name is noise for the user
+        else:
+            out += f".{item}" if out else str(item)
+    return out or "(top level)"
+
+
+def format_validation_error(exc: ValidationError, origin: str, doc: dict[str, Any]) -> str:
+    """One line: the first offending field, what is wrong, and the file. Never echoes a value."""
+    err = exc.errors()[0]
+    where = _describe_loc(tuple(err["loc"]), doc)
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "union_tag_invalid":
+        msg = "unknown kind (expected one of: zendesk, freshdesk, intercom)"
+    elif err["type"] == "extra_forbidden":
+        msg = "unknown setting"
+    more = len(exc.errors()) - 1
+    suffix = f" (+{more} more)" if more else ""
+    return f"invalid config in {origin}: {where}: {msg}{suffix}"
+
+
+def config_path(cli_path: Path | None, env: Mapping[str, str] | None = None) -> Path:
+    """The file to read: ``--config``, else ``DESKPULSE_CONFIG``, else ``./deskpulse.toml``."""
+    env = os.environ if env is None else env
+    if cli_path is not None:
+        return cli_path
+    if env.get(f"{ENV_PREFIX}CONFIG"):
+        return Path(env[f"{ENV_PREFIX}CONFIG"])
+    return DEFAULT_CONFIG
+
+
+def load_settings(
+    path: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    required: bool = True,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Read, merge and validate the configuration; raise :class:`ConfigError` with one line on failure."""
+    env = os.environ if env is None else env
+    target = config_path(path, env)
+    doc: dict[str, Any] = {}
+    if target.exists():
+        try:
+            doc = tomllib.loads(target.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"invalid config in {target}: not valid TOML ({exc})") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {target}: {exc.strerror}") from None
+    elif required and (path is not None or env.get(f"{ENV_PREFIX}CONFIG")):
+        raise ConfigError(f"config file {target} does not exist")
+    elif required:
+        raise ConfigError(
+            f"no config file at {target}: copy config/deskpulse.example.toml there, "
+            "pass --config PATH, or try 'deskpulse demo'"
+        )
+    overlay_env(doc, env)
+    if overrides:
+        doc.update(overrides)
+    try:
+        return Settings(**doc)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(target), doc)) from None

@@ -1,0 +1,45 @@
+"""Errors raised while talking to an external API, split by what the caller should do.
+
+Messages name the source, the endpoint (path only, never a query string
+carrying a secret, never credentials) and the HTTP status: enough to act on,
+nothing to leak.
+"""
+
+from __future__ import annotations
+
+from config.errors import DeskpulseError
+
+
+class APIError(DeskpulseError):
+    """Something went wrong talking to a vendor API."""
+
+    def __init__(self, message: str, *, status: int | None = None, source: str | None = None,
+                 endpoint: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.source = source
+        self.endpoint = endpoint
+
+
+class RetriableAPIError(APIError):
+    """Transient: 429, 5xx, timeouts, dropped connections. The HTTP layer retries these."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class SkippableAPIError(APIError):
+    """One record or one call failed in a way that must not stop the sync (404 on a child, 422 on a write)."""
+
+
+class FatalAPIError(APIError):
+    """Authentication, permission or contract errors: stop this source's sync and tell the user."""
+
+
+class AuthenticationError(FatalAPIError):
+    """401/403: the credentials are wrong, expired or lack permission."""
+
+
+class ParseError(DeskpulseError):
+    """A record did not have the shape the connector expects; it goes to quarantine."""

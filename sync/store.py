@@ -1,0 +1,342 @@
+"""The SQLite store: normalized schema, forward migrations, fast upserts, and the page transaction.
+
+Why timestamps are INTEGER unix seconds: KPI queries over millions of rows do
+arithmetic on them; ``julianday()`` over ISO text is several times slower.
+
+Why upserts are hand-built ``INSERT ... ON CONFLICT DO UPDATE`` statements run
+with ``executemany`` rather than ``sqlite_utils.Table.upsert_all``: ingest is
+measured against a ``json.loads`` + ``executemany`` floor, and per-row Python
+work in the hot loop is what separates the two. sqlite-utils still owns table
+creation, introspection and ad-hoc queries.
+
+Durability: WAL with ``synchronous=NORMAL``. A crash of the process can never
+lose a committed page; a power loss may roll back the last few commits, but
+rows and cursor roll back together, so the next run re-reads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from config.errors import DeskpulseError
+
+# Per table: columns (name -> SQLite type), primary key, and which columns hold JSON.
+TABLES: dict[str, dict[str, Any]] = {
+    "tickets": {
+        "columns": {
+            "source": str, "id": str, "subject": str, "status": str, "vendor_status": str,
+            "priority": str, "severity": int, "channel": str, "requester_id": str,
+            "organization_id": str, "assignee_id": str, "group_id": str, "tags": str,
+            "custom_fields": str, "created_at": int, "updated_at": int, "solved_at": int,
+            "is_spam": int, "is_merged": int, "vendor_first_reply_s": int,
+            "vendor_first_resolution_s": int, "vendor_full_resolution_s": int, "vendor_reopens": int,
+            "vendor_replies": int, "vendor_metrics": str, "raw": str, "synced_at": int,
+        },
+        "pk": ("source", "id"),
+        "json": {"tags", "custom_fields", "vendor_metrics", "raw"},
+    },
+    "messages": {
+        "columns": {
+            "source": str, "id": str, "ticket_id": str, "author_id": str, "author_role": str,
+            "public": int, "kind": str, "body": str, "created_at": int, "raw": str,
+        },
+        "pk": ("source", "id"),
+        "json": {"raw"},
+    },
+    "people": {
+        "columns": {
+            "source": str, "id": str, "name": str, "email": str, "role": str, "organization_id": str,
+            "external_id": str, "created_at": int, "updated_at": int, "raw": str,
+        },
+        "pk": ("source", "id"),
+        "json": {"raw"},
+    },
+    "organizations": {
+        "columns": {
+            "source": str, "id": str, "name": str, "value": float, "created_at": int,
+            "updated_at": int, "raw": str,
+        },
+        "pk": ("source", "id"),
+        "json": {"raw"},
+    },
+    "groups": {
+        "columns": {"source": str, "id": str, "name": str, "raw": str},
+        "pk": ("source", "id"),
+        "json": {"raw"},
+    },
+    "fields": {
+        "columns": {"source": str, "id": str, "name": str, "type": str, "raw": str},
+        "pk": ("source", "id"),
+        "json": {"raw"},
+    },
+    "ratings": {
+        "columns": {
+            "source": str, "id": str, "ticket_id": str, "requester_id": str, "assignee_id": str,
+            "kind": str, "score_raw": str, "score_1_5": float, "score": float, "comment": str,
+            "created_at": int, "raw": str,
+        },
+        "pk": ("source", "id"),
+        "json": {"raw"},
+    },
+    "ticket_events": {
+        "columns": {
+            "source": str, "id": str, "ticket_id": str, "created_at": int, "actor_id": str,
+            "field": str, "old_value": str, "new_value": str, "raw": str,
+        },
+        "pk": ("source", "id"),
+        "json": {"raw"},
+    },
+    "time_entries": {
+        "columns": {
+            "source": str, "id": str, "ticket_id": str, "agent_id": str, "seconds": int,
+            "created_at": int, "raw": str,
+        },
+        "pk": ("source", "id"),
+        "json": {"raw"},
+    },
+    "sync_state": {
+        "columns": {
+            "source": str, "stream": str, "cursor": str, "status": str, "last_run_at": int,
+            "last_success_at": int, "last_error": str, "last_error_at": int, "rows_total": int,
+            "last_run_rows": int, "pages_total": int, "errors_total": int, "quarantined_total": int,
+        },
+        "pk": ("source", "stream"),
+        "json": set(),
+    },
+    "quarantine": {
+        "columns": {
+            "source": str, "stream": str, "record_key": str, "record_id": str, "error": str,
+            "raw": str, "created_at": int,
+        },
+        "pk": ("source", "stream", "record_key"),
+        "json": set(),
+    },
+    "outbox": {
+        "columns": {
+            "key": str, "source": str, "kind": str, "target": str, "payload": str, "status": str,
+            "attempts": int, "last_error": str, "next_attempt_at": int, "created_at": int,
+            "updated_at": int, "done_at": int,
+        },
+        "pk": ("key",),
+        "json": {"payload"},
+    },
+}
+
+INDEXES: list[tuple[str, tuple[str, ...]]] = [
+    ("tickets", ("source", "created_at")),
+    ("tickets", ("source", "solved_at")),
+    ("tickets", ("source", "status")),
+    ("tickets", ("source", "organization_id")),
+    ("tickets", ("source", "requester_id")),
+    ("messages", ("source", "ticket_id", "created_at")),
+    ("ticket_events", ("source", "ticket_id", "created_at")),
+    ("ratings", ("source", "created_at")),
+    ("people", ("source", "organization_id")),
+    ("outbox", ("status", "next_attempt_at")),
+    ("time_entries", ("source", "ticket_id")),
+]
+
+
+class StoreError(DeskpulseError):
+    """The database cannot be opened, migrated or written."""
+
+
+def _create_v1(db: sqlite_utils.Database) -> None:
+    for name, spec in TABLES.items():
+        db[name].create(spec["columns"], pk=spec["pk"] if len(spec["pk"]) > 1 else spec["pk"][0],
+                        if_not_exists=True)
+    for table, cols in INDEXES:
+        db[table].create_index(list(cols), if_not_exists=True)
+    db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+
+
+def _create_v2_analytics(db: sqlite_utils.Database) -> None:
+    """Derived data: sentiment scored once per message, weekly KPI snapshots, daily CDI per account."""
+    db["message_sentiment"].create(
+        {"source": str, "message_id": str, "compound": float, "scored_at": int},
+        pk=("source", "message_id"), if_not_exists=True)
+    db["kpi_snapshots"].create(
+        {"period": str, "scope": str, "since": int, "until": int, "computed_at": int, "kpis": str},
+        pk=("period", "scope"), if_not_exists=True)
+    db["cdi_history"].create(
+        {"day": str, "account": str, "source": str, "organization_id": str, "requester_id": str,
+         "cdi": int, "band": str, "priority": float, "components": str, "computed_at": int},
+        pk=("day", "account"), if_not_exists=True)
+    db["cdi_history"].create_index(["account", "day"], if_not_exists=True)
+
+
+# Forward migrations: index i upgrades user_version i -> i+1. Append only; never edit a shipped one.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1, _create_v2_analytics]
+
+
+def register_migration(func: Callable[[sqlite_utils.Database], None]) -> None:
+    """Later packages' tables (sentiment scores, KPI snapshots, CDI history) are added here, in order."""
+    if func not in MIGRATIONS:
+        MIGRATIONS.append(func)
+
+
+def record_key(record_id: str | None, raw: Any) -> str:
+    """Quarantine key: the vendor id when known, else a hash of the payload (so re-syncs don't pile up)."""
+    if record_id:
+        return str(record_id)
+    blob = raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True, default=str)
+    return "sha1:" + hashlib.sha1(blob.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+class Store:
+    """One SQLite database. Not shared across threads: open one per thread."""
+
+    def __init__(self, path: Path | str, *, migrate: bool = True) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0,
+                                        check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open database {path}: {exc}") from None
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=OFF")
+        self.conn.execute("PRAGMA cache_size=-65536")
+        self.db = sqlite_utils.Database(self.conn)
+        self._stmt_cache: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._depth = 0
+        if migrate:
+            self.migrate()
+
+    # -- schema -------------------------------------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> int:
+        """Apply every migration newer than the database; each in its own transaction."""
+        version = self.schema_version
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"database {self.path} has schema version {version}, newer than this deskpulse "
+                f"understands ({len(MIGRATIONS)}); upgrade deskpulse"
+            )
+        for index in range(version, len(MIGRATIONS)):
+            with self.transaction():
+                MIGRATIONS[index](self.db)
+                self.conn.execute(f"PRAGMA user_version = {index + 1}")
+        return self.schema_version
+
+    # -- transactions -------------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, nesting through savepoints; rolls back on any exception."""
+        if self._depth:
+            name = f"sp{self._depth}"
+            self.conn.execute(f"SAVEPOINT {name}")
+            self._depth += 1
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute(f"ROLLBACK TO {name}")
+                self.conn.execute(f"RELEASE {name}")
+                raise
+            else:
+                self.conn.execute(f"RELEASE {name}")
+            finally:
+                self._depth -= 1
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    # -- writes -------------------------------------------------------------------------------------
+    def _upsert_sql(self, table: str, cols: tuple[str, ...]) -> str:
+        key = (table, cols)
+        sql = self._stmt_cache.get(key)
+        if sql is None:
+            pk = TABLES[table]["pk"]
+            updates = ", ".join(f"{c}=excluded.{c}" for c in cols if c not in pk)
+            conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+            sql = (f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+                   f"ON CONFLICT({', '.join(pk)}) {conflict}")
+            self._stmt_cache[key] = sql
+        return sql
+
+    def upsert(self, table: str, rows: Iterable[dict[str, Any]], *, source: str | None = None) -> int:
+        """Insert or update rows by primary key. Columns a row omits keep their stored value."""
+        spec = TABLES.get(table)
+        if spec is None:
+            raise StoreError(f"unknown table '{table}'")
+        known = spec["columns"]
+        json_cols = spec["json"]
+        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        count = 0
+        for row in rows:
+            if source is not None:
+                row = {"source": source, **row}
+            cols = tuple(row)
+            values = []
+            for col in cols:
+                if col not in known:
+                    raise StoreError(f"table {table} has no column '{col}'")
+                value = row[col]
+                if col in json_cols and value is not None and not isinstance(value, str):
+                    value = json.dumps(value, separators=(",", ":"), default=str)
+                values.append(value)
+            groups.setdefault(cols, []).append(tuple(values))
+            count += 1
+        for cols, values in groups.items():
+            self.conn.executemany(self._upsert_sql(table, cols), values)
+        return count
+
+    def quarantine(self, source: str, stream: str, record_id: str | None, error: str, raw: Any) -> None:
+        blob = raw if isinstance(raw, str) else json.dumps(raw, default=str)
+        self.upsert("quarantine", [{
+            "source": source, "stream": stream, "record_key": record_key(record_id, raw),
+            "record_id": record_id, "error": error[:2000], "raw": blob, "created_at": int(time.time()),
+        }])
+
+    # -- reads --------------------------------------------------------------------------------------
+    def query(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        cur = self.conn.execute(sql, params)
+        names = [d[0] for d in cur.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def scalar(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> Any:
+        row = self.conn.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    def counts(self, source: str | None = None) -> dict[str, int]:
+        """Rows per data table, optionally for one source (what ``demo`` and ``status`` print)."""
+        out = {}
+        for table in ("tickets", "messages", "people", "organizations", "ratings", "ticket_events",
+                      "quarantine"):
+            if source is None:
+                out[table] = int(self.scalar(f"SELECT count(*) FROM {table}"))
+            else:
+                out[table] = int(self.scalar(f"SELECT count(*) FROM {table} WHERE source=?", [source]))
+        return out
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
