@@ -1,0 +1,345 @@
+"""The one HTTP client every connector uses: session, auth, timeouts, retries, pacing, error mapping.
+
+One retry point (STYLE.md #2): a single attempt sends, classifies the status
+and raises a typed error; tenacity wraps that attempt and retries only
+:class:`RetriableAPIError` (429, 5xx, dropped connections, timeouts). A 429
+waits exactly what the vendor says (``Retry-After``, seconds or an HTTP date,
+clamped; else Intercom's ``X-RateLimit-Reset``); everything else backs off
+exponentially with jitter. The :class:`~connectors.ratelimit.Pacer` runs
+before each attempt so a long sync rarely meets a 429 at all.
+
+Secrets stay out by construction: messages are built from the method and the
+redacted URL *path* only, vendor error labels are short and scrubbed of known
+credential values, and transport exceptions (whose text quotes the full URL)
+are never chained into ours.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import requests.auth
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from config.errors import ConfigError
+from connectors.errors import (
+    APIError,
+    AuthenticationError,
+    FatalAPIError,
+    RetriableAPIError,
+    SkippableAPIError,
+)
+from connectors.ratelimit import (
+    Budget,
+    Pacer,
+    RateHeaderParser,
+    RateLimitInfo,
+    freshdesk_rate_headers,
+    intercom_rate_headers,
+    parse_retry_after,
+    zendesk_rate_headers,
+)
+from connectors.redact import install_log_redaction, is_sensitive_name, redact_path, redact_text, redact_url, scrub
+
+__all__ = ["Budget", "HttpClient", "RateHeaderParser", "RateLimitInfo", "classify_status", "freshdesk_rate_headers",
+           "intercom_rate_headers", "redact_url", "vendor_code", "zendesk_rate_headers"]
+
+logger = logging.getLogger("deskpulse.http")
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_REDIRECTS = {301, 302, 303, 307, 308}
+_MAX_REDIRECTS = 5
+
+
+def classify_status(status: int) -> type[APIError] | None:
+    """The error class for an HTTP status (None for 2xx): the whole retry/skip/stop policy in one table."""
+    if 200 <= status < 300:
+        return None
+    if status in (401, 403):
+        return AuthenticationError
+    if status in (404, 409, 422):
+        return SkippableAPIError
+    if status == 429 or status >= 500:
+        return RetriableAPIError
+    return FatalAPIError
+
+
+def vendor_code(exc: BaseException) -> str | None:
+    """The short vendor error label an :class:`APIError` from this module carries (e.g. ``channel_is_archived``)."""
+    code = getattr(exc, "vendor_code", None)
+    return code if isinstance(code, str) else None
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+class _TransportError(RetriableAPIError):
+    """No HTTP status: the connection failed or timed out. ``cause`` names the requests exception class."""
+
+    def __init__(self, message: str, *, cause: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.cause = cause
+
+
+class HttpClient:
+    """One vendor account's HTTP client: one ``requests.Session``, thread-safe, never leaks a credential."""
+
+    def __init__(self, *, source: str, base_url: str, auth: requests.auth.AuthBase | None = None,
+                 headers: dict[str, str] | None = None, timeout: tuple[float, float] = (10.0, 60.0),
+                 max_retries: int = 6, max_retry_wait: float = 300.0,
+                 rate_headers: RateHeaderParser | None = None, budgets: Sequence[Budget] = (),
+                 requests_per_minute: int | None = None,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
+                 session: requests.Session | None = None) -> None:
+        scheme, host, _ = _origin(base_url)
+        if scheme not in _DEFAULT_PORTS or not host:
+            raise ConfigError(f"source {source}: base_url must be an http(s) URL, got {redact_url(base_url)}")
+        self.source = source
+        self.base_url = base_url.rstrip("/")
+        self._origin = _origin(base_url)
+        self._host = host
+        self._auth = auth
+        self._headers = {"Accept": "application/json", "User-Agent": "deskpulse/0.1", **(headers or {})}
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._max_retry_wait = max_retry_wait
+        self._rate_headers = rate_headers
+        self._sleep, self._clock = sleep, clock
+        self._session = session if session is not None else requests.Session()
+        self._owns_session = session is None
+        self._pacer = Pacer(budgets=budgets, requests_per_minute=requests_per_minute, clock=clock, sleep=sleep,
+                            on_wait=self._log_pacing)
+        self._lock = threading.Lock()
+        self._sent = 0
+        self._secrets = self._collect_secrets()
+        install_log_redaction()
+
+    # -- public ---------------------------------------------------------------------------------------
+    @property
+    def requests_sent(self) -> int:
+        """HTTP requests actually sent, retries and redirect hops included."""
+        with self._lock:
+            return self._sent
+
+    def request(self, method: str, path: str, *, params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
+                json: Any = None, headers: Mapping[str, str] | None = None,
+                no_retry: Collection[int] = ()) -> requests.Response:
+        """Send ``method path`` and return the 2xx response, retrying what is transient.
+
+        ``path`` is joined to ``base_url`` or is an absolute URL on the same origin (next-page links); any
+        other host is refused, so credentials never travel elsewhere. Statuses in ``no_retry`` (e.g. 504,
+        so a connector can shrink its page size) raise :class:`RetriableAPIError` at once.
+        """
+        method = method.upper()
+        url = self._resolve(method, path)
+        shown = self._shown(url)
+        secrets = self._secrets | self._param_secrets(params)
+        attempts = self._max_retries + 1
+
+        def should_retry(exc: BaseException) -> bool:
+            return isinstance(exc, RetriableAPIError) and exc.status not in no_retry
+
+        retrying = Retrying(stop=stop_after_attempt(attempts), wait=self._wait, retry=retry_if_exception(should_retry),
+                            sleep=self._sleep, reraise=True,
+                            before_sleep=lambda state: self._log_retry(state, method, shown, attempts))
+        try:
+            return retrying(self._send, method, url, params, json, headers, secrets)
+        except RetriableAPIError as exc:
+            tried = retrying.statistics.get("attempt_number", 1)
+            if tried <= 1:
+                raise
+            raise RetriableAPIError(f"{exc} (gave up after {tried} attempts)", retry_after=exc.retry_after,
+                                    status=exc.status, source=self.source, endpoint=shown) from None
+
+    def get_json(self, path: str, params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None, *,
+                 no_retry: Collection[int] = ()) -> Any:
+        """GET and decode JSON; None for an empty body. A 2xx that is not JSON is a contract breach: fatal."""
+        resp = self.request("GET", path, params=params, no_retry=no_retry)
+        if resp.status_code == 204 or not resp.content:
+            return None
+        try:
+            return resp.json()
+        except ValueError:
+            shown = self._shown(resp.url or path)
+            raise FatalAPIError(f"source {self.source}: response to GET {shown} is not valid JSON "
+                                f"(HTTP {resp.status_code})", status=resp.status_code, source=self.source,
+                                endpoint=shown) from None
+
+    def close(self) -> None:
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- one attempt ----------------------------------------------------------------------------------
+    def _send(self, method: str, url: str, params: Any, json: Any, headers: Mapping[str, str] | None,
+              secrets: frozenset[str]) -> requests.Response:
+        """One attempt, following same-origin redirects by hand (requests would forward custom auth headers)."""
+        for _ in range(_MAX_REDIRECTS + 1):
+            resp = self._send_once(method, url, params, json, headers, secrets)
+            if resp.status_code not in _REDIRECTS:
+                return resp
+            location = resp.headers.get("Location")
+            if not location or (method not in ("GET", "HEAD") and resp.status_code not in (307, 308)):
+                break
+            url, params = self._resolve(method, urljoin(url, location)), None
+        shown = self._shown(url)
+        raise FatalAPIError(f"source {self.source}: unexpected redirect (HTTP {resp.status_code}) on {method} {shown}",
+                            status=resp.status_code, source=self.source, endpoint=shown)
+
+    def _send_once(self, method: str, url: str, params: Any, json: Any, headers: Mapping[str, str] | None,
+                   secrets: frozenset[str]) -> requests.Response:
+        path = urlsplit(url).path
+        shown = self._shown(url)
+        ticket = self._pacer.acquire(path)
+        with self._lock:
+            self._sent += 1
+        started = time.perf_counter()
+        try:
+            resp = self._session.request(method, url, params=params, json=json, auth=self._auth,
+                                         headers={**self._headers, **(headers or {})}, timeout=self._timeout,
+                                         allow_redirects=False)
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            self._pacer.release(ticket, None)
+            cause = type(exc).__name__
+            logger.debug("source %s: %s %s -> %s", self.source, method, shown, cause)
+            raise _TransportError(f"source {self.source}: {cause} on {method} {shown}", cause=cause,
+                                  source=self.source, endpoint=shown) from None
+        except requests.RequestException as exc:
+            self._pacer.release(ticket, None)
+            raise FatalAPIError(f"source {self.source}: {type(exc).__name__} on {method} {shown}",
+                                source=self.source, endpoint=shown) from None
+        status = resp.status_code
+        logger.debug("source %s: %s %s -> HTTP %d in %.0f ms", self.source, method, shown, status,
+                     (time.perf_counter() - started) * 1000)
+        info = self._parse_rate(resp)
+        cls = classify_status(status)
+        if cls is None or status in _REDIRECTS:
+            self._pacer.release(ticket, info)
+            return resp
+        retry_after = self._retry_after(resp, info) if cls is RetriableAPIError else None
+        self._pacer.release(ticket, info, hold_for=retry_after)
+        raise self._error(cls, method, shown, resp, retry_after, secrets)
+
+    def _error(self, cls: type[APIError], method: str, shown: str, resp: requests.Response,
+               retry_after: float | None, secrets: frozenset[str]) -> APIError:
+        status = resp.status_code
+        label = _vendor_label(resp)
+        label = redact_text(scrub(label, secrets)) if label else None
+        if cls is AuthenticationError:
+            message = f"authentication failed for source {self.source} (HTTP {status} on {shown})"
+            message += f": {label}" if label else ""
+        else:
+            message = f"source {self.source}: HTTP {status} on {method} {shown}" + (f" ({label})" if label else "")
+        kwargs: dict[str, Any] = {"status": status, "source": self.source, "endpoint": shown}
+        exc = RetriableAPIError(message, retry_after=retry_after, **kwargs) if cls is RetriableAPIError \
+            else cls(message, **kwargs)
+        exc.vendor_code = label  # type: ignore[attr-defined]
+        return exc
+
+    # -- retry policy ---------------------------------------------------------------------------------
+    def _retry_after(self, resp: requests.Response, info: RateLimitInfo | None) -> float | None:
+        """Seconds the vendor asked us to wait (clamped), or None to fall back to exponential backoff."""
+        now = self._clock()
+        wait = parse_retry_after(resp.headers.get("Retry-After"), now)
+        if wait is None and resp.status_code == 429 and info is not None:
+            reset_at = info.reset_at if info.reset_at is not None else (
+                now + info.reset_in if info.reset_in is not None else None)
+            if reset_at is not None and reset_at > now:
+                wait = reset_at - now
+        return None if wait is None else min(wait, self._max_retry_wait)
+
+    _backoff = wait_exponential_jitter(initial=1.0, max=60.0, jitter=1.0)
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, RetriableAPIError) and exc.retry_after is not None:
+            return exc.retry_after
+        return min(self._backoff(state), self._max_retry_wait)
+
+    def _log_retry(self, state: RetryCallState, method: str, shown: str, attempts: int) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        what = exc.cause if isinstance(exc, _TransportError) else f"HTTP {getattr(exc, 'status', '?')}"
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        logger.warning("source %s: %s on %s %s, waiting %.1fs (attempt %d/%d)", self.source, what, method, shown,
+                       wait, state.attempt_number + 1, attempts)
+
+    def _log_pacing(self, wait: float, reason: str, path: str) -> None:
+        logger.debug("source %s: pacing %s for %.2fs (%s)", self.source, redact_path(path, self._host), wait, reason)
+
+    # -- helpers --------------------------------------------------------------------------------------
+    def _resolve(self, method: str, path: str) -> str:
+        parts = urlsplit(path)
+        if not parts.scheme and not parts.netloc:
+            return f"{self.base_url}/{path.lstrip('/')}"
+        if _origin(path) != self._origin:
+            raise FatalAPIError(f"source {self.source}: refusing {method} to another origin ({redact_url(path)}); "
+                                f"credentials for {self._host} are never sent elsewhere", source=self.source,
+                                endpoint=redact_path(parts.path, parts.hostname))
+        return path
+
+    def _shown(self, url: str) -> str:
+        """The only form of a URL that goes into messages: its path, with secret-bearing parts masked."""
+        parts = urlsplit(url)
+        return redact_path(parts.path or "/", parts.hostname)
+
+    def _parse_rate(self, resp: requests.Response) -> RateLimitInfo | None:
+        if self._rate_headers is None:
+            return None
+        try:
+            return self._rate_headers(resp)
+        except (ValueError, TypeError, KeyError):
+            logger.debug("source %s: unreadable rate-limit headers ignored", self.source)
+            return None
+
+    def _collect_secrets(self) -> frozenset[str]:
+        found = {value for name, value in self._headers.items()
+                 if name.lower() in ("authorization", "cookie") or is_sensitive_name(name)}
+        found |= {part for value in list(found) for part in value.split()}
+        if isinstance(self._auth, requests.auth.HTTPBasicAuth):
+            found |= {str(self._auth.username), str(self._auth.password)}
+        return frozenset(s for s in found if len(s) >= 4)
+
+    @staticmethod
+    def _param_secrets(params: Any) -> frozenset[str]:
+        items = params.items() if isinstance(params, Mapping) else (params or ())
+        return frozenset(str(value) for name, value in items if is_sensitive_name(str(name)) and len(str(value)) >= 4)
+
+
+def _vendor_label(resp: requests.Response) -> str | None:
+    """A short vendor error label (Zendesk ``error``, Intercom/Freshdesk ``code``, Slack's plain text) or None."""
+    content_type = resp.headers.get("Content-Type", "").lower()
+    if "html" in content_type or len(resp.content) > 64_000:
+        return None
+    candidate: Any = None
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+        text = resp.text.strip()
+        candidate = text if 0 < len(text) <= 200 else None
+    if isinstance(body, dict):
+        errors, error = body.get("errors"), body.get("error")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            candidate = errors[0].get("code") or errors[0].get("message")
+        if not isinstance(candidate, str):
+            candidate = error.get("title") if isinstance(error, dict) else error
+        if not isinstance(candidate, str):
+            candidate = body.get("code") or body.get("description") or body.get("message")
+    if not isinstance(candidate, str):
+        return None
+    label = " ".join(candidate.split())
+    return (label[:77] + "...") if len(label) > 80 else (label or None)

@@ -1,0 +1,121 @@
+"""Keep secrets out of every message, log line and exception, by construction.
+
+The HTTP layer builds its messages from the method and the URL *path* only,
+passed through :func:`redact_path`, so a token in a query string or a Slack
+webhook URL (whose path *is* the secret) never reaches a log or the database.
+:func:`redact_url` is for the rare place that must show a whole URL (a
+pagination-loop error, a refused cross-host link); :func:`redact_text` and
+:class:`RedactingFilter` are the safety net for text we do not build ourselves,
+such as urllib3's DEBUG line that quotes the full request target.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+MASK = "***"
+
+#: Query parameter names whose values are credentials (api_key, access_token, client_secret, sig, auth, ...).
+SENSITIVE_NAME = re.compile(r"token|key|secret|passw|pwd|signature|^sig$|auth|credential|session|jwt|bearer", re.I)
+
+_SLACK_HOOK_HOST = re.compile(r"^hooks\.slack(-gov)?\.com$", re.I)
+_USERINFO_IN_TEXT = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)[^/\s@'\"]*@", re.I)
+_PARAM_IN_TEXT = re.compile(r"(?P<name>[A-Za-z0-9_.\-\[\]%]+)=(?P<value>[^&\s'\"#;]*)")
+_SERVICES_IN_TEXT = re.compile(r"/(?P<kind>services|triggers|workflows)/[^\s'\"?#]+")
+_SCHEME_CREDENTIAL = re.compile(r"\b(?P<scheme>bearer|basic|token)(?P<sep>\s+|=)[A-Za-z0-9._~+/=-]{6,}", re.I)
+
+
+def is_sensitive_name(name: str) -> bool:
+    """True when a query parameter or header called ``name`` carries a credential."""
+    return bool(SENSITIVE_NAME.search(name))
+
+
+def redact_path(path: str, host: str | None = None) -> str:
+    """Return ``path`` with secret-bearing parts masked (Slack webhook ``/services/T/B/X`` -> ``/services/***``).
+
+    Slack incoming webhooks carry their secret in the path; simulators serve the
+    same path on 127.0.0.1, so ``/services/...`` is masked on any host, and every
+    path on ``hooks.slack.com`` is masked after its first segment.
+    """
+    if host is not None and _SLACK_HOOK_HOST.match(host):
+        first = path.lstrip("/").split("/", 1)[0]
+        return f"/{first}/{MASK}" if first else path
+    if path.startswith("/services/"):
+        return f"/services/{MASK}"
+    return path
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` without userinfo, fragment, or the values of credential-named query parameters.
+
+    Never raises: an unparseable URL comes back as a placeholder rather than as
+    itself (it might be a secret that merely failed to parse).
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        netloc = host if ":" not in host else f"[{host}]"
+        if parts.port is not None:
+            netloc = f"{netloc}:{parts.port}"
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.query and not pairs:
+        query = MASK  # a bare query such as "?abcdef" cannot be judged by name: assume the worst
+    else:
+        masked = [(name, MASK if is_sensitive_name(name) else value) for name, value in pairs]
+        query = urlencode(masked, safe="*", quote_via=quote)
+    return urlunsplit((parts.scheme, netloc, redact_path(parts.path, host or None), query, ""))
+
+
+def redact_text(text: str) -> str:
+    """Mask secrets inside free text: URL userinfo, credential query values, webhook paths, ``Bearer <token>``."""
+
+    def _param(match: re.Match[str]) -> str:
+        name = match.group("name")
+        return f"{name}={MASK}" if is_sensitive_name(name) else match.group(0)
+
+    text = _USERINFO_IN_TEXT.sub(lambda m: m.group("scheme"), text)
+    text = _SERVICES_IN_TEXT.sub(lambda m: f"/{m.group('kind')}/{MASK}", text)
+    text = _SCHEME_CREDENTIAL.sub(lambda m: f"{m.group('scheme')}{m.group('sep')}{MASK}", text)
+    return _PARAM_IN_TEXT.sub(_param, text)
+
+
+def scrub(text: str, secrets: frozenset[str] | set[str]) -> str:
+    """Replace every occurrence of a known secret value in ``text`` (belt and braces for vendor-supplied text)."""
+    for secret in secrets:
+        if len(secret) >= 4 and secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that rewrites records whose text would carry a secret.
+
+    Installed on urllib3's connection-pool logger by the HTTP layer: at DEBUG it
+    logs ``"GET /path?api_key=... HTTP/1.1"``, which would otherwise leak into
+    ``--verbose`` output.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True
+        cleaned = redact_text(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+_installed: set[str] = set()
+
+
+def install_log_redaction(logger_name: str = "urllib3.connectionpool") -> None:
+    """Attach one :class:`RedactingFilter` to ``logger_name`` (idempotent)."""
+    if logger_name in _installed:
+        return
+    logging.getLogger(logger_name).addFilter(RedactingFilter())
+    _installed.add(logger_name)

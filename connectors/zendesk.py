@@ -1,0 +1,210 @@
+"""The Zendesk Support connector: incremental exports in, tags and custom fields out.
+
+Streams are declared in ``SPECS`` (STYLE.md #4); the request loop and the three
+Zendesk pagination schemes live in ``zendesk_streams.py``, the payload mapping
+in ``zendesk_map.py``. This module holds only what is connector-wide: auth, the
+HTTP client settings (the incremental-export budget of 10 requests/minute, the
+rate-limit header parser from ``ratelimit.py``), the stream order and write-back (API-NOTES.md 1.5).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from config.settings import ZendeskSource
+from connectors.base import Connector, Stream, WriteRequest, WriteResult
+from connectors.errors import SkippableAPIError
+from connectors.http import Budget, HttpClient
+from connectors.ratelimit import zendesk_rate_headers
+from connectors.zendesk_map import (
+    Rows,
+    map_group,
+    map_organization,
+    map_rating,
+    map_ticket,
+    map_ticket_event,
+    map_ticket_field,
+    map_user,
+)
+from connectors.zendesk_streams import MapContext, RoleBook, StreamOptions, StreamSpec, ZendeskStream
+
+logger = logging.getLogger("deskpulse.connectors.zendesk")
+
+
+# -- stream declarations ----------------------------------------------------------------------------
+def _fields_rows(record: dict[str, Any], ctx: MapContext) -> Rows:
+    return {"fields": [map_ticket_field(record)]}
+
+
+def _groups_rows(record: dict[str, Any], ctx: MapContext) -> Rows:
+    return {"groups": [map_group(record)]}
+
+
+def _org_rows(record: dict[str, Any], ctx: MapContext) -> Rows:
+    return {"organizations": [map_organization(record, ctx.value_field)]}
+
+
+def _user_rows(record: dict[str, Any], ctx: MapContext) -> Rows:
+    return {"people": [map_user(record)]}
+
+
+def _ticket_rows(record: dict[str, Any], ctx: MapContext) -> Rows:
+    return {"tickets": [map_ticket(record, ctx.metrics)]}
+
+
+def _event_rows(record: dict[str, Any], ctx: MapContext) -> Rows:
+    return map_ticket_event(record)
+
+
+def _rating_rows(record: dict[str, Any], ctx: MapContext) -> Rows:
+    row = map_rating(record)
+    return {"ratings": [row] if row is not None else []}
+
+
+# In run order: reference data first, then the people a ticket points at, tickets, their events, ratings.
+SPECS: tuple[StreamSpec, ...] = (
+    StreamSpec("ticket_fields", "/api/v2/ticket_fields.json", "ticket_fields", "list", ("fields",), _fields_rows),
+    StreamSpec("groups", "/api/v2/groups.json", "groups", "list", ("groups",), _groups_rows),
+    StreamSpec("organizations", "/api/v2/incremental/organizations.json", "organizations", "time_export",
+               ("organizations",), _org_rows),
+    StreamSpec("users", "/api/v2/incremental/users/cursor.json", "users", "cursor_export", ("people",), _user_rows),
+    StreamSpec("tickets", "/api/v2/incremental/tickets/cursor.json", "tickets", "cursor_export", ("tickets",),
+               _ticket_rows, params=(("include", "metric_sets"),)),
+    StreamSpec("ticket_events", "/api/v2/incremental/ticket_events.json", "ticket_events", "time_export",
+               ("messages", "ticket_events"), _event_rows, params=(("include", "comment_events"),)),
+    StreamSpec("satisfaction_ratings", "/api/v2/satisfaction_ratings.json", "satisfaction_ratings", "list",
+               ("ratings",), _rating_rows, since_key="created_at"),
+)
+
+
+# -- HTTP -------------------------------------------------------------------------------------------
+class BearerAuth(requests.auth.AuthBase):
+    """``Authorization: Bearer <oauth token>``; the token lives only in this object and the header."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "BearerAuth(***)"
+
+
+def build_http(source: ZendeskSource, *, clock: Callable[[], float] = time.time,
+               sleep: Callable[[float], None] = time.sleep) -> HttpClient:
+    """The client for one Zendesk source: auth, JSON headers, export budget, rate headers, timeouts."""
+    if source.oauth_token is not None:
+        auth: requests.auth.AuthBase = BearerAuth(source.oauth_token.get_secret_value())
+    else:
+        token = source.api_token.get_secret_value() if source.api_token is not None else ""
+        auth = requests.auth.HTTPBasicAuth(f"{source.email}/token", token)  # email+token: ZendeskSource validates
+    return HttpClient(
+        source=source.name,
+        base_url=source.base_url,
+        auth=auth,
+        headers={"Accept": "application/json", "Content-Type": "application/json"},
+        timeout=(source.timeout_connect, source.timeout_read),
+        max_retries=source.max_retries,
+        max_retry_wait=source.max_retry_wait,
+        rate_headers=zendesk_rate_headers,
+        budgets=[Budget("zendesk-incremental-exports", r"/api/v2/incremental/",
+                        source.export_requests_per_minute, 60.0)],
+        requests_per_minute=source.requests_per_minute,
+        sleep=sleep,
+        clock=clock,
+    )
+
+
+# -- the connector ----------------------------------------------------------------------------------
+class ZendeskConnector(Connector):
+    """Reads a Zendesk account incrementally and writes distress tags/fields back to tickets."""
+
+    kind = "zendesk"
+
+    def __init__(self, source: ZendeskSource, *, http: HttpClient | None = None,
+                 clock: Callable[[], float] = time.time, start_time: int = 0, value_field: str = "arr") -> None:
+        self.source = source
+        self.http = http if http is not None else build_http(source, clock=clock)
+        self.clock = clock
+        self.options = StreamOptions(source=source.name, per_page=source.per_page, start_time=start_time,
+                                     value_field=value_field)
+        self.roles = RoleBook()
+        self._field_ids: dict[str, int] | None = None
+
+    def streams(self) -> list[Stream]:
+        return [ZendeskStream(spec, self.http, self.options, self.roles) for spec in SPECS]
+
+    def stream(self, name: str) -> ZendeskStream:
+        """One stream by name (tests, and the write path's field lookup)."""
+        for spec in SPECS:
+            if spec.name == name:
+                return ZendeskStream(spec, self.http, self.options, self.roles)
+        raise KeyError(name)
+
+    # -- write-back ---------------------------------------------------------------------------------
+    def write(self, request: WriteRequest) -> WriteResult:
+        """Add/remove tags (tag endpoints append/remove, never replace) and set custom fields.
+
+        404 -> ``gone``; 409/422 (validation, closed ticket, conflict) -> ``refused`` with the
+        vendor's label. The tags in the result are the ticket's full list after the last call.
+        """
+        ticket_id = str(request.ticket_id)
+        if not ticket_id.isdigit():
+            return WriteResult("refused", f"not a Zendesk ticket id: {ticket_id!r}")
+        tags: list[str] | None = None
+        try:
+            base = f"/api/v2/tickets/{ticket_id}"
+            if request.add_tags:
+                tags = self._tags(self.http.request("PUT", f"{base}/tags.json", json={"tags": request.add_tags}))
+            if request.remove_tags:
+                tags = self._tags(self.http.request("DELETE", f"{base}/tags.json",
+                                                    json={"tags": request.remove_tags}))
+            if request.fields:
+                custom = []
+                for key, value in request.fields.items():
+                    field_id = self._field_id(key)
+                    if field_id is None:
+                        return WriteResult("refused", f"unknown custom field {key!r}", tags)
+                    custom.append({"id": field_id, "value": value})
+                resp = self.http.request("PUT", f"{base}.json", json={"ticket": {"custom_fields": custom}})
+                ticket = self._json(resp).get("ticket") or {}
+                if isinstance(ticket.get("tags"), list):
+                    tags = [str(t) for t in ticket["tags"]]
+        except SkippableAPIError as exc:
+            outcome = "gone" if exc.status == 404 else "refused"
+            return WriteResult(outcome, str(exc), tags)
+        return WriteResult("applied", "", tags)
+
+    @staticmethod
+    def _json(resp: requests.Response) -> dict[str, Any]:
+        try:
+            body = resp.json()
+        except ValueError:
+            return {}
+        return body if isinstance(body, dict) else {}
+
+    def _tags(self, resp: requests.Response) -> list[str] | None:
+        tags = self._json(resp).get("tags")
+        return [str(t) for t in tags] if isinstance(tags, list) else None
+
+    def _field_id(self, key: str) -> int | None:
+        """A custom field given by id (``"27642"``) or by title, looked up once from ticket_fields."""
+        if str(key).isdigit():
+            return int(key)
+        if self._field_ids is None:
+            self._field_ids = {}
+            for page in self.stream("ticket_fields").pages(None):
+                for row in page.records.get("fields", ()):
+                    if row.get("name"):
+                        self._field_ids[str(row["name"]).lower()] = int(row["id"])
+        return self._field_ids.get(str(key).lower())
+
+    def close(self) -> None:
+        self.http.close()

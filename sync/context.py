@@ -1,0 +1,54 @@
+"""What every CLI command needs: the resolved settings, the store, the console, the clock.
+
+Commands get one :class:`AppContext` from the Typer context object instead of
+re-reading global options, so ``--config``/``--db`` mean the same everywhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from config.settings import Settings, load_settings
+from sync.store import Store
+
+
+@dataclass
+class AppContext:
+    config_path: Path | None = None
+    db_path: Path | None = None
+    verbose: int = 0
+    log_format: str = "text"
+    console: Console = field(default_factory=Console)
+    err_console: Console = field(default_factory=lambda: Console(stderr=True))
+    clock: Callable[[], float] = time.time
+    _settings: Settings | None = None
+
+    def settings(self, *, required: bool = True) -> Settings:
+        """Load once; ``required=False`` gives defaults when no config file exists."""
+        if self._settings is None:
+            self._settings = load_settings(self.config_path, required=required)
+        return self._settings
+
+    def store_path(self, settings: Settings | None = None) -> Path:
+        if self.db_path is not None:
+            return self.db_path
+        settings = settings or self.settings(required=False)
+        return settings.store.path
+
+    def store(self, settings: Settings | None = None) -> Store:
+        return Store(self.store_path(settings))
+
+
+def get_ctx(ctx: typer.Context) -> AppContext:
+    """The AppContext the root callback stored on the Typer context."""
+    obj = ctx.find_root().obj
+    if not isinstance(obj, AppContext):
+        obj = AppContext()
+        ctx.find_root().obj = obj
+    return obj

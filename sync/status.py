@@ -1,0 +1,75 @@
+"""``deskpulse status``: what the store knows about every sync stream, the outbox and the schedule."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from rich.table import Table
+
+from sync.context import AppContext
+
+
+def _when(epoch: int | None) -> str:
+    if not epoch:
+        return "never"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _cursor_text(raw: str | None) -> str:
+    """Short, human cursor: the interesting field of the JSON cursor, truncated."""
+    if raw is None:
+        return "-"
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return raw[:24]
+    if isinstance(value, dict):
+        for key in ("after_cursor", "start_time", "updated_since", "watermark", "created_since"):
+            if value.get(key) is not None:
+                return f"{key}={str(value[key])[:24]}"
+        return ",".join(sorted(value))[:32] or "{}"
+    return str(value)[:32]
+
+
+def status_data(actx: AppContext) -> dict:
+    """Everything ``status`` shows, as data (also used by tests and ``--format json`` later)."""
+    store = actx.store()
+    try:
+        streams = store.query("SELECT * FROM sync_state ORDER BY source, stream")
+        outbox = store.query("SELECT kind, status, count(*) AS n FROM outbox GROUP BY kind, status ORDER BY kind")
+        quarantine = store.query("SELECT source, stream, count(*) AS n FROM quarantine GROUP BY source, stream")
+        jobs = store.query("SELECT value FROM meta WHERE key = 'daemon_jobs'")
+    finally:
+        store.close()
+    return {"streams": streams, "outbox": outbox, "quarantine": quarantine,
+            "jobs": json.loads(jobs[0]["value"]) if jobs else []}
+
+
+def show_status(actx: AppContext) -> None:
+    data = status_data(actx)
+    console = actx.console
+    if not data["streams"]:
+        console.print(f"Nothing synced yet into {actx.store_path()}. Run 'deskpulse sync' (or 'deskpulse demo').")
+    else:
+        table = Table(title=f"sync state ({actx.store_path()})", title_justify="left", show_edge=False)
+        for col in ("source", "stream", "status", "last success", "rows", "cursor", "last error"):
+            table.add_column(col, justify="right" if col == "rows" else "left", overflow="fold")
+        for row in data["streams"]:
+            colour = {"ok": "green", "error": "red", "running": "yellow"}.get(row["status"] or "", "white")
+            error = row["last_error"] if row["status"] == "error" else ""
+            table.add_row(row["source"], row["stream"], f"[{colour}]{row['status']}[/]",
+                          _when(row["last_success_at"]), f"{row['rows_total'] or 0:,}",
+                          _cursor_text(row["cursor"]), error or "")
+        console.print(table)
+    if data["quarantine"]:
+        total = sum(r["n"] for r in data["quarantine"])
+        console.print(f"[yellow]{total} quarantined record(s)[/]: "
+                      + ", ".join(f"{r['source']}/{r['stream']} {r['n']}" for r in data["quarantine"]))
+    pending = [r for r in data["outbox"] if r["status"] not in ("done",)]
+    if data["outbox"]:
+        console.print("outbox: " + ", ".join(f"{r['kind']} {r['status']} {r['n']}" for r in data["outbox"]))
+    elif not pending:
+        console.print("outbox: empty")
+    for job in data["jobs"]:
+        console.print(f"job {job['id']}: next run {job.get('next_run') or 'paused'}")
