@@ -1,0 +1,102 @@
+"""``deskpulse writeback``: show (default) or apply (--apply) the predicted-distress ticket writes."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from config.errors import UsageError
+from config.settings import Settings
+from connectors.base import Connector
+from sync.context import AppContext, get_ctx
+from sync.registry import build_connector
+from sync.store import Store
+from sync.writeback import ApplyReport, Plan, apply, plan
+
+
+class ConnectorPool:
+    """One connector per source for the run, closed at the end."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.open: dict[str, Connector] = {}
+
+    def __call__(self, source: str) -> Connector:
+        if source not in self.open:
+            self.open[source] = build_connector(self.settings.source(source), self.settings)
+        return self.open[source]
+
+    def close(self) -> None:
+        for connector in self.open.values():
+            connector.close()
+
+
+def print_plan(actx: AppContext, planned: Plan, *, limit: int = 50) -> None:
+    console = actx.console
+    if not planned.flagged:
+        console.print("No account is red or rising fast: nothing to write.")
+        return
+    table = Table(title=f"planned writes ({len(planned.writes)})", title_justify="left", show_edge=False)
+    for col in ("source", "ticket", "write", "reason"):
+        table.add_column(col, overflow="fold")
+    for write in planned.writes[:limit]:
+        what = f"tag +{write.value}" if write.action == "add_tag" else \
+            f"tag -{write.value}" if write.action == "remove_tag" else f"field {write.value.split('=', 1)[0]}"
+        table.add_row(write.source, write.ticket_id, what, write.reason)
+    console.print(table)
+    if len(planned.writes) > limit:
+        console.print(f"…and {len(planned.writes) - limit} more")
+    if planned.skipped:
+        console.print("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(planned.skipped.items())))
+
+
+def run_writeback(actx: AppContext, settings: Settings, *, do_apply: bool, limit: int | None = None,
+                  store: Store | None = None) -> tuple[Plan, ApplyReport | None]:
+    own = store is None
+    store = store or actx.store(settings)
+    pool = ConnectorPool(settings)
+    try:
+        planned = plan(store, settings)
+        if not do_apply:
+            return planned, None
+        return planned, apply(store, settings, planned, pool, limit=limit)
+    finally:
+        pool.close()
+        if own:
+            store.close()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def writeback(
+        ctx: typer.Context,
+        do_apply: Annotated[bool, typer.Option("--apply", help="Write to the helpdesks (default: dry run).")] = False,
+        limit: Annotated[int | None, typer.Option("--limit", min=0, help="At most N writes (default: "
+                                                  "[writeback] max_writes_per_run).")] = None,
+        fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    ) -> None:
+        """Plan the predicted-distress tags/fields; writes only with --apply."""
+        if fmt not in ("table", "json"):
+            raise UsageError(f"--format must be table or json, not '{fmt}'")
+        actx = get_ctx(ctx)
+        from sync.cli import _configure_redaction
+
+        settings = actx.settings()
+        _configure_redaction(actx)
+        planned, report = run_writeback(actx, settings, do_apply=do_apply, limit=limit)
+        if fmt == "json":
+            actx.console.print_json(json.dumps({
+                "planned": [w.__dict__ for w in planned.writes], "skipped": planned.skipped,
+                "applied": None if report is None else report.__dict__}))
+            return
+        print_plan(actx, planned)
+        if report is None:
+            actx.console.print("Dry run: nothing was written. Run with --apply to write.")
+            return
+        actx.console.print(f"applied {report.applied}, gone {report.gone}, refused {report.refused}, "
+                           f"failed {report.failed}" + (f", {report.capped} left by the cap" if report.capped else ""))
+        if report.failed:
+            raise typer.Exit(1)

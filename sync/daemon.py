@@ -1,0 +1,224 @@
+"""``deskpulse daemon``: sync, refresh KPIs and distress, write back, and post the digest on a schedule.
+
+APScheduler 3.x with every reliability option explicit (STYLE.md #9): stable
+job ids, ``coalesce=True``, ``max_instances=1``, a misfire grace time, and a
+single worker thread so two jobs never write the store at once. A failing job
+is logged and recorded, never fatal; a source that keeps failing backs off
+exponentially and says so in ``deskpulse status``. SIGTERM/SIGINT set a stop
+event: the running page commits, then the daemon exits 0.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from config.errors import DeskpulseError
+from config.settings import Settings
+from sync.context import AppContext, get_ctx
+from sync.store import Store
+
+log = logging.getLogger("deskpulse.daemon")
+DAYS = {"mon": "mon", "tue": "tue", "wed": "wed", "thu": "thu", "fri": "fri", "sat": "sat", "sun": "sun"}
+MAX_BACKOFF_S = 6 * 3600
+
+
+class DaemonLockedError(DeskpulseError):
+    """Another daemon already runs on this store."""
+
+    exit_code = 2
+
+
+class StoreLock:
+    """An exclusive ``flock`` next to the database: one daemon per store, released by the OS on any exit."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = Path(f"{db_path}.daemon.lock")
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise DaemonLockedError(
+                f"another deskpulse daemon (pid {holder}) is already running on {self.path.name[:-12]}; "
+                "stop it first or use another --db") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def digest_trigger(settings: Settings) -> CronTrigger:
+    """The weekly digest time, in the reporting timezone (DST handled by the trigger's zone)."""
+    day, hhmm = settings.schedule.digest.split()
+    hour, minute = (int(x) for x in hhmm.split(":"))
+    return CronTrigger(day_of_week=DAYS[day], hour=hour, minute=minute, timezone=settings.kpi.timezone)
+
+
+class Daemon:
+    """Owns the scheduler and the job bodies; job bodies come from :mod:`sync.pipeline`."""
+
+    def __init__(self, settings: Settings, db_path: Path, *, pipeline: Any = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        from sync.pipeline import Pipeline
+
+        self.settings = settings
+        self.db_path = db_path
+        self.stop = threading.Event()
+        self.clock = clock
+        self.pipeline = pipeline or Pipeline(settings, db_path, stop=self.stop)
+        self.failures: dict[str, int] = {}
+        self.backoff_until: dict[str, float] = {}
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            job_defaults={"coalesce": True, "max_instances": 1,
+                          "misfire_grace_time": settings.schedule.misfire_grace_s},
+            timezone=settings.kpi.timezone,
+        )
+        self.scheduler.add_listener(self._on_event, EVENT_JOB_ERROR | EVENT_JOB_EXECUTED | EVENT_JOB_MISSED)
+
+    # -- jobs ---------------------------------------------------------------------------------------
+    def add_jobs(self, *, first_run_now: bool = True) -> None:
+        every = self.settings.schedule.sync_every_s
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        for source in self.settings.sources:
+            self.scheduler.add_job(self.sync_job, IntervalTrigger(seconds=every, timezone=UTC), args=[source.name],
+                                   id=f"sync:{source.name}", name=f"sync {source.name}", replace_existing=True,
+                                   next_run_time=now if first_run_now else None)
+        self.scheduler.add_job(self.digest_job, digest_trigger(self.settings), id="digest", name="weekly digest",
+                               replace_existing=True)
+
+    def sync_job(self, source: str) -> None:
+        """Sync one source, then refresh KPIs/distress and (if enabled) write back. Backs off on failure."""
+        if self.stop.is_set():
+            return
+        if self.clock() < self.backoff_until.get(source, 0):
+            log.info("source %s: backing off after %d failures, skipping this run", source,
+                     self.failures.get(source, 0))
+            return
+        ok = self.pipeline.sync(source)
+        if ok:
+            self.failures.pop(source, None)
+            self.backoff_until.pop(source, None)
+        else:
+            n = self.failures.get(source, 0) + 1
+            self.failures[source] = n
+            delay = min(self.settings.schedule.sync_every_s * (2 ** (n - 1)), MAX_BACKOFF_S) if n > 1 else 0
+            self.backoff_until[source] = self.clock() + delay
+            if delay:
+                log.warning("source %s failed %d times in a row; next attempt in %ds", source, n, delay)
+        if not self.stop.is_set():
+            self.pipeline.refresh(writeback=self.settings.writeback.enabled)
+        self.record_jobs()
+
+    def digest_job(self) -> None:
+        if not self.stop.is_set():
+            self.pipeline.digest()
+        self.record_jobs()
+
+    # -- bookkeeping --------------------------------------------------------------------------------
+    def _on_event(self, event: JobExecutionEvent) -> None:
+        if event.code == EVENT_JOB_ERROR:
+            log.error("job %s failed: %s: %s", event.job_id, type(event.exception).__name__, event.exception)
+            self._record_meta(f"job_error:{event.job_id}",
+                              {"at": int(self.clock()), "error": f"{type(event.exception).__name__}: "
+                                                                 f"{event.exception}"[:500]})
+        elif event.code == EVENT_JOB_MISSED:
+            log.warning("job %s missed its run time (coalesced)", event.job_id)
+
+    def _record_meta(self, key: str, value: Any) -> None:
+        with Store(self.db_path) as store, store.transaction():
+            store.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
+                               "SET value = excluded.value", [key, json.dumps(value)])
+
+    def record_jobs(self) -> None:
+        """What ``deskpulse status`` shows as the next run of every job."""
+        jobs = []
+        for job in self.scheduler.get_jobs():
+            nxt = getattr(job, "next_run_time", None)
+            entry = {"id": job.id, "next_run": nxt.isoformat() if nxt else None}
+            source = job.id.removeprefix("sync:") if job.id.startswith("sync:") else None
+            if source and self.failures.get(source):
+                entry["failures"] = self.failures[source]
+                entry["backoff_until"] = datetime.fromtimestamp(self.backoff_until[source], UTC).isoformat()
+            jobs.append(entry)
+        self._record_meta("daemon_jobs", jobs)
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def request_stop(self, *_: object) -> None:
+        if not self.stop.is_set():
+            log.warning("stop requested: finishing the running page, then exiting")
+        self.stop.set()
+
+    def run(self) -> None:
+        """Run until SIGTERM/SIGINT. Returns once the running job has finished its page."""
+        lock = StoreLock(self.db_path)
+        lock.acquire()
+        try:
+            Store(self.db_path).close()  # migrate before the first job
+            signal.signal(signal.SIGTERM, self.request_stop)
+            signal.signal(signal.SIGINT, self.request_stop)
+            self.add_jobs()
+            self.scheduler.start()
+            self.record_jobs()
+            log.warning("daemon started: %d source(s), sync every %s, digest %s (%s)", len(self.settings.sources),
+                        self.settings.schedule.sync_every, self.settings.schedule.digest, self.settings.kpi.timezone)
+            while not self.stop.wait(0.5):
+                pass
+            self.scheduler.shutdown(wait=True)
+            log.warning("daemon stopped")
+        finally:
+            lock.release()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def daemon(
+        ctx: typer.Context,
+        once: Annotated[bool, typer.Option("--once", help="Run every job once, then exit (for cron/CI).")] = False,
+    ) -> None:
+        """Run sync, KPI snapshot, distress, write-back and the digest on the configured schedule until SIGTERM."""
+        actx: AppContext = get_ctx(ctx)
+        settings = actx.settings()
+        from sync.cli import _configure_redaction
+
+        _configure_redaction(actx)
+        if not settings.sources:
+            raise DeskpulseError("no sources configured: nothing for the daemon to do")
+        d = Daemon(settings, actx.store_path(settings))
+        if once:
+            lock = StoreLock(d.db_path)
+            lock.acquire()
+            try:
+                for source in settings.sources:
+                    d.sync_job(source.name)
+            finally:
+                lock.release()
+            return
+        d.run()
