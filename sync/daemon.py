@@ -86,13 +86,16 @@ class Daemon:
 
     def __init__(self, settings: Settings, db_path: Path, *, pipeline: Any = None,
                  clock: Callable[[], float] = time.time) -> None:
-        from sync.pipeline import Pipeline
-
         self.settings = settings
         self.db_path = db_path
         self.stop = threading.Event()
         self.clock = clock
-        self.pipeline = pipeline or Pipeline(settings, db_path, stop=self.stop)
+        if pipeline is None:
+            from sync.pipeline import Pipeline
+
+            pipeline = Pipeline(settings, db_path, stop=self.stop)
+        self.pipeline = pipeline
+        self.jobs_changed = threading.Event()  # jobs never call scheduler.get_jobs(): it deadlocks at shutdown
         self.failures: dict[str, int] = {}
         self.backoff_until: dict[str, float] = {}
         self.scheduler = BackgroundScheduler(
@@ -129,18 +132,18 @@ class Daemon:
         else:
             n = self.failures.get(source, 0) + 1
             self.failures[source] = n
-            delay = min(self.settings.schedule.sync_every_s * (2 ** (n - 1)), MAX_BACKOFF_S) if n > 1 else 0
+            delay = min(self.settings.schedule.sync_every_s * 2 ** (n - 2), MAX_BACKOFF_S) if n > 1 else 0
             self.backoff_until[source] = self.clock() + delay
             if delay:
                 log.warning("source %s failed %d times in a row; next attempt in %ds", source, n, delay)
         if not self.stop.is_set():
             self.pipeline.refresh(writeback=self.settings.writeback.enabled)
-        self.record_jobs()
+        self.jobs_changed.set()
 
     def digest_job(self) -> None:
         if not self.stop.is_set():
             self.pipeline.digest()
-        self.record_jobs()
+        self.jobs_changed.set()
 
     # -- bookkeeping --------------------------------------------------------------------------------
     def _on_event(self, event: JobExecutionEvent) -> None:
@@ -190,7 +193,9 @@ class Daemon:
             log.warning("daemon started: %d source(s), sync every %s, digest %s (%s)", len(self.settings.sources),
                         self.settings.schedule.sync_every, self.settings.schedule.digest, self.settings.kpi.timezone)
             while not self.stop.wait(0.5):
-                pass
+                if self.jobs_changed.is_set():
+                    self.jobs_changed.clear()
+                    self.record_jobs()
             self.scheduler.shutdown(wait=True)
             log.warning("daemon stopped")
         finally:
