@@ -68,6 +68,7 @@ class KpiSpec:
     better: Better
 
 
+BACKLOG = "📚 Backlog"
 GROUPS: tuple[tuple[str, tuple[KpiSpec, ...]], ...] = (
     ("📥 Volume & speed", (
         KpiSpec("tickets_created", "Tickets created", "count", None),
@@ -79,7 +80,7 @@ GROUPS: tuple[tuple[str, tuple[KpiSpec, ...]], ...] = (
         KpiSpec("fcr_pct", "First-contact resolution", "pct", "higher"),
         KpiSpec("sla_adherence_pct", "SLA adherence", "pct", "higher"),
     )),
-    ("📚 Backlog", (
+    (BACKLOG, (
         KpiSpec("backlog_size", "Open backlog", "count", "lower"),
         KpiSpec("backlog_age.pct_gt_7d", "Open > 7 days", "pct", "lower"),
     )),
@@ -109,21 +110,22 @@ def _mrkdwn(text: str) -> dict[str, Any]:
 
 
 def _section(text: str, fields: Sequence[str] = ()) -> dict[str, Any]:
-    block: dict[str, Any] = {"type": "section", "text": _mrkdwn(clip_keep_lines(text, MAX_SECTION_TEXT))}
+    block: dict[str, Any] = {"type": "section", "text": _mrkdwn(_truncate(text, MAX_SECTION_TEXT))}
     if fields:
-        block["fields"] = [_mrkdwn(clip_keep_lines(f, MAX_FIELD_TEXT)) for f in fields[:MAX_FIELDS]]
+        block["fields"] = [_mrkdwn(_truncate(f, MAX_FIELD_TEXT)) for f in fields[:MAX_FIELDS]]
     return block
 
 
 def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [_mrkdwn(clip_keep_lines(text, MAX_SECTION_TEXT))]}
+    return {"type": "context", "elements": [_mrkdwn(_truncate(text, MAX_SECTION_TEXT))]}
 
 
-_DIVIDER: dict[str, Any] = {"type": "divider"}
+def _divider() -> dict[str, Any]:
+    return {"type": "divider"}
 
 
-def clip_keep_lines(text: str, limit: int) -> str:
-    """Like :func:`clip` but keeps line breaks: a last-resort guard, the caps normally keep text far below."""
+def _truncate(text: str, limit: int) -> str:
+    """Like :func:`clip` but keeps line breaks: a last-resort guard, the caps normally keep text far below it."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -180,7 +182,7 @@ def _kpi_blocks(inp: DigestInput) -> list[dict[str, Any]]:
     for title, specs in GROUPS:
         fields = [_kpi_field(spec, inp) for spec in specs]
         text = f"*{title}*"
-        if title.endswith("Backlog"):
+        if title == BACKLOG:
             buckets = [(label, inp.headline.get(f"backlog_age.{key}")) for key, label in BACKLOG_BUCKETS]
             if any(v is not None for _, v in buckets):
                 text += "\nBy age: " + " · ".join(f"{escape(label)} {fmt_count(v)}" for label, v in buckets)
@@ -201,7 +203,8 @@ def _account_line(acc: DigestAccount, caps: _Caps, multi_source: bool) -> str:
     cdi = "CDI —" if acc.cdi is None else f"CDI {acc.cdi:.0f}"
     if acc.change_7d:
         cdi += f" ({'▲' if acc.change_7d > 0 else '▼'} {abs(acc.change_7d):.0f} in 7d)"
-    parts = [f"{emoji} *{escape(clip(acc.name, 60))}*", cdi]
+    # Slack has no escape for "*": one inside the name would end the bold early, so it becomes "∗".
+    parts = [f"{emoji} *{escape(clip(acc.name, 60)).replace('*', '∗')}*", cdi]
     if acc.turned_red:
         parts.append("*turned red*")
     if multi_source and acc.source:
@@ -210,7 +213,7 @@ def _account_line(acc: DigestAccount, caps: _Caps, multi_source: bool) -> str:
     reasons = [escape(clip(r, 60)) for r in acc.reasons[: caps.reasons]]
     if reasons:
         line += "\n      ↳ " + ", ".join(reasons)
-    return clip_keep_lines(line, MAX_LINE)
+    return _truncate(line, MAX_LINE)
 
 
 def _account_blocks(inp: DigestInput, caps: _Caps) -> list[dict[str, Any]]:
@@ -258,7 +261,7 @@ def _ticket_blocks(inp: DigestInput, caps: _Caps) -> list[dict[str, Any]]:
             parts.append(escape(clip(t.priority, 20)))
         if multi and t.source:
             parts.append(escape(clip(t.source, 40)))
-        lines.append(clip_keep_lines(" · ".join(parts), MAX_LINE))
+        lines.append(_truncate(" · ".join(parts), MAX_LINE))
     if len(tickets) > caps.tickets:
         lines.append(_more(len(tickets) - caps.tickets, "open tickets"))
     return _pack(heading, lines)
@@ -292,9 +295,9 @@ def _build(inp: DigestInput, caps: _Caps) -> list[dict[str, Any]]:
         {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
         _context(f"{_period(inp.since, inp.until)} ({escape(inp.timezone)}){_sources_line(inp.sources, caps.sources)}"),
         *_kpi_blocks(inp),
-        _DIVIDER,
+        _divider(),
         *_account_blocks(inp, caps),
-        _DIVIDER,
+        _divider(),
         *_ticket_blocks(inp, caps),
         *_notes_block(inp, caps),
     ]

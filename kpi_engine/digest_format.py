@@ -64,8 +64,8 @@ def fmt_pct(value: float | None) -> str:
     """``93.4`` → ``"93%"``; below 10 one decimal is kept (``"4.3%"``) because there it matters."""
     if value is None:
         return MISSING
-    if abs(value) >= 10:
-        return f"{round(value):.0f}%"
+    if abs(value) >= 10:  # half-up, not Python's half-to-even: 92.5% reads as 93%, like every dashboard
+        return f"{math.copysign(math.floor(abs(value) + 0.5), value):.0f}%"
     return f"{_one_decimal(value)}%"
 
 
