@@ -26,6 +26,7 @@ class Org:
     value: float  # annual contract value ("arr"), the configurable customer-value field
     distressed: bool = False  # ground truth for the CDI evaluation
     updated_at: int = 0
+    distress_onset: int | None = None  # when a distressed org's trouble began (ground truth; None if not distressed)
 
 
 @dataclass(slots=True)

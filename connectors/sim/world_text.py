@@ -85,13 +85,13 @@ CUSTOMER_NEUTRAL = (
     "I tried that but the issue is still there.", "Here is the screenshot you asked for.",
     "It happens on both Chrome and Firefox.", "Our account ID is {n}.", "Sure, I can do a call tomorrow at 10.",
     "Which settings page do you mean exactly?", "I cleared the cache as suggested, same result.",
-    "Any update on this?", "The affected user is {first}.", "We are on the latest version.",
+    "Any update on this?", "The user in question is {first}.", "We are on the latest version.",
 )
 CUSTOMER_NEGATIVE = (
     "This is still not working and it has been {wait}. We are getting really frustrated.",
-    "Honestly this is unacceptable. Our team can't work because of this.",
-    "I have asked three times now. Is anyone actually looking at this?",
-    "Very disappointed with the support so far. Please escalate this.",
+    "This is awful. Our whole team is blocked and angry about it.",
+    "I have asked three times now and still no help. This is ridiculous.",
+    "Very disappointed and angry with how this is being handled.",
     "We are seriously considering cancelling our contract if this isn't fixed.",
     "Still broken. This is a terrible experience and a waste of our time.",
     "The problem is back again. Your fix did not work and we lost data.",
@@ -110,7 +110,7 @@ AGENT_FIRST = (
     "Hi {first}, thanks for reaching out. I'm looking into this now and will update you shortly.",
     "Hello {first}, sorry for the trouble! Could you send us a screenshot of the error?",
     "Hi {first}, thanks for the details. Could you tell me which browser and version you use?",
-    "Hi {first}, I can see the problem on our side and I'm checking with the team.",
+    "Hi {first}, I can see the issue on our side and I'm checking with the team.",
 )
 AGENT_FOLLOWUP = (
     "Thanks {first}. I've passed this to our engineering team and will keep you posted.",
