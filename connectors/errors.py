@@ -14,11 +14,12 @@ class APIError(DeskpulseError):
     """Something went wrong talking to a vendor API."""
 
     def __init__(self, message: str, *, status: int | None = None, source: str | None = None,
-                 endpoint: str | None = None) -> None:
+                 endpoint: str | None = None, vendor_code: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.source = source
         self.endpoint = endpoint
+        self.vendor_code = vendor_code  # the vendor's short error label (RecordNotFound, channel_not_found, ...)
 
 
 class RetriableAPIError(APIError):

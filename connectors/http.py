@@ -16,6 +16,8 @@ are never chained into ours.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import logging
 import threading
 import time
@@ -157,8 +159,10 @@ class HttpClient:
             tried = retrying.statistics.get("attempt_number", 1)
             if tried <= 1:
                 raise
-            raise RetriableAPIError(f"{exc} (gave up after {tried} attempts)", retry_after=exc.retry_after,
-                                    status=exc.status, source=self.source, endpoint=shown) from None
+            final = RetriableAPIError(f"{exc} (gave up after {tried} attempts)", retry_after=exc.retry_after,
+                                      vendor_code=vendor_code(exc),
+                                      status=exc.status, source=self.source, endpoint=shown)
+            raise final from None
 
     def get_json(self, path: str, params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None, *,
                  no_retry: Collection[int] = ()) -> Any:
@@ -169,10 +173,10 @@ class HttpClient:
         try:
             return resp.json()
         except ValueError:
-            shown = self._shown(resp.url or path)
-            raise FatalAPIError(f"source {self.source}: response to GET {shown} is not valid JSON "
-                                f"(HTTP {resp.status_code})", status=resp.status_code, source=self.source,
-                                endpoint=shown) from None
+            pass  # raised below, outside the handler: the decode error keeps the body, which may echo anything
+        shown = self._shown(resp.url or path)
+        raise FatalAPIError(f"source {self.source}: response to GET {shown} is not valid JSON "
+                            f"(HTTP {resp.status_code})", status=resp.status_code, source=self.source, endpoint=shown)
 
     def close(self) -> None:
         if self._owns_session:
@@ -208,20 +212,27 @@ class HttpClient:
         with self._lock:
             self._sent += 1
         started = time.perf_counter()
+        failure: type[APIError] | None = None
         try:
             resp = self._session.request(method, url, params=params, json=json, auth=self._auth,
                                          headers={**self._headers, **(headers or {})}, timeout=self._timeout,
                                          allow_redirects=False)
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-            self._pacer.release(ticket, None)
-            cause = type(exc).__name__
-            logger.debug("source %s: %s %s -> %s", self.source, method, shown, cause)
-            raise _TransportError(f"source {self.source}: {cause} on {method} {shown}", cause=cause,
-                                  source=self.source, endpoint=shown) from None
+            failure, cause = _TransportError, type(exc).__name__
         except requests.RequestException as exc:
+            failure, cause = FatalAPIError, type(exc).__name__
+        except BaseException:  # an auth hook's bug, KeyboardInterrupt...: never leak a budget slot
             self._pacer.release(ticket, None)
-            raise FatalAPIError(f"source {self.source}: {type(exc).__name__} on {method} {shown}",
-                                source=self.source, endpoint=shown) from None
+            raise
+        if failure is not None:
+            # Raised here, outside the except block, so not even __context__ holds the requests exception,
+            # whose text quotes the full URL (query string included).
+            self._pacer.release(ticket, None)
+            logger.debug("source %s: %s %s -> %s", self.source, method, shown, cause)
+            message = f"source {self.source}: {cause} on {method} {shown}"
+            if failure is _TransportError:
+                raise _TransportError(message, cause=cause, source=self.source, endpoint=shown)
+            raise FatalAPIError(message, source=self.source, endpoint=shown)
         status = resp.status_code
         logger.debug("source %s: %s %s -> HTTP %d in %.0f ms", self.source, method, shown, status,
                      (time.perf_counter() - started) * 1000)
@@ -308,9 +319,18 @@ class HttpClient:
     def _collect_secrets(self) -> frozenset[str]:
         found = {value for name, value in self._headers.items()
                  if name.lower() in ("authorization", "cookie") or is_sensitive_name(name)}
-        found |= {part for value in list(found) for part in value.split()}
-        if isinstance(self._auth, requests.auth.HTTPBasicAuth):
-            found |= {str(self._auth.username), str(self._auth.password)}
+        if self._auth is not None:  # whatever the auth class, see what it would put on a request
+            try:
+                probe = self._auth(requests.Request("GET", self.base_url).prepare())
+                found |= {probe.headers[name] for name in ("Authorization", "Cookie") if name in probe.headers}
+            except Exception:  # noqa: BLE001 - a custom auth that cannot be probed just loses this extra net
+                logger.debug("source %s: auth not probed for secret scrubbing", self.source)
+        for value in list(found):
+            scheme, _, credential = value.partition(" ")
+            found.add(credential)
+            if scheme.lower() == "basic":
+                with contextlib.suppress(ValueError, UnicodeDecodeError):
+                    found |= set(base64.b64decode(credential, validate=True).decode("utf-8").split(":", 1))
         return frozenset(s for s in found if len(s) >= 4)
 
     @staticmethod

@@ -47,6 +47,7 @@ class RateLimitInfo:
     reset_at: float | None
     window_s: float = 60.0
     reset_in: float | None = None  # relative reset (seconds from receipt) when the vendor gives that instead
+    cost: int = 1  # units the last request consumed (Freshdesk: 1 + 2 per include); the next is assumed alike
 
 
 @dataclass
@@ -93,12 +94,16 @@ def zendesk_rate_headers(resp: requests.Response, *, window_s: float = 60.0) -> 
 
 
 def freshdesk_rate_headers(resp: requests.Response, *, window_s: float = 60.0) -> RateLimitInfo | None:
-    """``X-RateLimit-Total`` / ``X-RateLimit-Remaining``: a per-minute, account-wide count with no reset header."""
+    """``X-RateLimit-Total`` / ``X-RateLimit-Remaining``: a per-minute, account-wide credit count, no reset header.
+
+    ``X-RateLimit-Used-CurrentRequest`` says what the call cost (1 plus 2 per ``include``).
+    """
     remaining = _int_header(resp, "X-RateLimit-Remaining")
     if remaining is None:
         return None
+    cost = _int_header(resp, "X-RateLimit-Used-CurrentRequest")
     return RateLimitInfo(limit=_int_header(resp, "X-RateLimit-Total"), remaining=remaining, reset_at=None,
-                         window_s=window_s)
+                         window_s=window_s, cost=max(1, cost or 1))
 
 
 def intercom_rate_headers(resp: requests.Response, *, window_s: float = 10.0) -> RateLimitInfo | None:
@@ -178,7 +183,7 @@ class HeaderPacer:
     info: RateLimitInfo | None = None
     observed_at: float = 0.0
     reset_at: float | None = None
-    spent: int = 0  # requests sent since ``info`` that it may not count
+    spent: int = 0  # units sent since ``info`` that it may not count
     counted: list[float] = field(default_factory=list)  # arrivals of ours that ``info`` counts (no-reset vendors)
     last_send: float | None = None
     arrivals: deque[float] = field(default_factory=deque)
@@ -187,7 +192,7 @@ class HeaderPacer:
         self.info, self.reset_at, self.spent, self.counted = None, None, 0, []
 
     def sent(self, now: float) -> None:
-        self.spent += 1
+        self.spent += self.info.cost if self.info is not None else 1
         self.last_send = now
 
     def observe(self, info: RateLimitInfo | None, now: float, in_flight: int) -> None:
@@ -198,12 +203,12 @@ class HeaderPacer:
             self.arrivals.popleft()
         if info is None or info.remaining is None:
             return
-        self.info, self.observed_at, self.spent = info, now, in_flight
+        self.info, self.observed_at, self.spent = info, now, in_flight * info.cost
         self.reset_at = info.reset_at if info.reset_at is not None else (
             now + info.reset_in if info.reset_in is not None else None)
         if self.reset_at is None:
             recent = [t for t in self.arrivals if t > now - info.window_s]
-            used = len(recent) if info.limit is None else max(0, info.limit - info.remaining)
+            used = len(recent) if info.limit is None else math.ceil(max(0, info.limit - info.remaining) / info.cost)
             self.counted = recent[max(0, len(recent) - used):] if used else []
 
     def delay(self, now: float) -> float:
@@ -217,19 +222,20 @@ class HeaderPacer:
                 self.clear()  # a new window began; the next response brings its count
                 return 0.0
             left = info.remaining - self.spent
-            if left <= 0:
+            if left < info.cost:
                 return self.reset_at - now
             if left <= low and self.last_send is not None:
-                return max(0.0, self.last_send + (self.reset_at - self.last_send) / (left + 1) - now)
+                calls = left // info.cost
+                return max(0.0, self.last_send + (self.reset_at - self.last_send) / (calls + 1) - now)
             return 0.0
         window = info.window_s
         if now - self.observed_at >= window:
             self.clear()
             return 0.0
         freed = bisect_right(self.counted, now - window + _EPS)
-        left = info.remaining - self.spent + freed
-        step = window / info.limit if info.limit else window / 60.0
-        if left <= 0:
+        left = info.remaining - self.spent + freed * info.cost
+        step = (window / info.limit if info.limit else window / 60.0) * info.cost
+        if left < info.cost:
             if freed < len(self.counted):
                 return max(0.0, self.counted[freed] + window - now)
             return max(0.0, max(self.last_send or self.observed_at, self.observed_at) + step - now)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 MASK = "***"
 
@@ -24,7 +24,7 @@ _SLACK_HOOK_HOST = re.compile(r"^hooks\.slack(-gov)?\.com$", re.I)
 _USERINFO_IN_TEXT = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)[^/\s@'\"]*@", re.I)
 _PARAM_IN_TEXT = re.compile(r"(?P<name>[A-Za-z0-9_.\-\[\]%]+)=(?P<value>[^&\s'\"#;]*)")
 _SERVICES_IN_TEXT = re.compile(r"/(?P<kind>services|triggers|workflows)/[^\s'\"?#]+")
-_SCHEME_CREDENTIAL = re.compile(r"\b(?P<scheme>bearer|basic|token)(?P<sep>\s+|=)[A-Za-z0-9._~+/=-]{6,}", re.I)
+_SCHEME_CREDENTIAL = re.compile(r"\b(?P<scheme>bearer|basic)(?P<sep>\s+)[A-Za-z0-9._~+/=-]{8,}", re.I)
 
 
 def is_sensitive_name(name: str) -> bool:
@@ -59,15 +59,26 @@ def redact_url(url: str) -> str:
         netloc = host if ":" not in host else f"[{host}]"
         if parts.port is not None:
             netloc = f"{netloc}:{parts.port}"
-        pairs = parse_qsl(parts.query, keep_blank_values=True)
     except ValueError:
         return "<unparseable url>"
-    if parts.query and not pairs:
-        query = MASK  # a bare query such as "?abcdef" cannot be judged by name: assume the worst
-    else:
-        masked = [(name, MASK if is_sensitive_name(name) else value) for name, value in pairs]
-        query = urlencode(masked, safe="*", quote_via=quote)
-    return urlunsplit((parts.scheme, netloc, redact_path(parts.path, host or None), query, ""))
+    return urlunsplit((parts.scheme, netloc, redact_path(parts.path, host or None), _redact_query(parts.query), ""))
+
+
+def _redact_query(query: str) -> str:
+    """Mask credential-named values; keep every other parameter exactly as encoded.
+
+    A part without ``=`` (``?abcdef``) cannot be judged by its name, so it is masked whole.
+    """
+    out = []
+    for part in query.split("&"):
+        name, sep, _ = part.partition("=")
+        if not sep:
+            out.append(MASK if part else part)
+        elif is_sensitive_name(unquote_plus(name)):
+            out.append(f"{name}={MASK}")
+        else:
+            out.append(part)
+    return "&".join(out)
 
 
 def redact_text(text: str) -> str:

@@ -174,6 +174,7 @@ class Simulator:
 class _Handler(BaseHTTPRequestHandler):
     sim: Simulator
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else every kept-alive loopback request waits ~40 ms for delayed ACKs
 
     def _serve(self) -> None:
         parts = urlsplit(self.path)
