@@ -1,0 +1,46 @@
+"""``deskpulse digest``: preview the weekly Slack digest, or post it once per week with ``--post``."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated
+
+import typer
+
+from config.errors import UsageError
+from kpi_engine.digest import render_terminal
+from sync.context import get_ctx
+from sync.digest_job import build_payload, last_complete_week, post_once
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def digest(
+        ctx: typer.Context,
+        week: Annotated[str | None, typer.Option("--week", help="ISO week YYYY-Www (default: last complete week).")]
+        = None,
+        post: Annotated[bool, typer.Option("--post", help="Send to Slack (once per week; a repeat is a no-op).")]
+        = False,
+        fmt: Annotated[str, typer.Option("--format", help="text (preview) or json (the Slack payload)")] = "text",
+    ) -> None:
+        """The weekly Slack digest: a preview by default, posted with --post."""
+        if fmt not in ("text", "json"):
+            raise UsageError(f"--format must be text or json, not '{fmt}'")
+        actx = get_ctx(ctx)
+        from sync.cli import _configure_redaction
+
+        settings = actx.settings(required=post)
+        if post:
+            _configure_redaction(actx)
+        week = week or last_complete_week(time.time(), settings.kpi.timezone)
+        with actx.store(settings) as store:
+            if post:
+                outcome = post_once(store, settings, week)
+                actx.console.print(f"digest {week}: {outcome}")
+                return
+            payload = build_payload(store, settings, week)
+        if fmt == "json":
+            actx.console.print_json(json.dumps(payload, ensure_ascii=False))
+        else:
+            actx.console.print(render_terminal(payload), markup=False, highlight=False)

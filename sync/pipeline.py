@@ -1,0 +1,71 @@
+"""The daemon's job bodies: sync a source, refresh derived data, post the digest.
+
+Each step opens its own store connection (jobs run on the scheduler's worker
+thread) and turns failures into log lines and a ``False``/exception the
+scheduler records, never a dead daemon.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from config.settings import Settings
+from sync.engine import SyncEngine
+from sync.store import Store
+
+log = logging.getLogger("deskpulse.pipeline")
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, db_path: Path, *, stop: threading.Event | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.db_path = db_path
+        self.stop = stop or threading.Event()
+        self.clock = clock
+
+    def sync(self, source: str) -> bool:
+        """One incremental sync of one source; True when every stream succeeded."""
+        with Store(self.db_path) as store:
+            engine = SyncEngine(store, self.settings, stop=self.stop, clock=self.clock)
+            report = engine.sync_source(self.settings.source(source))
+        log.info("source %s: %d rows in %.1fs%s", source, report.rows, report.seconds,
+                 "" if report.ok else " (with errors)")
+        return report.ok
+
+    def refresh(self, *, writeback: bool) -> None:
+        """KPI snapshot of the current and last week, sentiment + CDI for today, then (if enabled) write-back."""
+        from kpi_engine import distress, snapshots
+
+        now = int(self.clock())
+        settings = self.settings
+        with Store(self.db_path) as store:
+            for week in snapshots.current_and_last_week(now, settings.kpi.timezone):
+                snapshots.snapshot_week(store.conn, kpi=settings.kpi, sla=settings.sla, costs=settings.costs,
+                                        week=week, now=now, refresh=True)
+            distress.refresh(store.conn, settings=settings.distress, as_of=now, tz=settings.kpi.timezone,
+                             sla=settings.sla)
+            if writeback and not self.stop.is_set():
+                from sync.cmd_writeback import ConnectorPool
+                from sync.writeback import apply, plan
+
+                pool = ConnectorPool(settings)
+                try:
+                    report = apply(store, settings, plan(store, settings, now=now), pool)
+                finally:
+                    pool.close()
+                log.info("write-back: applied %d, gone %d, refused %d, failed %d, left by cap %d", report.applied,
+                         report.gone, report.refused, report.failed, report.capped)
+
+    def digest(self) -> str:
+        from sync.digest_job import last_complete_week, post_once
+
+        week = last_complete_week(self.clock(), self.settings.kpi.timezone)
+        with Store(self.db_path) as store:
+            outcome = post_once(store, self.settings, week, now=self.clock())
+        log.info("digest %s: %s", week, outcome)
+        return outcome
