@@ -26,8 +26,9 @@ Choices that are not obvious from the payloads:
 - Intercom returns only the 500 most recent parts; when the payload says more
   exist, ``vendor_metrics.parts_truncated`` is true and the earliest parts are
   missing (whatever an earlier sync stored of them stays stored).
-- HTML bodies become plain text with the stdlib parser (block tags -> newlines,
-  entities unescaped): sentiment and search need words, not markup.
+- HTML bodies become plain text with the stdlib parser (each block/paragraph
+  one line, blank lines dropped, entities unescaped): sentiment and search need
+  words, not markup.
 """
 
 from __future__ import annotations
@@ -95,9 +96,8 @@ def html_to_text(body: str | None) -> str | None:
     parser = _TextExtractor()
     parser.feed(body)
     parser.close()
-    lines = [_SPACES.sub(" ", line).strip() for line in "".join(parser.parts).split("\n")]
-    text = "\n".join(lines)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
+    lines = (_SPACES.sub(" ", line).strip() for line in "".join(parser.parts).split("\n"))
+    return "\n".join(line for line in lines if line)
 
 
 # -- helpers ------------------------------------------------------------------------------------------
@@ -216,7 +216,8 @@ def map_conversation(conv: Mapping[str, Any], *, organization_id: str | None = N
         raise ParseError("conversation without id")
     created = to_epoch(require(conv, "created_at"))
     updated = to_epoch(require(conv, "updated_at"))
-    assert created is not None and updated is not None  # noqa: S101 - require() guarantees it
+    if created is None or updated is None:
+        raise ParseError("conversation without created_at/updated_at")
     state = str(conv.get("state") or ("open" if conv.get("open") else "closed")).lower()
     status = STATE_MAP.get(state, state)
     closed = status == "closed"

@@ -1,0 +1,212 @@
+"""The Intercom simulator's directory endpoints and request helpers (split from ``intercom.py`` for size).
+
+Contacts (``POST /contacts/search``, ``GET /contacts[/{id}]``), companies
+(``GET /companies/scroll``: 50 per call, the scroll_param valid for 60 s and
+answered 404 once expired, UNCONFIRMED; ``GET /companies?page=&per_page<=60``;
+``GET /companies/{id}``), admins, teams and tags (``GET /tags``, and
+``POST /tags``, which creates or finds a tag by name).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from connectors.sim.base import Fault, SimRequest, SimResponse
+from connectors.sim.intercom_render import COMPANY_BASE, CONTACT_BASE, Renderer, parse_hex_id
+from connectors.sim.intercom_search import SearchError, SearchSpace
+from connectors.sim.model import World
+
+SCROLL_PAGE = 50
+SCROLL_TTL = 60.0
+
+
+def locked(handler: Callable[..., SimResponse]) -> Callable[..., SimResponse]:
+    """Run a route handler under the simulator's lock: handlers read and mutate the shared world."""
+
+    @functools.wraps(handler)
+    def wrapper(self: Any, req: SimRequest, **groups: str) -> SimResponse:
+        with self.lock:
+            return handler(self, req, **groups)
+    return wrapper
+
+
+class DirectoryRoutes:
+    """Mixin for :class:`connectors.sim.intercom.IntercomSim`; the attributes below are set by it."""
+
+    lock: threading.RLock
+    faults: list[Fault]
+    clock: Callable[[], float]
+    world: World
+    render: Renderer
+    contacts: SearchSpace
+    honor_sort: bool
+    orgs: list[Any]
+    org_by_id: dict[int, Any]
+    users_per_org: Counter[int]
+    admins: list[Any]
+    _scrolls: dict[str, tuple[int, float]]
+
+    def error(self, status: int, message: str, code: str | None = None) -> SimResponse:
+        raise NotImplementedError
+
+    # -- helpers --------------------------------------------------------------------------------------
+    def _body(self, req: SimRequest) -> dict[str, Any]:
+        try:
+            body = req.json()
+        except ValueError:
+            raise SearchError("request body is not valid JSON", "bad_request") from None
+        if body is None:
+            return {}
+        if not isinstance(body, dict):
+            raise SearchError("request body must be an object", "bad_request")
+        return body
+
+    def _page_params(self, req: SimRequest, body: dict[str, Any] | None, default: int = 20,
+                     cap: int = 150) -> tuple[int, str | None]:
+        pagination = (body or {}).get("pagination") or {}
+        raw = pagination.get("per_page", req.arg("per_page", str(default)))
+        try:
+            per_page = int(raw)
+        except (TypeError, ValueError):
+            raise SearchError("per_page must be an integer") from None
+        if not 1 <= per_page <= cap:
+            raise SearchError(f"per_page must be between 1 and {cap}")
+        return per_page, pagination.get("starting_after", req.arg("starting_after"))
+
+    def _sort(self, body: dict[str, Any]) -> tuple[str | None, bool]:
+        sort = body.get("sort") if self.honor_sort else None
+        if not isinstance(sort, dict) or sort.get("field") not in ("updated_at", "created_at"):
+            return None, False
+        return str(sort["field"]), str(sort.get("order", "ascending")).lower() in ("descending", "desc")
+
+    @staticmethod
+    def _pages(page: int, per_page: int, total: int, nxt: str | None) -> dict[str, Any]:
+        pages: dict[str, Any] = {"type": "pages", "page": page, "per_page": per_page,
+                                 "total_pages": max(1, math.ceil(total / per_page))}
+        if nxt is not None:
+            pages["next"] = {"page": page + 1, "per_page": per_page, "starting_after": nxt}
+        return pages
+
+    def _take_malformed(self, path: str, available: int) -> int:
+        """How many records of the page being served to corrupt (consumes ``malformed`` faults)."""
+        with self.lock:
+            for fault in self.faults:
+                if fault.kind == "malformed" and fault.count > 0 and path.startswith(fault.path):
+                    n = min(fault.count, available)
+                    fault.count -= n
+                    if fault.count <= 0:
+                        self.faults.remove(fault)
+                    return n
+        return 0
+
+    # -- contacts -------------------------------------------------------------------------------------
+    def _contact_list(self, req: SimRequest, body: dict[str, Any], query: Any,
+                      sort: tuple[str | None, bool]) -> SimResponse:
+        try:
+            per_page, after = self._page_params(req, body, default=50)
+            found, total, nxt, page = self.contacts.search(query, per_page=per_page, after=after,
+                                                           sort_field=sort[0], descending=sort[1])
+        except SearchError as exc:
+            return self.error(400, str(exc), exc.code)
+        items = [self.render.contact(p) for p in found]
+        for item in items[:self._take_malformed(req.path, len(items))]:
+            item["updated_at"] = "corrupt"
+        return SimResponse.json({"type": "list", "data": items, "total_count": total,
+                                 "pages": self._pages(page, per_page, total, nxt)})
+
+    @locked
+    def _search_contacts(self, req: SimRequest) -> SimResponse:
+        try:
+            body = self._body(req)
+        except SearchError as exc:
+            return self.error(400, str(exc), exc.code)
+        if "query" not in body:
+            return self.error(400, "query is required", "parameter_not_found")
+        return self._contact_list(req, body, body["query"], self._sort(body))
+
+    @locked
+    def _list_contacts(self, req: SimRequest) -> SimResponse:
+        return self._contact_list(req, {}, None, (None, False))
+
+    @locked
+    def _get_contact(self, req: SimRequest, cid: str) -> SimResponse:
+        pid = parse_hex_id(cid, CONTACT_BASE)
+        person = self.contacts.records.get(pid) if pid is not None else None
+        if person is None:
+            return self.error(404, "User Not Found")
+        return SimResponse.json(self.render.contact(person))
+
+    # -- companies, admins, teams, tags ---------------------------------------------------------------
+    def _company(self, org: Any) -> dict[str, Any]:
+        return self.render.company(org, self.users_per_org.get(org.id, 0))
+
+    @locked
+    def _scroll_companies(self, req: SimRequest) -> SimResponse:
+        now = self.clock()
+        param = req.arg("scroll_param")
+        if param:
+            state = self._scrolls.get(param)
+            if state is None or state[1] < now:
+                return self.error(404, "scroll parameter not found or expired", "not_found")
+            offset = state[0]
+        else:
+            param, offset = uuid.uuid4().hex, 0
+        chunk = self.orgs[offset:offset + SCROLL_PAGE]
+        self._scrolls[param] = (offset + len(chunk), now + SCROLL_TTL)
+        return SimResponse.json({"type": "list", "data": [self._company(o) for o in chunk], "pages": None,
+                                 "total_count": len(self.orgs), "scroll_param": param})
+
+    @locked
+    def _list_companies(self, req: SimRequest) -> SimResponse:
+        try:
+            page = max(1, int(req.arg("page", "1") or 1))
+            per_page = int(req.arg("per_page", "15") or 15)
+        except ValueError:
+            return self.error(400, "page and per_page must be integers")
+        if not 1 <= per_page <= 60:
+            return self.error(400, "per_page must be between 1 and 60")
+        chunk = self.orgs[(page - 1) * per_page:page * per_page]
+        total_pages = max(1, math.ceil(len(self.orgs) / per_page))
+        return SimResponse.json({"type": "list", "data": [self._company(o) for o in chunk],
+                                 "pages": {"type": "pages", "page": page, "per_page": per_page,
+                                           "total_pages": total_pages,
+                                           "next": f"/companies?page={page + 1}" if page < total_pages else None},
+                                 "total_count": len(self.orgs)})
+
+    @locked
+    def _get_company(self, req: SimRequest, cid: str) -> SimResponse:
+        oid = parse_hex_id(cid, COMPANY_BASE)
+        org = self.org_by_id.get(oid) if oid is not None else None
+        if org is None:
+            return self.error(404, "Company Not Found", "company_not_found")
+        return SimResponse.json(self._company(org))
+
+    @locked
+    def _admins(self, req: SimRequest) -> SimResponse:
+        return SimResponse.json({"type": "admin.list", "admins": [self.render.admin(p) for p in self.admins]})
+
+    @locked
+    def _teams(self, req: SimRequest) -> SimResponse:
+        return SimResponse.json({"type": "team.list", "teams": [self.render.team(g) for g in self.world.groups]})
+
+    @locked
+    def _list_tags(self, req: SimRequest) -> SimResponse:
+        return SimResponse.json({"type": "list", "data": [{"type": "tag", "id": tid, "name": name}
+                                                          for tid, name in self.render.tag_names.items()]})
+
+    @locked
+    def _create_tag(self, req: SimRequest) -> SimResponse:
+        try:
+            body = self._body(req)
+        except SearchError as exc:
+            return self.error(400, str(exc), exc.code)
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            return self.error(400, "name is required", "parameter_not_found")
+        return SimResponse.json({"type": "tag", "id": self.render.tag_id(name), "name": name})
