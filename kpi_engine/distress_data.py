@@ -1,0 +1,217 @@
+"""The CDI's raw components per account, as of a moment: SQL aggregates grouped by account.
+
+Why a temporary table: every component starts from the same ticket set (not deleted, spam or
+merged; created by ``as_of``), each ticket mapped to its account and to whether it was open at
+``as_of``. Building that once and aggregating it several ways is cheaper than repeating the
+join, and keeps "open" defined in exactly one place.
+
+"Open at as_of" must also work for past days (``backfill``), where the ticket's current status
+is not the answer: a ticket untouched since ``as_of`` still has the status it had; otherwise the
+latest status change at or before ``as_of`` decides; without status history, the ticket counts
+as open unless it was solved by then (``solved_at <= as_of``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kpi_engine.distress_rank import DAY, MONTH_S
+
+UNSOLVED = ("new", "open", "pending", "on_hold")
+NEGATIVE_MAX = -0.05  # same convention as kpi_engine.sentiment (kept literal so this module stays SQL-only)
+_TEMP = "dp_cdi_tickets"
+
+
+@dataclass(slots=True)
+class AccountData:
+    """One account's raw components and the facts priority needs."""
+
+    account: str
+    source: str
+    organization_id: str | None
+    requester_id: str | None
+    components: dict[str, float | None] = field(default_factory=dict)
+    name: str | None = None
+    value: float | None = None
+    tenure_s: int | None = None
+    messages_30d: int = 0
+    unscored_30d: int = 0
+
+
+def _build_tickets(conn: sqlite3.Connection, as_of: int, source: str | None) -> None:
+    unsolved = ", ".join(f"'{s}'" for s in UNSOLVED)
+    where_source = "AND t.source = :source" if source is not None else ""
+    conn.execute(f"DROP TABLE IF EXISTS temp.{_TEMP}")
+    conn.execute(f"""
+        CREATE TEMP TABLE {_TEMP} AS
+        SELECT *, CASE WHEN org_id IS NOT NULL THEN source || ':org:' || org_id
+                       ELSE source || ':user:' || user_id END AS account
+        FROM (
+          SELECT t.source, t.id, t.created_at, t.solved_at, t.updated_at, COALESCE(t.severity, 1) AS severity,
+                 COALESCE(NULLIF(t.organization_id, ''), NULLIF(p.organization_id, '')) AS org_id,
+                 CASE WHEN COALESCE(NULLIF(t.organization_id, ''), NULLIF(p.organization_id, '')) IS NULL
+                      THEN t.requester_id END AS user_id,
+                 CASE
+                   WHEN t.updated_at IS NULL OR t.updated_at <= :as_of THEN t.status IN ({unsolved})
+                   ELSE COALESCE(
+                     (SELECT e.new_value NOT IN ('solved', 'closed', 'deleted') FROM ticket_events AS e
+                      WHERE e.source = t.source AND e.ticket_id = t.id AND e.field = 'status'
+                        AND e.created_at <= :as_of
+                      ORDER BY e.created_at DESC, e.id DESC LIMIT 1),
+                     NOT (t.solved_at IS NOT NULL AND t.solved_at <= :as_of))
+                 END AS is_open
+          FROM tickets AS t LEFT JOIN people AS p ON p.source = t.source AND p.id = t.requester_id
+          WHERE COALESCE(t.status, '') != 'deleted' AND COALESCE(t.is_spam, 0) = 0
+            AND COALESCE(t.is_merged, 0) = 0 AND t.created_at <= :as_of {where_source}
+        )
+        WHERE org_id IS NOT NULL OR NULLIF(user_id, '') IS NOT NULL
+    """, {"as_of": as_of, "source": source})
+    conn.execute(f"CREATE INDEX temp.{_TEMP}_key ON {_TEMP}(source, id)")
+
+
+def _sla_case(first_reply_minutes: Mapping[int, int]) -> str:
+    items = sorted(first_reply_minutes.items())
+    whens = " ".join(f"WHEN {int(sev)} THEN {int(minutes) * 60}" for sev, minutes in items)
+    return f"CASE severity {whens} END"
+
+
+def load_accounts(
+    conn: sqlite3.Connection,
+    *,
+    as_of: int,
+    source: str | None = None,
+    optional: frozenset[str] = frozenset(),
+    first_reply_minutes: Mapping[int, int] | None = None,
+) -> dict[str, AccountData]:
+    """Raw components of every account active in the 90 days before ``as_of``.
+
+    Active: a ticket created or solved in those 90 days, or a ticket open at ``as_of``.
+    ``optional`` names the weight-0-by-default components to compute as well (``reopens_30d``,
+    ``sla_breaches_30d``, ``low_csat_30d``); the SLA one needs ``first_reply_minutes`` per severity.
+    """
+    params = {"as_of": as_of, "d30": as_of - 30 * DAY, "d90": as_of - 90 * DAY}
+    _build_tickets(conn, as_of, source)
+    try:
+        accounts: dict[str, AccountData] = {}
+        first_ticket: dict[str, int] = {}
+        rows = conn.execute(f"""
+            SELECT account, source, MIN(org_id), MIN(user_id),
+                   SUM(created_at > :d30), SUM(is_open),
+                   AVG(CASE WHEN is_open THEN :as_of - created_at END),
+                   AVG(CASE WHEN NOT is_open AND solved_at > :d90 AND solved_at <= :as_of
+                            THEN solved_at - created_at END),
+                   COUNT(*), MIN(created_at)
+            FROM {_TEMP} GROUP BY account
+            HAVING MAX(created_at > :d90 OR is_open OR (solved_at > :d90 AND solved_at <= :as_of))
+        """, params).fetchall()
+        for acct, src, org_id, user_id, t30, open_n, open_age, ttc, lifetime, first in rows:
+            data = AccountData(acct, src, org_id, user_id)
+            data.components = {
+                "tickets_30d": float(t30), "open_tickets": float(open_n),
+                "avg_open_age_s": None if open_age is None else float(open_age),
+                "avg_time_to_close_s": None if ttc is None else float(ttc),
+                "_lifetime": float(lifetime),
+            }
+            first_ticket[acct] = int(first)
+            accounts[acct] = data
+        _add_tone(conn, accounts, params)
+        _add_identity(conn, accounts, first_ticket, as_of)
+        if "reopens_30d" in optional:
+            _add_count(conn, accounts, "reopens_30d", f"""
+                SELECT t.account, COUNT(*) FROM {_TEMP} AS t JOIN ticket_events AS e
+                  ON e.source = t.source AND e.ticket_id = t.id
+                WHERE e.field = 'status' AND e.old_value IN ('solved', 'closed')
+                  AND e.new_value IN ({", ".join(f"'{s}'" for s in UNSOLVED)})
+                  AND e.created_at > :d30 AND e.created_at <= :as_of
+                GROUP BY t.account""", params)
+        if "low_csat_30d" in optional:
+            _add_count(conn, accounts, "low_csat_30d", f"""
+                SELECT t.account, COUNT(*) FROM ratings AS r JOIN {_TEMP} AS t
+                  ON t.source = r.source AND t.id = r.ticket_id
+                WHERE r.kind = 'csat' AND r.score_1_5 <= 2 AND r.created_at > :d30 AND r.created_at <= :as_of
+                GROUP BY t.account""", params)
+        if "sla_breaches_30d" in optional and not first_reply_minutes:
+            for data in accounts.values():
+                data.components["sla_breaches_30d"] = None  # no targets: unknown, not zero
+        elif "sla_breaches_30d" in optional:
+            _add_count(conn, accounts, "sla_breaches_30d", f"""
+                SELECT account, COUNT(*) FROM (
+                  SELECT t.account, t.created_at + {_sla_case(first_reply_minutes)} AS due,
+                         (SELECT MIN(m.created_at) FROM messages AS m
+                          WHERE m.source = t.source AND m.ticket_id = t.id AND m.author_role = 'agent'
+                            AND m.public = 1 AND m.created_at > t.created_at) AS replied
+                  FROM {_TEMP} AS t WHERE t.created_at > :d30 - {max(first_reply_minutes.values()) * 60})
+                WHERE due > :d30 AND due <= :as_of AND (replied IS NULL OR replied > due)
+                GROUP BY account""", params)
+        return accounts
+    finally:
+        conn.execute(f"DROP TABLE IF EXISTS temp.{_TEMP}")
+
+
+def _add_count(conn: sqlite3.Connection, accounts: dict[str, AccountData], name: str, sql: str,
+               params: dict[str, Any]) -> None:
+    """A per-account count; active accounts without a row have 0 (a count is never missing)."""
+    for data in accounts.values():
+        data.components[name] = 0.0
+    for acct, count in conn.execute(sql, params):
+        if acct in accounts:
+            accounts[acct].components[name] = float(count)
+
+
+def _add_tone(conn: sqlite3.Connection, accounts: dict[str, AccountData], params: dict[str, Any]) -> None:
+    """Share of scored customer messages in the last 30 days with compound <= -0.05 (None: no scored message).
+
+    ``updated_at > d30`` prunes tickets that cannot hold a message from the window (a message
+    always bumps its ticket's ``updated_at``); ``CROSS JOIN`` makes SQLite walk those tickets and
+    seek their messages by index instead of scanning every message ever stored.
+    """
+    for data in accounts.values():
+        data.components["negative_tone_30d"] = None
+    rows = conn.execute(f"""
+        SELECT t.account, COUNT(*), COUNT(s.compound), SUM(s.compound <= {NEGATIVE_MAX})
+        FROM {_TEMP} AS t
+        CROSS JOIN messages AS m ON m.source = t.source AND m.ticket_id = t.id
+        LEFT JOIN message_sentiment AS s ON s.source = m.source AND s.message_id = m.id
+        WHERE (t.updated_at IS NULL OR t.updated_at > :d30)
+          AND m.author_role = 'customer' AND m.public = 1 AND m.created_at > :d30 AND m.created_at <= :as_of
+        GROUP BY t.account
+    """, params)
+    for acct, total, scored, negative in rows:
+        data = accounts.get(acct)
+        if data is None:
+            continue
+        data.messages_30d = int(total)
+        data.unscored_30d = int(total) - int(scored)
+        if scored:
+            data.components["negative_tone_30d"] = float(negative or 0) / float(scored)
+
+
+def _add_identity(conn: sqlite3.Connection, accounts: dict[str, AccountData], first_ticket: dict[str, int],
+                  as_of: int) -> None:
+    """Name, value and tenure; then tickets per tenure month.
+
+    Tenure starts at the organization's ``created_at`` (a person's, for an account without an
+    organization), or at the first ticket when that is earlier or the record has no date: an
+    account cannot have filed a ticket before it existed (Intercom companies, for one, are often
+    created in the helpdesk long after the customer's first conversation).
+    """
+    orgs = conn.execute(f"""
+        SELECT o.source || ':org:' || o.id, o.name, o.value, o.created_at
+        FROM (SELECT DISTINCT source, org_id FROM {_TEMP} WHERE org_id IS NOT NULL) AS a
+        JOIN organizations AS o ON o.source = a.source AND o.id = a.org_id""").fetchall()
+    people = conn.execute(f"""
+        SELECT p.source || ':user:' || p.id, COALESCE(NULLIF(p.name, ''), p.email), NULL, p.created_at
+        FROM (SELECT DISTINCT source, user_id FROM {_TEMP} WHERE user_id IS NOT NULL) AS a
+        JOIN people AS p ON p.source = a.source AND p.id = a.user_id""").fetchall()
+    known = {acct: (name, value, created) for acct, name, value, created in [*orgs, *people]}
+    for acct, data in accounts.items():
+        name, value, created = known.get(acct, (None, None, None))
+        data.name = name or (data.organization_id or data.requester_id)
+        data.value = None if value is None else float(value)
+        start = first_ticket[acct] if created is None else min(int(created), first_ticket[acct])
+        data.tenure_s = max(0, as_of - start)
+        lifetime = data.components.pop("_lifetime") or 0.0
+        data.components["tickets_per_tenure_month"] = lifetime / max(data.tenure_s / MONTH_S, 1.0)
