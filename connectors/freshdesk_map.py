@@ -22,6 +22,9 @@ Choices that are not obvious from the payloads:
   latest *transition* to solved/closed, not at a solved -> closed step).
 - The description is the first customer message (``desc-<ticket id>``). On an
   outbound email (source 10) an agent wrote it, so it is an agent message there.
+- Merges: Freshdesk closes the merged-away ticket and adds a private note "This
+  ticket is closed and merged into ticket #N" (API-NOTES 2.4, UNCONFIRMED wording);
+  no ticket field says so, so such a note sets ``is_merged`` (see ``is_merge_note``).
 - CSAT (``ratings.default_question``): Freshdesk's custom-survey scale is 103
   (extremely happy), 102, 101, 100 (neutral), -101, -102, -103; 3-point surveys use
   103/100/-103, and classic accounts report 1 (awesome) / 2 (just okay) / 3 (not good).
@@ -49,6 +52,7 @@ CSAT_1_5: dict[int, float] = {
     1: 5.0, 2: 3.0, 3: 1.0,
 }
 
+_MERGE_NOTE = re.compile(r"\bmerged into (ticket|request)\b", re.I)
 _LINK_NEXT = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?', re.I)
 _TAGS = re.compile(r"<[^>]+>")
 _BLOCK_END = re.compile(r"</(p|div|li|h\d)>|<br\s*/?>", re.I)
@@ -72,7 +76,13 @@ def html_to_text(value: str | None) -> str | None:
 
 def _ts(record: Mapping[str, Any], key: str) -> int:
     """A timestamp the record cannot be stored without."""
-    value = to_epoch(require(dict(record), key))
+    raw = record.get(key)
+    if raw is None:
+        raise ParseError(f"missing required field '{key}'")
+    try:
+        value = to_epoch(raw)
+    except ParseError as exc:
+        raise ParseError(f"{key}: {exc}") from None
     if value is None:
         raise ParseError(f"empty timestamp '{key}'")
     return value
@@ -114,11 +124,14 @@ def solved_at(stats: Mapping[str, Any]) -> int | None:
     return max(candidates) if candidates else None
 
 
-def map_ticket(ticket: Mapping[str, Any], *, deleted: bool = False) -> dict[str, Any]:
-    """One listed ticket (``include=stats,requester,description``) -> a ``tickets`` row."""
+def map_ticket(ticket: Mapping[str, Any], *, deleted: bool = False, spam: bool = False) -> dict[str, Any]:
+    """One listed ticket (``include=stats,requester,description``) -> a ``tickets`` row.
+
+    ``deleted``/``spam``: the ticket came from the ``filter=deleted``/``filter=spam`` listing.
+    """
     ticket_id = id_str(require(ticket, "id"))
     status_code = require(ticket, "status")
-    spam = bool(ticket.get("spam"))
+    spam = spam or bool(ticket.get("spam"))
     is_deleted = deleted or bool(ticket.get("deleted"))
     created = _ts(ticket, "created_at")
     updated = _ts(ticket, "updated_at")
@@ -176,7 +189,8 @@ def map_description(ticket: Mapping[str, Any]) -> dict[str, Any] | None:
         "kind": "description",
         "body": body,
         "created_at": _ts(ticket, "created_at"),
-        "raw": {"ticket_id": ticket.get("id"), "source": ticket.get("source"), "description": ticket.get("description")},
+        "raw": {"ticket_id": ticket.get("id"), "source": ticket.get("source"),
+                "description": ticket.get("description")},
     }
 
 
@@ -213,6 +227,11 @@ def map_conversation(conv: Mapping[str, Any], *, ticket_id: str, requester_id: s
         "created_at": _ts(conv, "created_at"),
         "raw": dict(conv),
     }
+
+
+def is_merge_note(message: Mapping[str, Any]) -> bool:
+    """A private note saying the ticket was merged into another one."""
+    return not message.get("public") and bool(_MERGE_NOTE.search(message.get("body") or ""))
 
 
 def map_requester(requester: Any) -> dict[str, Any] | None:

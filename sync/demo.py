@@ -58,6 +58,7 @@ def run_demo(actx: AppContext, *, tickets: int, seed: int, kinds: list[str]) -> 
             console.print(f"  {sim.kind:<9} simulator at {sim.url}")
         settings = demo_settings(sims, db)
         actx.db_path = db
+        actx._settings = settings  # every later step sees the demo's configuration
         t0 = time.monotonic()
         reports = run_sync(actx, settings_override=settings)
         elapsed = time.monotonic() - t0

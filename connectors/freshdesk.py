@@ -1,0 +1,167 @@
+"""The Freshdesk v2 connector: tickets, conversations, people and CSAT in; tags and custom fields out.
+
+Module map: payload mapping in ``freshdesk_map.py``; list paging and the
+small streams in ``freshdesk_streams.py``; the ticket streams (keyset paging over
+``updated_since``, conversations fetched in the same page) in
+``freshdesk_tickets.py``. This module holds what is connector-wide: auth (the API
+key as Basic-auth user, ``X`` as password), the HTTP client settings (Freshdesk's
+rate-limit headers, the plan's Tickets List sub-limit), the stream order and
+write-back (API-NOTES.md 2.5).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import requests
+import requests.auth
+
+from config.settings import FreshdeskSource
+from connectors.base import Connector, Stream, WriteRequest, WriteResult
+from connectors.errors import AuthenticationError, FatalAPIError, SkippableAPIError
+from connectors.freshdesk_map import map_agent, map_company, map_contact, map_group, map_rating, map_time_entry
+from connectors.freshdesk_streams import FullListStream, ListContext, Rows, SinceListStream
+from connectors.freshdesk_tickets import TICKETS_PATH, TicketStream
+from connectors.http import Budget, HttpClient
+from connectors.ratelimit import freshdesk_rate_headers
+
+logger = logging.getLogger("deskpulse.connectors.freshdesk")
+
+STREAM_NAMES = ("groups", "agents", "companies", "contacts", "tickets", "deleted_tickets", "spam_tickets",
+                "satisfaction_ratings", "time_entries")
+TIME_ENTRY_LOOKBACK_S = 7 * 86400  # time is often logged days after the work; re-read a week each run
+
+
+class _FreshdeskAuth(requests.auth.HTTPBasicAuth):
+    """Basic ``api_key:X``; the repr never shows the key."""
+
+    def __repr__(self) -> str:
+        return "FreshdeskAuth(***)"
+
+
+def build_http(source: FreshdeskSource, *, clock: Callable[[], float] = time.time,
+               sleep: Callable[[float], None] = time.sleep, session: requests.Session | None = None) -> HttpClient:
+    """The client for one Freshdesk account: auth, JSON headers, rate headers, the Tickets List budget."""
+    budgets = []
+    if source.tickets_list_per_minute:
+        # Only the list call counts against the plan's Tickets List sub-limit, not /tickets/{id}/...
+        budgets.append(Budget("freshdesk-tickets-list", r"/api/v2/tickets/?$", source.tickets_list_per_minute, 60.0))
+    return HttpClient(
+        source=source.name,
+        base_url=source.base_url,
+        auth=_FreshdeskAuth(source.api_key.get_secret_value(), "X"),
+        headers={"Accept": "application/json", "Content-Type": "application/json"},
+        timeout=(source.timeout_connect, source.timeout_read),
+        max_retries=source.max_retries,
+        max_retry_wait=source.max_retry_wait,
+        rate_headers=freshdesk_rate_headers,
+        budgets=budgets,
+        requests_per_minute=source.requests_per_minute,
+        sleep=sleep,
+        clock=clock,
+        session=session,
+    )
+
+
+def _rows(table: str, mapper: Callable[[Mapping[str, Any]], dict[str, Any]]) -> Callable[[Mapping[str, Any]], Rows]:
+    return lambda record: {table: [mapper(record)]}
+
+
+class FreshdeskConnector(Connector):
+    """Reads a Freshdesk account incrementally and writes distress tags/fields back to tickets."""
+
+    kind = "freshdesk"
+
+    def __init__(self, source: FreshdeskSource, *, http: HttpClient | None = None,
+                 clock: Callable[[], float] = time.time, start_time: int = 0, value_field: str = "arr",
+                 per_page: int = 100) -> None:
+        if not 1 <= per_page <= 100:
+            raise ValueError("per_page must be 1..100 (Freshdesk refuses more)")
+        self.source = source
+        self.http = http if http is not None else build_http(source, clock=clock)
+        self.ctx = ListContext(http=self.http, source=source.name, per_page=per_page, max_pages=source.max_pages,
+                               workers=source.conversation_workers, start_time=start_time, value_field=value_field,
+                               clock=clock)
+
+    def streams(self) -> list[Stream]:
+        ctx = self.ctx
+        return [
+            FullListStream(ctx, "groups", "/api/v2/groups", _rows("groups", map_group)),
+            FullListStream(ctx, "agents", "/api/v2/agents", _rows("people", map_agent)),
+            FullListStream(ctx, "companies", "/api/v2/companies",
+                           _rows("organizations", lambda c: map_company(c, ctx.value_field))),
+            SinceListStream(ctx, "contacts", "/api/v2/contacts", "_updated_since", "updated_at",
+                            _rows("people", map_contact)),
+            TicketStream(ctx, "tickets"),
+            TicketStream(ctx, "deleted_tickets", filter_="deleted"),
+            TicketStream(ctx, "spam_tickets", filter_="spam"),
+            SinceListStream(ctx, "satisfaction_ratings", "/api/v2/surveys/satisfaction_ratings", "created_since",
+                            "created_at", _rows("ratings", map_rating)),
+            SinceListStream(ctx, "time_entries", "/api/v2/time_entries", "executed_after", "executed_at",
+                            _rows("time_entries", map_time_entry), lookback_s=TIME_ENTRY_LOOKBACK_S),
+        ]
+
+    def stream(self, name: str) -> Stream:
+        """One stream by name (tests, tools)."""
+        for stream in self.streams():
+            if stream.name == name:
+                return stream
+        raise KeyError(name)
+
+    # -- write-back ---------------------------------------------------------------------------------
+    def write(self, request: WriteRequest) -> WriteResult:
+        """Add/remove tags and set custom fields on one ticket.
+
+        ``PUT /tickets/{id}`` with ``tags`` replaces the whole list and v2 has no add-tag call, so the
+        ticket is re-read just before the write and the union (minus ``remove_tags``) is sent. The
+        window between the two calls is unavoidable; keeping it to two back-to-back calls is what we can
+        do. Custom fields go as ``{"custom_fields": {"cf_name": value}}`` (the ``cf_`` prefix is added
+        when the configured name lacks it). Nothing to change -> no PUT (a PUT bumps ``updated_at``).
+        404 -> ``gone``; 400/409/422 -> ``refused`` with the vendor's label.
+        """
+        ticket_id = str(request.ticket_id)
+        if not ticket_id.isdigit():
+            return WriteResult("refused", f"not a Freshdesk ticket id: {ticket_id!r}")
+        path = f"{TICKETS_PATH}/{ticket_id}"
+        try:
+            current = self._json(self.http.request("GET", path))
+            existing = [str(t) for t in current.get("tags") or []]
+            removed = set(request.remove_tags)
+            wanted = [t for t in existing if t not in removed]
+            wanted += [t for t in dict.fromkeys(request.add_tags) if t not in wanted and t not in removed]
+            body: dict[str, Any] = {}
+            if wanted != existing:
+                body["tags"] = wanted
+            if request.fields:
+                body["custom_fields"] = {_cf(key): value for key, value in request.fields.items()}
+            if not body:
+                return WriteResult("applied", "no change needed", existing)
+            updated = self._json(self.http.request("PUT", path, json=body))
+        except SkippableAPIError as exc:
+            return WriteResult("gone" if exc.status == 404 else "refused", str(exc))
+        except AuthenticationError:
+            raise
+        except FatalAPIError as exc:
+            if exc.status == 400:
+                return WriteResult("refused", str(exc))
+            raise
+        tags = updated.get("tags")
+        return WriteResult("applied", "", [str(t) for t in tags] if isinstance(tags, list) else wanted)
+
+    @staticmethod
+    def _json(resp: requests.Response) -> dict[str, Any]:
+        try:
+            body = resp.json()
+        except ValueError:
+            return {}
+        return body if isinstance(body, dict) else {}
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _cf(name: str) -> str:
+    return name if name.startswith("cf_") else f"cf_{name}"

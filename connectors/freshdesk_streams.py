@@ -1,0 +1,210 @@
+"""Freshdesk list paging and the streams built on it (API-NOTES.md 2.2).
+
+Freshdesk lists are bare JSON arrays; the only next-page signal is the
+``Link: <...>; rel="next"`` header, and no listing goes past page 300. Three
+kinds of stream share one page fetcher (``ListContext.get_page``):
+
+- ``FullListStream`` (groups, agents, companies): no server-side filter, so the
+  whole listing each run; the cursor stays ``None``.
+- ``SinceListStream`` (contacts ``_updated_since``, satisfaction ratings
+  ``created_since``, time entries ``executed_after``): the listing's order is not
+  documented, so the cursor moves only when the whole listing is stored, and then
+  to ``min(max timestamp seen, listing start - skew)``; a crash mid-listing just
+  re-reads it. A filter the account refuses (400) falls back to a full listing.
+- ``TicketStream`` (tickets, and the ``filter=deleted`` / ``filter=spam`` passes)
+  lives in ``freshdesk_tickets.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors.base import Page, Quarantined, Stream
+from connectors.errors import APIError, FatalAPIError, ParseError
+from connectors.freshdesk_map import link_next
+from connectors.http import HttpClient
+from connectors.normalize import id_str, to_epoch, to_iso
+
+logger = logging.getLogger("deskpulse.connectors.freshdesk")
+
+Rows = dict[str, list[dict[str, Any]]]
+Mapper = Callable[[Mapping[str, Any]], Rows]
+
+CLOCK_SKEW_S = 300  # how far our clock and Freshdesk's may disagree; cursors never run ahead of "now - skew"
+RECORD_ERRORS = (ParseError, KeyError, TypeError, ValueError, AttributeError)
+
+
+@dataclass
+class ListContext:
+    """What every Freshdesk stream of one connector shares: the client, paging limits, and what it learned."""
+
+    http: HttpClient
+    source: str
+    per_page: int = 100
+    max_pages: int = 300
+    workers: int = 4
+    start_time: int = 0
+    value_field: str = "arr"
+    clock: Callable[[], float] = time.time
+    agent_ids: set[str] | None = None
+    _agents_partial: set[str] = field(default_factory=set)
+
+    def get_page(self, url: str, params: Mapping[str, Any] | None) -> tuple[list[Any], str | None]:
+        """GET one list page: (records, absolute URL of the next page or None)."""
+        resp = self.http.request("GET", url, params=params)
+        try:
+            body = resp.json() if resp.content else []
+        except ValueError:
+            raise APIError(f"source {self.source}: GET {url.split('?')[0]} did not return JSON",
+                           status=resp.status_code, source=self.source) from None
+        if not isinstance(body, list):
+            raise APIError(f"source {self.source}: GET {url.split('?')[0]} did not return a JSON array",
+                           status=resp.status_code, source=self.source)
+        return body, link_next(resp.headers.get("Link"))
+
+    def walk(self, path: str, params: dict[str, Any], *, per_page: int | None = None,
+             ) -> Iterator[tuple[list[Any], bool]]:
+        """Follow ``Link`` pages of one listing: yields (records, is_last). Stops at the page cap.
+
+        Past the cap Freshdesk answers 400 or an empty array; either ends this listing (with a warning
+        when we know records were left unread) rather than failing the stream.
+        """
+        url: str | None = path
+        query: dict[str, Any] | None = {**params, "per_page": per_page or self.per_page}
+        page_no = 1
+        while url is not None:
+            try:
+                records, nxt = self.get_page(url, query)
+            except FatalAPIError as exc:
+                if page_no == 1 or exc.status != 400:
+                    raise
+                logger.warning("source %s: %s refused page %d (page cap); listing ends there", self.source,
+                               path, page_no)
+                yield [], True
+                return
+            if nxt is not None and page_no >= self.max_pages:
+                logger.warning("source %s: %s has more than %d pages; the rest is left for a later run",
+                               self.source, path, self.max_pages)
+                nxt = None
+            yield records, nxt is None or not records
+            if not records:
+                return
+            url, query, page_no = nxt, None, page_no + 1
+
+    def learn_agents(self, ids: set[str], *, complete: bool) -> None:
+        """Agent ids seen by the agents stream; conversations use them to tell agents from contacts."""
+        self._agents_partial |= ids
+        if complete:
+            self.agent_ids, self._agents_partial = set(self._agents_partial), set()
+
+    def known_agents(self) -> set[str]:
+        """Agent ids, listing ``/api/v2/agents`` once if the agents stream has not run in this connector."""
+        if self.agent_ids is None:
+            ids: set[str] = set()
+            for records, _last in self.walk("/api/v2/agents", {}):
+                ids |= {str(r["id"]) for r in records if isinstance(r, Mapping) and r.get("id") is not None}
+            self.agent_ids = ids
+        return self.agent_ids
+
+
+def map_records(stream: str, records: list[Any], mapper: Mapper, rows: Rows, bad: list[Quarantined]) -> None:
+    """Map each record into ``rows``; a record that does not parse goes to ``bad`` and the rest go on."""
+    for record in records:
+        try:
+            if not isinstance(record, Mapping):
+                raise ParseError("record is not an object")
+            for table, new in mapper(record).items():
+                rows.setdefault(table, []).extend(new)
+        except RECORD_ERRORS as exc:
+            record_id = id_str(record.get("id")) if isinstance(record, Mapping) else None
+            bad.append(Quarantined(stream, record_id, f"{type(exc).__name__}: {exc}", record))
+
+
+class FullListStream(Stream):
+    """A small, unfiltered listing read in full every run (groups, agents, companies)."""
+
+    def __init__(self, ctx: ListContext, name: str, path: str, mapper: Mapper) -> None:
+        self.ctx, self.name, self.path, self.mapper = ctx, name, path, mapper
+
+    def pages(self, cursor: Any | None) -> Iterator[Page]:
+        seen_agents: set[str] = set()
+        for records, last in self.ctx.walk(self.path, {}):
+            rows: Rows = {}
+            bad: list[Quarantined] = []
+            map_records(self.name, records, self.mapper, rows, bad)
+            if self.name == "agents":
+                seen_agents |= {r["id"] for r in rows.get("people", ())}
+                self.ctx.learn_agents(seen_agents, complete=last)
+            yield Page(rows, None, bad, done=last)
+
+
+class SinceListStream(Stream):
+    """A listing filtered by one "since" timestamp parameter whose result order Freshdesk does not document.
+
+    Cursor: ``{"since": ISO}`` (``{"since": ISO, "full": true}`` once the account refused the filter).
+    ``lookback_s`` re-reads a window before the cursor for records that can appear late (a time entry
+    logged today for work done yesterday).
+    """
+
+    def __init__(self, ctx: ListContext, name: str, path: str, param: str, time_key: str, mapper: Mapper, *,
+                 lookback_s: int = 0) -> None:
+        self.ctx, self.name, self.path, self.param = ctx, name, path, param
+        self.time_key, self.mapper, self.lookback_s = time_key, mapper, lookback_s
+
+    def pages(self, cursor: Any | None) -> Iterator[Page]:
+        since = self._since(cursor)
+        full = bool(isinstance(cursor, Mapping) and cursor.get("full"))
+        started = int(self.ctx.clock())
+        params = {} if full else {self.param: to_iso(max(0, since - self.lookback_s))}
+        listing = self.ctx.walk(self.path, params)
+        try:
+            first = next(listing)
+        except FatalAPIError as exc:
+            if full or exc.status != 400:
+                raise
+            logger.warning("source %s: %s refused %s (%s); reading the full listing instead", self.ctx.source,
+                           self.path, self.param, exc)
+            full = True
+            listing = self.ctx.walk(self.path, {})
+            first = next(listing)
+        keep = {"since": to_iso(since)} | ({"full": True} if full else {})
+        newest: int | None = None
+        for records, last in _chain(first, listing):
+            rows: Rows = {}
+            bad: list[Quarantined] = []
+            map_records(self.name, records, self.mapper, rows, bad)
+            for record in records:
+                stamp = _stamp(record, self.time_key)
+                if stamp is not None and (newest is None or stamp > newest):
+                    newest = stamp
+            cursor_after = keep
+            if last:
+                moved = since if newest is None else max(since, min(newest, started - CLOCK_SKEW_S))
+                cursor_after = {**keep, "since": to_iso(moved)}
+            yield Page(rows, cursor_after, bad, done=last)
+
+    def _since(self, cursor: Any | None) -> int:
+        if isinstance(cursor, Mapping) and cursor.get("since"):
+            value = to_epoch(cursor["since"])
+            if value is not None:
+                return value
+        return self.ctx.start_time
+
+
+def _chain(first: tuple[list[Any], bool], rest: Iterator[tuple[list[Any], bool]]) -> Iterator[tuple[list[Any], bool]]:
+    yield first
+    if not first[1]:
+        yield from rest
+
+
+def _stamp(record: Any, key: str) -> int | None:
+    if not isinstance(record, Mapping):
+        return None
+    try:
+        return to_epoch(record.get(key))
+    except ParseError:
+        return None
