@@ -17,8 +17,8 @@ Choices that are not obvious from the payloads:
 - Ratings come only from ``/api/v2/satisfaction_ratings`` (which carries
   ``created_at``, needed to attribute CSAT by rating time); the rating embedded
   in a ticket has no timestamp, so it stays in ``raw`` and is not a second row.
-- Comment authors' roles are not in ticket events; ``author_role`` is filled by
-  the stream from what the connector knows about users (see ``RoleBook``).
+- Comment authors' roles are not in ticket events, so comment rows carry no
+  ``author_role``; the stream adds it where the connector knows the user (see ``RoleBook``).
 """
 
 from __future__ import annotations
@@ -174,7 +174,6 @@ def map_ticket_event(event: dict[str, Any]) -> Rows:
                 "id": id_str(require(child, "id")),
                 "ticket_id": ticket_id,
                 "author_id": id_str(child.get("author_id")) or actor,
-                "author_role": None,
                 "public": int(bool(True if public is None else public)),
                 "kind": "description" if creates and not messages else "comment",
                 "body": body,

@@ -24,7 +24,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from connectors.base import Page, Stream
@@ -141,22 +141,26 @@ class TimeExport(Paginator):
         self.next_url: str | None = None
 
     def request(self) -> PageRequest:
-        if self.next_url:
-            return PageRequest(self.next_url)
+        if self.next_url:  # keep declared params (include=...) should the vendor's link drop one
+            present = parse_qs(urlsplit(self.next_url).query)
+            return PageRequest(self.next_url, {k: v for k, v in self.params.items() if k not in present} or None)
         return PageRequest(self.path, {"start_time": self.start, **self.params})
 
     def advance(self, body: dict[str, Any]) -> bool:
         end_time = body.get("end_time")
-        if end_time is not None:
-            self.cursor = {"start_time": int(end_time)}
+        if end_time is not None and (self.cursor is None or int(end_time) > self.cursor["start_time"]):
+            self.cursor = {"start_time": int(end_time)}  # never backwards: an empty overlap page must not drift it
         nxt = body.get("next_page")
-        if body.get("end_of_stream") or not nxt:
-            return False
-        query = parse_qs(urlsplit(nxt).query)
-        nxt_start = int(query["start_time"][0]) if query.get("start_time") else end_time
-        if nxt == self.next_url or nxt_start is None or int(nxt_start) <= self.start:
+        if body.get("end_of_stream") or (not nxt and body.get("end_of_stream") is None):
+            return False  # older responses have no end_of_stream: no next_page is the end
+        if nxt:
+            query = parse_qs(urlsplit(nxt).query)
+            nxt_start = int(query["start_time"][0]) if query.get("start_time") else end_time
+        else:  # end_of_stream is false but no link: the documented rule, end_time is the next start_time
+            nxt_start = end_time
+        if (nxt and nxt == self.next_url) or nxt_start is None or int(nxt_start) <= self.start:
             raise _loop(self.source, self.path, f"next page does not move past start_time {self.start}")
-        self.next_url, self.start = nxt, int(nxt_start)
+        self.next_url, self.start = nxt or None, int(nxt_start)
         return True
 
 
@@ -214,17 +218,16 @@ class CursorList(Paginator):
     def advance(self, body: dict[str, Any]) -> bool:
         self._track(body)
         meta, links = body.get("meta") or {}, body.get("links") or {}
-        if meta:
+        if meta.get("has_more"):
             after = meta.get("after_cursor")
             if not after and links.get("next"):
                 after = (parse_qs(urlsplit(links["next"]).query).get("page[after]") or [None])[0]
-            if meta.get("has_more") and after:
-                if after == self.after:
-                    raise _loop(self.source, self.path, "page[after] did not advance")
-                self.after = after
-                self._save(mid_run=True)
-                return True
-        elif body.get("next_page"):  # offset pagination (older list endpoints)
+            if not after or after == self.after:
+                raise _loop(self.source, self.path, "has_more but page[after] did not advance")
+            self.after = after
+            self._save(mid_run=True)
+            return True
+        if not meta and body.get("next_page"):  # offset pagination (older list endpoints)
             if body["next_page"] == self.next_url:
                 raise _loop(self.source, self.path, "next_page repeats the current page")
             self.next_url = body["next_page"]
@@ -256,7 +259,7 @@ class StreamSpec:
     name: str
     path: str
     records_key: str
-    scheme: str  # "cursor_export" | "time_export" | "list"
+    scheme: Literal["cursor_export", "time_export", "list"]
     tables: tuple[str, ...]
     to_rows: Callable[[dict[str, Any], MapContext], Rows]
     params: tuple[tuple[str, str], ...] = ()
@@ -279,9 +282,9 @@ class RoleBook:
     """Who wrote a comment: ticket events carry author ids, not roles.
 
     Learned from the users stream as it syncs in this connector (agents are kept always, customers
-    up to a bound so memory stays flat); an author the book does not know gets ``author_role=None``
-    and the sync engine fills it from the stored people after the run (one SQL join, no extra
-    API requests, so a run with nothing new still costs one request per stream).
+    up to a bound so memory stays flat). A row whose author the book does not know carries no
+    ``author_role`` (stored NULL when new) and the sync engine fills it from the stored people after
+    the run (one SQL join, no extra API requests: a run with nothing new costs one request per stream).
     """
 
     def __init__(self, max_customers: int = 100_000) -> None:
@@ -311,10 +314,15 @@ class RoleBook:
         return "customer" if person_id in self.customers else None
 
     def fill(self, messages: Iterable[dict[str, Any]]) -> None:
-        """Set ``author_role`` on message rows whose author is known (None otherwise)."""
+        """Set ``author_role`` where the author is known; otherwise leave the column out of the row.
+
+        Left out, not None: an upsert keeps a column the row omits, so re-reading a comment in the
+        overlap window of a later run never erases a role stored (or resolved by the engine) before.
+        """
         for message in messages:
-            if message.get("author_id"):
-                message["author_role"] = self.role(message["author_id"])
+            role = self.role(message["author_id"]) if message.get("author_id") else None
+            if role is not None:
+                message["author_role"] = role
 
 
 class ZendeskStream(Stream):
@@ -363,18 +371,13 @@ class ZendeskStream(Stream):
             sizer = pager.sizer
             shrinkable = sizer is not None and sizer.size > sizer.minimum
             try:
-                resp = self.http.request("GET", req.url, params=req.params, no_retry={504} if shrinkable else ())
+                body = self.http.get_json(req.url, req.params, no_retry={504} if shrinkable else ())
             except RetriableAPIError as exc:
                 if exc.status == 504 and sizer is not None and sizer.shrink():
                     logger.warning("source %s stream %s: gateway timeout, per_page down to %d",
                                    self.options.source, self.spec.name, sizer.size)
                     continue
                 raise
-            try:
-                body = resp.json()
-            except ValueError:
-                raise FatalAPIError(f"invalid JSON from source {self.options.source} (GET {self.spec.path})",
-                                    source=self.options.source, endpoint=self.spec.path) from None
             if not isinstance(body, dict):
                 raise FatalAPIError(f"unexpected response from source {self.options.source} (GET {self.spec.path})",
                                     source=self.options.source, endpoint=self.spec.path)
