@@ -9,10 +9,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import SecretStr
+
 from config.settings import Settings
 from sync.context import AppContext
 
 Step = Callable[[AppContext, Settings, list], dict[str, Any] | None]
+
+
+def kpi_step(actx: AppContext, settings: Settings, sims: list) -> dict[str, Any]:
+    from kpi_engine.engine import compute
+    from kpi_engine.periods import local_date
+    from sync.cmd_kpi import _render_table, resolve_period
+
+    actx.console.rule("KPIs, last 30 days, all helpdesks")
+    now = int(actx.clock())
+    period = resolve_period(None, None, settings.kpi.timezone, local_date(now, settings.kpi.timezone))
+    with actx.store(settings) as store:
+        result = compute(store.conn, kpi=settings.kpi, sla=settings.sla, costs=settings.costs, since=period.since,
+                         until=period.until, now=now)
+    _render_table(actx, result, settings.costs.currency, None)
+    return {"kpis": result}
 
 
 def distress_step(actx: AppContext, settings: Settings, sims: list) -> dict[str, Any]:
@@ -33,4 +50,27 @@ def writeback_step(actx: AppContext, settings: Settings, sims: list) -> dict[str
     return {"writeback": planned}
 
 
-STEPS: list[Step] = [distress_step, writeback_step]
+def digest_step(actx: AppContext, settings: Settings, sims: list) -> dict[str, Any]:
+    from connectors.slack import SlackClient
+    from kpi_engine.digest import render_terminal
+    from sync.digest_job import build_payload, last_complete_week
+    from sync.simulators import start_simulator
+
+    week = last_complete_week(actx.clock(), settings.kpi.timezone)
+    actx.console.rule(f"Weekly Slack digest for {week} (posted to the Slack simulator)")
+    with actx.store(settings) as store:
+        payload = build_payload(store, settings, week, now=actx.clock())
+    actx.console.print(render_terminal(payload), markup=False, highlight=False)
+    slack = start_simulator("slack")
+    try:
+        slack_settings = settings.slack.model_copy(update={"webhook_url": SecretStr(slack.source["webhook_url"])})
+        with SlackClient(slack_settings) as client:
+            client.post(payload)
+        actx.console.print(f"Slack simulator accepted the digest: {len(payload['blocks'])} blocks, within Block Kit "
+                           "limits. 'deskpulse digest --post' sends it to your channel, once per week.")
+    finally:
+        slack.server.stop()
+    return {"digest": payload, "slack_messages": list(slack.sim.messages)}
+
+
+STEPS: list[Step] = [kpi_step, distress_step, writeback_step, digest_step]
