@@ -81,6 +81,13 @@ class Connector(ABC):
     def streams(self) -> list[Stream]:
         """Streams in the order they should run (parents before children)."""
 
+    def stream(self, name: str) -> Stream:
+        """One stream by name (tests and tools run a single stream)."""
+        for stream in self.streams():
+            if stream.name == name:
+                return stream
+        raise KeyError(name)
+
     def write(self, request: WriteRequest) -> WriteResult:
         """Apply one ticket write. Connectors that support write-back override this."""
         raise NotImplementedError(f"{self.kind} connector does not support write-back")

@@ -25,7 +25,7 @@ from connectors.errors import AuthenticationError, FatalAPIError, SkippableAPIEr
 from connectors.freshdesk_map import map_agent, map_company, map_contact, map_group, map_rating, map_time_entry
 from connectors.freshdesk_streams import FullListStream, ListContext, Rows, SinceListStream
 from connectors.freshdesk_tickets import TICKETS_PATH, TicketStream
-from connectors.http import Budget, HttpClient
+from connectors.http import Budget, HttpClient, json_object
 from connectors.ratelimit import freshdesk_rate_headers
 
 logger = logging.getLogger("deskpulse.connectors.freshdesk")
@@ -104,13 +104,6 @@ class FreshdeskConnector(Connector):
                             _rows("time_entries", map_time_entry), lookback_s=TIME_ENTRY_LOOKBACK_S),
         ]
 
-    def stream(self, name: str) -> Stream:
-        """One stream by name (tests, tools)."""
-        for stream in self.streams():
-            if stream.name == name:
-                return stream
-        raise KeyError(name)
-
     # -- write-back ---------------------------------------------------------------------------------
     def write(self, request: WriteRequest) -> WriteResult:
         """Add/remove tags and set custom fields on one ticket.
@@ -127,7 +120,7 @@ class FreshdeskConnector(Connector):
             return WriteResult("refused", f"not a Freshdesk ticket id: {ticket_id!r}")
         path = f"{TICKETS_PATH}/{ticket_id}"
         try:
-            current = self._json(self.http.request("GET", path))
+            current = json_object(self.http.request("GET", path))
             existing = [str(t) for t in current.get("tags") or []]
             removed = set(request.remove_tags)
             wanted = [t for t in existing if t not in removed]
@@ -139,7 +132,7 @@ class FreshdeskConnector(Connector):
                 body["custom_fields"] = {_cf(key): value for key, value in request.fields.items()}
             if not body:
                 return WriteResult("applied", "no change needed", existing)
-            updated = self._json(self.http.request("PUT", path, json=body))
+            updated = json_object(self.http.request("PUT", path, json=body))
         except SkippableAPIError as exc:
             return WriteResult("gone" if exc.status == 404 else "refused", str(exc))
         except AuthenticationError:
@@ -150,14 +143,6 @@ class FreshdeskConnector(Connector):
             raise
         tags = updated.get("tags")
         return WriteResult("applied", "", [str(t) for t in tags] if isinstance(tags, list) else wanted)
-
-    @staticmethod
-    def _json(resp: requests.Response) -> dict[str, Any]:
-        try:
-            body = resp.json()
-        except ValueError:
-            return {}
-        return body if isinstance(body, dict) else {}
 
     def close(self) -> None:
         self.http.close()

@@ -92,6 +92,19 @@ class _TransportError(RetriableAPIError):
         self.cause = cause
 
 
+def json_object(resp: requests.Response) -> dict[str, Any]:
+    """A response body that should be a JSON object; anything else (empty, text, a list) reads as ``{}``.
+
+    Write endpoints answer with the updated object, but a caller must not fail after the vendor has
+    already applied the write just because the echo was unexpected.
+    """
+    try:
+        body = resp.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 class HttpClient:
     """One vendor account's HTTP client: one ``requests.Session``, thread-safe, never leaks a credential."""
 

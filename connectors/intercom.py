@@ -103,12 +103,6 @@ class IntercomConnector(Connector):
         return [AdminsStream(self.ctx), TeamsStream(self.ctx), CompaniesStream(self.ctx), ContactsStream(self.ctx),
                 ConversationsStream(self.ctx)]
 
-    def stream(self, name: str) -> Stream:
-        for stream in self.streams():
-            if stream.name == name:
-                return stream
-        raise KeyError(name)
-
     # -- write-back ---------------------------------------------------------------------------------
     def write(self, request: WriteRequest) -> WriteResult:
         """Attach/detach tags (by id, recorded as ``admin_id``) and set conversation custom attributes.

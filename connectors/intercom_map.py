@@ -39,7 +39,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 from connectors.errors import ParseError
-from connectors.normalize import id_str, require, to_epoch
+from connectors.normalize import id_str, require, to_epoch, to_number
 
 Rows = dict[str, list[dict[str, Any]]]
 
@@ -112,18 +112,6 @@ def _int_or_none(value: Any) -> int | None:
         return int(value)
     try:
         return int(float(str(value)))
-    except ValueError:
-        return None
-
-
-def _number(value: Any) -> float | None:
-    """Company value attributes are often text (``"120000"``, ``"1,200.50"``): numeric or None."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        return float(str(value).replace(",", "").strip())
     except ValueError:
         return None
 
@@ -374,7 +362,7 @@ def map_company(company: Mapping[str, Any], value_attribute: str) -> dict[str, A
     attrs = _obj(company.get("custom_attributes"))
     raw_value = attrs.get(value_attribute) if value_attribute in attrs else company.get(value_attribute)
     return {
-        "id": id_str(require(company, "id")), "name": company.get("name"), "value": _number(raw_value),
+        "id": id_str(require(company, "id")), "name": company.get("name"), "value": to_number(raw_value),
         "created_at": to_epoch(company.get("remote_created_at")) or to_epoch(company.get("created_at")),
         "updated_at": to_epoch(company.get("updated_at")), "raw": dict(company),
     }

@@ -44,6 +44,18 @@ def id_str(value: Any) -> str | None:
     return str(value)
 
 
+def to_number(value: Any) -> float | None:
+    """Customer-value fields are often text (``"120000"``, ``"1,200.50"``): a float, or None when not numeric."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(str(value).replace(",", "").strip())
+    except ValueError:
+        return None
+
+
 def require(record: dict[str, Any], key: str) -> Any:
     """A field the record cannot be stored without; missing means quarantine."""
     value = record.get(key)

@@ -19,7 +19,7 @@ import requests
 from config.settings import ZendeskSource
 from connectors.base import Connector, Stream, WriteRequest, WriteResult
 from connectors.errors import SkippableAPIError
-from connectors.http import Budget, HttpClient
+from connectors.http import Budget, HttpClient, json_object
 from connectors.ratelimit import zendesk_rate_headers
 from connectors.zendesk_map import (
     Rows,
@@ -174,7 +174,7 @@ class ZendeskConnector(Connector):
                         return WriteResult("refused", f"unknown custom field {key!r}", tags)
                     custom.append({"id": field_id, "value": value})
                 resp = self.http.request("PUT", f"{base}.json", json={"ticket": {"custom_fields": custom}})
-                ticket = self._json(resp).get("ticket") or {}
+                ticket = json_object(resp).get("ticket") or {}
                 if isinstance(ticket.get("tags"), list):
                     tags = [str(t) for t in ticket["tags"]]
         except SkippableAPIError as exc:
@@ -182,16 +182,8 @@ class ZendeskConnector(Connector):
             return WriteResult(outcome, str(exc), tags)
         return WriteResult("applied", "", tags)
 
-    @staticmethod
-    def _json(resp: requests.Response) -> dict[str, Any]:
-        try:
-            body = resp.json()
-        except ValueError:
-            return {}
-        return body if isinstance(body, dict) else {}
-
     def _tags(self, resp: requests.Response) -> list[str] | None:
-        tags = self._json(resp).get("tags")
+        tags = json_object(resp).get("tags")
         return [str(t) for t in tags] if isinstance(tags, list) else None
 
     def _field_id(self, key: str) -> int | None:

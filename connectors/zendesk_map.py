@@ -28,7 +28,7 @@ from typing import Any
 
 from connectors.base import Quarantined
 from connectors.errors import ParseError
-from connectors.normalize import id_str, require, to_epoch
+from connectors.normalize import id_str, require, to_epoch, to_number
 
 Rows = dict[str, list[dict[str, Any]]]
 
@@ -213,25 +213,13 @@ def map_user(user: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _number(value: Any) -> float | None:
-    """Customer value fields are often text (``"120000"``, ``"1,200.50"``): numeric or None."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        return float(str(value).replace(",", "").strip())
-    except ValueError:
-        return None
-
-
 def map_organization(org: dict[str, Any], value_field: str) -> dict[str, Any]:
     """An organization -> an ``organizations`` row; ``value`` from ``organization_fields[value_field]``."""
     fields = org.get("organization_fields") or {}
     return {
         "id": id_str(require(org, "id")),
         "name": org.get("name"),
-        "value": _number(fields.get(value_field)) if isinstance(fields, Mapping) else None,
+        "value": to_number(fields.get(value_field)) if isinstance(fields, Mapping) else None,
         "created_at": to_epoch(org.get("created_at")),
         "updated_at": to_epoch(org.get("updated_at")),
         "raw": org,
