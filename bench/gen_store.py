@@ -33,7 +33,7 @@ EXTRA_INDEXES = [
     "CREATE INDEX IF NOT EXISTS idx_messages_kpi ON messages(source, ticket_id, created_at, author_role, public, kind)",
     "CREATE INDEX IF NOT EXISTS idx_ticket_events_kpi ON ticket_events(source, ticket_id, field, created_at, "
     "new_value, old_value)",
-    "CREATE INDEX IF NOT EXISTS idx_ratings_kind ON ratings(kind, created_at, source)",
+    "CREATE INDEX IF NOT EXISTS idx_tickets_kpi_created ON tickets(source, created_at, status, is_spam, is_merged)",
 ]
 
 SOURCES = [("acme-zendesk", "zendesk", 0.5), ("acme-freshdesk", "freshdesk", 0.3), ("acme-intercom", "intercom", 0.2)]
@@ -82,19 +82,18 @@ class Gen:
     def flush(self) -> None:
         c = self.store.conn
         c.execute("BEGIN")
-        c.executemany(
-            "INSERT INTO tickets (source,id,subject,status,vendor_status,priority,severity,channel,requester_id,"
-            "organization_id,assignee_id,group_id,tags,custom_fields,created_at,updated_at,solved_at,is_spam,"
-            "is_merged,vendor_reopens,vendor_replies,raw,synced_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            self.tickets)
-        c.executemany("INSERT INTO messages (source,id,ticket_id,author_id,author_role,public,kind,body,created_at,raw) "
-                      "VALUES (?,?,?,?,?,?,?,?,?,?)", self.messages)
-        c.executemany("INSERT INTO ticket_events (source,id,ticket_id,created_at,actor_id,field,old_value,new_value,raw)"
-                      " VALUES (?,?,?,?,?,?,?,?,?)", self.events)
-        c.executemany("INSERT INTO ratings (source,id,ticket_id,requester_id,assignee_id,kind,score_raw,score_1_5,score,"
-                      "comment,created_at,raw) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", self.ratings)
-        c.executemany("INSERT INTO time_entries (source,id,ticket_id,agent_id,seconds,created_at,raw) "
-                      "VALUES (?,?,?,?,?,?,?)", self.entries)
+        def insert(table: str, columns: str, rows: list[tuple]) -> None:
+            marks = ",".join("?" * len(columns.split(",")))
+            c.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+
+        insert("tickets", "source,id,subject,status,vendor_status,priority,severity,channel,requester_id,"
+               "organization_id,assignee_id,group_id,tags,custom_fields,created_at,updated_at,solved_at,is_spam,"
+               "is_merged,vendor_reopens,vendor_replies,raw,synced_at", self.tickets)
+        insert("messages", "source,id,ticket_id,author_id,author_role,public,kind,body,created_at,raw", self.messages)
+        insert("ticket_events", "source,id,ticket_id,created_at,actor_id,field,old_value,new_value,raw", self.events)
+        insert("ratings", "source,id,ticket_id,requester_id,assignee_id,kind,score_raw,score_1_5,score,comment,"
+               "created_at,raw", self.ratings)
+        insert("time_entries", "source,id,ticket_id,agent_id,seconds,created_at,raw", self.entries)
         c.execute("COMMIT")
         for buf in (self.tickets, self.messages, self.events, self.ratings, self.entries):
             buf.clear()
@@ -114,10 +113,10 @@ class Gen:
             for i in range(60):
                 people.append((source, f"a{i}", f"Agent {i}", f"agent{i}@acme.example", "agent", None, None,
                                self.start, self.end, "{}"))
-        c.executemany("INSERT INTO organizations (source,id,name,value,created_at,updated_at,raw) VALUES (?,?,?,?,?,?,?)",
-                      orgs)
-        c.executemany("INSERT INTO people (source,id,name,email,role,organization_id,external_id,created_at,updated_at,"
-                      "raw) VALUES (?,?,?,?,?,?,?,?,?,?)", people)
+        c.executemany("INSERT INTO organizations (source,id,name,value,created_at,updated_at,raw) "
+                      "VALUES (?,?,?,?,?,?,?)", orgs)
+        c.executemany("INSERT INTO people (source,id,name,email,role,organization_id,external_id,created_at,"
+                      "updated_at,raw) VALUES (?,?,?,?,?,?,?,?,?,?)", people)
         c.execute("COMMIT")
 
     def msg(self, source: str, tid: str, author: str, role: str, public: int, kind: str, t: int) -> None:

@@ -1,0 +1,139 @@
+"""Backlog family: unsolved tickets at ``as_of`` (= ``--until``), their ages, and tickets awaiting a first reply.
+
+Whether a ticket was unsolved at a past instant b: a ticket never reopened was
+unsolved during [created, latest solve) (or since creation, if unsolved now). A
+reopened ticket (status history shows solved -> unsolved) is replayed from its
+status events backwards from its current status: unsolved(b) = unsolved now -
+sum of the changes at or after b (+1 solved->unsolved, -1 unsolved->solved). For
+as_of at or after the last sync both reduce to the current status.
+
+Awaiting a first reply: during [created, min(first agent reply, first solve)).
+
+``--by month|week`` takes each bucket's backlog at the bucket's end. Counting
+every ticket at every bucket end would be tickets x buckets; instead each ticket
+contributes +1/-1 at the first and last bucket end its interval covers
+(difference arrays), so the whole breakdown is one pass over the tickets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kpi_engine.facts import _is_any
+from kpi_engine.partials import num
+from kpi_engine.periods import bucket_case
+from kpi_engine.stats import pct
+from kpi_engine.workspace import SOLVED, TIME_DIMENSIONS, UNSOLVED, Workspace
+
+DAY = 86400
+AGES = (("0_24h", DAY), ("24_48h", 2 * DAY), ("48h_7d", 7 * DAY))
+UNSOLVED_NOW = _is_any("k.st", UNSOLVED)
+DELTA = (f"(CASE WHEN {_is_any('x.old_value', SOLVED)} THEN {_is_any('x.new_value', UNSOLVED)} "
+         f"ELSE -{_is_any('x.new_value', SOLVED)} END)")
+FIRST_SOLVE = "COALESCE(e.fs, k.s)"
+AWAIT_END = (f"(CASE WHEN m.fr IS NULL THEN {FIRST_SOLVE} WHEN {FIRST_SOLVE} IS NULL THEN m.fr "
+             f"ELSE MIN(m.fr, {FIRST_SOLVE}) END)")
+REOPENED = "COALESCE(e.reop, 0) > 0"
+
+
+def state(b: str) -> str:
+    """1 when the ticket (aliases k, e) was unsolved at epoch ``b``."""
+    replay = (f"({UNSOLVED_NOW} - (SELECT COALESCE(SUM({DELTA}), 0) FROM ticket_events x "
+              f"WHERE x.source = k.source AND x.ticket_id = k.id AND x.field = 'status' AND x.created_at >= {b})) > 0")
+    return f"(CASE WHEN {REOPENED} THEN {replay} ELSE ({UNSOLVED_NOW} OR (k.s IS NOT NULL AND k.s > {b})) END)"
+
+
+def _snapshot(ws: Workspace, b: int, key: str, window: int | None = None) -> list[tuple[Any, ...]]:
+    """(key, backlog, age counts..., awaiting) at epoch b, for tickets created before b (within ``window``).
+
+    Only tickets unsolved now or solved after b can be unsolved or awaiting at b: a ticket whose
+    latest solve is before b stayed solved since (its first solve is earlier still).
+    """
+    lo = f"AND k.c >= {b - window}" if window else ""
+    ages = ", ".join(f"SUM({b} - k.c < {limit})" for _, limit in AGES)
+    return ws.rows(f"""SELECT key, SUM(st), {ages.replace('SUM(', 'SUM(st AND ')}, SUM(aw) FROM (
+            SELECT {key} AS key, {state(str(b))} AS st,
+                   ({AWAIT_END} IS NULL OR {AWAIT_END} > {b}) AS aw, k.c AS c
+            FROM _kpi_t k LEFT JOIN _kpi_e e ON e.kid = k.kid LEFT JOIN _kpi_m m ON m.kid = k.kid
+            WHERE k.c < {b} {lo} AND ({UNSOLVED_NOW} OR k.s IS NULL OR k.s > {b})) AS k GROUP BY key""")
+
+
+def _add(ws: Workspace, key: Any, size: int, ages: list[int], awaiting: int) -> None:
+    ws.parts.add(key, "bl_size", size)
+    for (name, _), count in zip(AGES, ages, strict=True):
+        ws.parts.add(key, f"bl_{name}", count)
+    ws.parts.add(key, "bl_awaiting", awaiting)
+
+
+def collect(ws: Workspace) -> None:
+    b = ws.as_of
+    if ws.by in TIME_DIMENSIONS:
+        for _key, size, *rest in _snapshot(ws, b, "NULL"):
+            _add(ws, "snapshot", size or 0, [v or 0 for v in rest[:-1]], rest[-1] or 0)
+        _by_bucket(ws)
+        return
+    for key, size, *rest in _snapshot(ws, b, ws.key("k.c")):
+        _add(ws, key, size or 0, [v or 0 for v in rest[:-1]], rest[-1] or 0)
+
+
+def _jidx(ws: Workspace, expr: str) -> str:
+    """Number of bucket ends <= expr (the first bucket end after expr)."""
+    n = len(ws.buckets)
+    return (f"(CASE WHEN {expr} < {ws.period.since} THEN 0 WHEN {expr} >= {ws.period.until} THEN {n} "
+            f"ELSE {bucket_case(expr, ws.buckets)} END)")
+
+
+def _by_bucket(ws: Workspace) -> None:
+    n = len(ws.buckets)
+    if not n:
+        return
+    size = [0] * (n + 1)
+    awaiting = [0] * (n + 1)
+    # tickets never reopened: unsolved during [c, s) or [c, now)
+    for jc, js, count in ws.rows(f"""SELECT {_jidx(ws, 'k.c')} AS jc,
+            CASE WHEN {UNSOLVED_NOW} OR k.s IS NULL THEN {n} ELSE {_jidx(ws, 'k.s - 1')} END AS js, COUNT(*)
+            FROM _kpi_t k LEFT JOIN _kpi_e e ON e.kid = k.kid WHERE NOT ({REOPENED}) GROUP BY jc, js"""):
+        if js > jc:
+            size[jc] += count
+            size[js] -= count
+    # reopened tickets: current state minus the changes after each bucket end
+    for jc, jt, _unsolved, delta in ws.rows(f"""SELECT {_jidx(ws, 'k.c')} AS jc, {_jidx(ws, 'x.created_at')} AS jt,
+            {UNSOLVED_NOW} AS un, SUM({DELTA}) FROM _kpi_t k JOIN _kpi_e e ON e.kid = k.kid
+            JOIN ticket_events x ON x.source = k.source AND x.ticket_id = k.id AND x.field = 'status'
+            WHERE {REOPENED} GROUP BY jc, jt, un"""):
+        if jt > jc:
+            size[jc] -= delta
+            size[jt] += delta
+    for jc, un, count in ws.rows(f"""SELECT {_jidx(ws, 'k.c')} AS jc, {UNSOLVED_NOW} AS un, COUNT(*)
+            FROM _kpi_t k JOIN _kpi_e e ON e.kid = k.kid WHERE {REOPENED} GROUP BY jc, un"""):
+        size[jc] += un * count
+        size[n] -= un * count
+    # awaiting a first reply: [c, min(first reply, first solve))
+    for jc, je, count in ws.rows(f"""SELECT {_jidx(ws, 'k.c')} AS jc,
+            CASE WHEN {AWAIT_END} IS NULL THEN {n} ELSE {_jidx(ws, AWAIT_END)} END AS je, COUNT(*)
+            FROM _kpi_t k LEFT JOIN _kpi_e e ON e.kid = k.kid LEFT JOIN _kpi_m m ON m.kid = k.kid
+            GROUP BY jc, je"""):
+        if je > jc:
+            awaiting[jc] += count
+            awaiting[je] -= count
+    ws.conn.execute("CREATE INDEX IF NOT EXISTS temp._kpi_t_c ON _kpi_t (c)")
+    running_size = running_await = 0
+    for j, bucket in enumerate(ws.buckets):
+        running_size += size[j]
+        running_await += awaiting[j]
+        young = [0, 0, 0]
+        for _, _, *ages, _ in _snapshot(ws, bucket.end, "NULL", window=AGES[-1][1]):
+            young = [v or 0 for v in ages]
+        _add(ws, j, running_size, young, running_await)
+
+
+def finalize(part: dict[str, Any]) -> dict[str, Any]:
+    size = int(num(part, "bl_size"))
+    cumulative = [int(num(part, f"bl_{name}")) for name, _ in AGES]  # age < 24h, < 48h, < 7d
+    buckets = {"0_24h": cumulative[0], "24_48h": cumulative[1] - cumulative[0],
+               "48h_7d": cumulative[2] - cumulative[1], "gt_7d": size - cumulative[2]}
+    older = {"pct_gt_24h": size - cumulative[0], "pct_gt_48h": size - cumulative[1], "pct_gt_7d": size - cumulative[2]}
+    age: dict[str, Any] = dict(buckets)
+    for name, count in older.items():
+        age[name] = None if not size else round(pct(count, size) or 0.0, 2)
+    return {"backlog_size": size, "backlog_age": age, "tickets_awaiting_first_reply": int(num(part, "bl_awaiting"))}

@@ -1,0 +1,330 @@
+"""Per-ticket facts in TEMP tables: the tickets a period needs, their message and status-history summaries.
+
+``_kpi_t``  one row per relevant ticket (kid = row id, in (source, id) order)
+``_kpi_m``  per ticket: first agent reply, message / reply / customer-message counts, last
+            customer message, and the ordered customer/reply sequence (average response time)
+``_kpi_e``  per ticket: status-history summary (first solve, reopens, time in statuses)
+``_kpi_x``  tickets escalated by a priority/group/tag change
+
+Two plans fill ``_kpi_m``/``_kpi_e``: for a small period, seek each relevant ticket's rows
+through the (source, ticket_id, created_at) indexes; when the period covers most of the
+store, one ordered scan of the whole index grouped by ticket is cheaper than a million seeks.
+Both produce identical rows.
+
+Time in statuses without a per-event "next event" lookup: a status event records the status
+it leaves (``old_value``) and the one it enters (``new_value``). For a solved ticket, time in
+a set W of statuses = sum(t: old in W) - sum(t: new in W) - created x (n_old in W - n_new in W)
+(the initial status, left at the first event, was entered at creation). That is one pass of
+plain sums per ticket. A NULL ``old_value`` (the creation event, or Intercom's first known
+state) counts as ``new``, so for a consistent history the count terms vanish (see :func:`wait_sql`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from bisect import bisect_right
+from collections.abc import Iterator
+from functools import partial
+from operator import sub
+
+from kpi_engine.workspace import SOLVED, TIME_DIMENSIONS, UNSOLVED, Workspace, sql_list, ticket_set
+
+logger = logging.getLogger("deskpulse.kpi.facts")
+
+#: An agent reply (KPIS.md): public, by an agent, and not the ticket's description. Bots/system never.
+REPLY = "(m.author_role = 'agent' AND m.kind IS NOT 'description')"
+CUSTOMER = "(m.author_role = 'customer')"
+MESSAGE_SCOPE = "m.public = 1 AND m.author_role IN ('agent', 'customer')"
+AGENT_WAIT = ("pending",)
+ON_HOLD = ("on_hold",)
+SCAN_SHARE = 0.3  # scan the whole index once the period needs more than this share of the tickets
+
+
+def tag_tokens(expr: str) -> str:
+    """A tags value (JSON list, Python list repr or space separated) as ' a b c ' for exact word matches."""
+    inner = f"COALESCE({expr}, '')"
+    for ch in ("[", "]", '"', "''", ","):
+        inner = f"replace({inner}, '{ch}', ' ')"
+    return f"(' ' || {inner} || ' ')"
+
+
+def _any_tag(expr: str, tags: list[str]) -> str:
+    if not tags:
+        return "0"
+    tokens = tag_tokens(expr)
+    return "(" + " OR ".join(f"instr({tokens}, ' {t.replace(chr(39), chr(39) * 2)} ') > 0" for t in tags) + ")"
+
+
+def _severity_case(ws: Workspace, expr: str) -> str:
+    """Vendor priority value -> severity, from the union of the configured maps (their keys are disjoint)."""
+    mapping: dict[str, int] = {}
+    for kind_map in ws.kpi.severity_map.values():
+        for value, sev in kind_map.items():
+            if mapping.get(value, sev) != sev:
+                logger.warning("priority '%s' maps to different severities per vendor; using the highest", value)
+            mapping[value] = max(sev, mapping.get(value, sev))
+    if not mapping:
+        return "1"
+    whens = " ".join(f"WHEN {sql_list([v])[1:-1]} THEN {s}" for v, s in sorted(mapping.items()))
+    return f"(CASE {expr} {whens} ELSE 1 END)"
+
+
+def escalation_groups(ws: Workspace) -> list[str]:
+    """Configured escalation groups as ids: ids as given, plus the ids of groups with those names."""
+    names = list(ws.kpi.escalation.groups)
+    if not names:
+        return []
+    rows = ws.conn.execute(f"SELECT id FROM groups WHERE name IN {sql_list(names)}").fetchall()
+    return sorted(set(names) | {r[0] for r in rows})
+
+
+def _in(expr: str, values: tuple[str, ...]) -> str:
+    return f"{expr} IN {sql_list(values)}"
+
+
+def build_tickets(ws: Workspace) -> int:
+    """``_kpi_t``: tickets created before ``until`` that the period can need; returns the row count."""
+    groups = escalation_groups(ws)
+    # tickets.tags is a compact JSON list (Store.upsert): an exact '"tag"' match needs no tokenizing
+    tags = [t.replace("'", "''") for t in ws.kpi.escalation.tags]
+    esc = "(" + " OR ".join(f"instr(t.tags, '\"{t}\"') > 0" for t in tags) + ")" if tags else "0"
+    if groups:
+        esc = f"({esc} OR t.group_id IN {sql_list(groups)})"
+    dim = ws.dim_sql("t")
+    vsla = "NULL"
+    if not ws.sla.first_reply and not ws.sla.resolution:
+        vsla = "json_extract(t.raw, '$.sla_applied.sla_status')"
+    solve = f"CASE WHEN {_in('t.status', SOLVED)} THEN COALESCE(t.solved_at, t.updated_at) END"
+    ws.create_temp("_kpi_t", """CREATE TEMP TABLE _kpi_t (kid INTEGER PRIMARY KEY, source TEXT, id TEXT, c INTEGER,
+        s INTEGER, st TEXT, sev INTEGER, req TEXT, org TEXT, asg TEXT, grp TEXT, dk, esc INTEGER, v_reop INTEGER,
+        v_fres INTEGER, vsla TEXT, bc INTEGER, bs INTEGER)""")
+    ws.execute(f"""INSERT INTO _kpi_t (source, id, c, s, st, sev, req, org, asg, grp, dk, esc, v_reop, v_fres, vsla,
+            bc, bs)
+        SELECT t.source, t.id, t.created_at, {solve}, t.status, COALESCE(t.severity, 1), t.requester_id,
+            t.organization_id, t.assignee_id, t.group_id, {dim}, {esc}, t.vendor_reopens,
+            t.vendor_first_resolution_s, {vsla}, {ws.bexpr('b1', 't.created_at')}, {ws.bexpr('b2', solve)}
+        FROM tickets t{ws.bjoin('b1', 't.created_at')}{ws.bjoin('b2', solve)}
+        WHERE t.rowid IN ({_relevant_rowids(ws)}) AND {ticket_set('t')}{ws.in_shard('t.source', 't.id')}
+        ORDER BY t.source, t.id""")
+    return int(ws.conn.execute("SELECT COUNT(*) FROM _kpi_t").fetchone()[0])
+
+
+def _relevant_rowids(ws: Workspace) -> str:
+    """Row ids of tickets created before ``until`` that the period can need: created in it, solved in or
+    after it, or unsolved. One index range per branch (created_at, solved_at, status), whatever the
+    planner's statistics say: a plain scan of a million tickets costs more than all of them together."""
+    base = f"SELECT rowid FROM tickets WHERE source IN {ws.src} AND "
+    late = "+created_at < :until"  # unary + : this term must not pick the index, the branch's own column does
+    return " UNION ".join([f"{base}created_at >= :since AND created_at < :until",
+                           f"{base}solved_at >= :since AND {late}", f"{base}solved_at IS NULL AND {late}",
+                           f"{base}{_in('status', UNSOLVED)} AND {late}"])
+
+
+def _use_scan(ws: Workspace, relevant: int) -> bool:
+    total = ws.execute(f"SELECT COUNT(*) FROM tickets t WHERE t.source IN {ws.src}"
+                       f"{ws.in_shard('t.source', 't.id')}").fetchone()[0]
+    return bool(total) and relevant > SCAN_SHARE * total
+
+
+def _token(ws: Workspace) -> str:
+    """One message of the customer/reply sequence: customer '-t[:B]', reply 't[:B]', others NULL."""
+    b = f" || ':' || {ws.bexpr('bm', 'm.created_at')}" if ws.business else ""
+    return (f"CASE WHEN {CUSTOMER} THEN '-' || m.created_at{b} "
+            f"WHEN m.kind IS NOT 'description' THEN m.created_at{b} END")
+
+
+def _fill(ws: Workspace, table: str, cols: dict[str, str], source_table: str, alias: str, scope: str,
+          scan: bool) -> None:
+    """INSERT one summary row per relevant ticket into ``table``, by the seek or the scan plan."""
+    names = list(cols)
+    select = ", ".join(f"{expr} AS {name}" for name, expr in cols.items())
+    bjoin = ws.bjoin(f"b{alias}", f"{alias}.created_at")
+    if scan:
+        ws.conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS temp._kpi_t_key ON _kpi_t (source, id)")
+        # CROSS JOIN: the grouped scan drives the loop and streams as a co-routine (no materialized copy)
+        ws.execute(f"""INSERT INTO {table} SELECT k.kid, {', '.join('g.' + n for n in names)}
+            FROM (SELECT {alias}.source AS source, {alias}.ticket_id AS tid, {select}
+                  FROM {source_table} {alias}{bjoin}
+                  WHERE {alias}.source IN {ws.src} AND {scope}{ws.in_shard(f'{alias}.source', f'{alias}.ticket_id')}
+                  GROUP BY {alias}.source, {alias}.ticket_id) g
+            CROSS JOIN _kpi_t k ON k.source = g.source AND k.id = g.tid""")
+    else:
+        ws.execute(f"""INSERT INTO {table} SELECT k.kid, {select}
+            FROM _kpi_t k JOIN {source_table} {alias} ON {alias}.source = k.source AND {alias}.ticket_id = k.id
+                AND {scope}{bjoin}
+            GROUP BY k.kid""")
+
+
+def build_messages(ws: Workspace, scan: bool) -> None:
+    """``_kpi_m``: message summary per ticket (tickets without public messages have no row)."""
+    cols = {
+        "fr": f"MIN(CASE WHEN {REPLY} THEN m.created_at END)",
+        "nr": f"SUM({REPLY})",
+        "n": "COUNT(*)",  # public customer + agent messages (descriptions included): the interactions
+        "nc": f"SUM({CUSTOMER})",
+        "lc": f"MAX(CASE WHEN {CUSTOMER} THEN m.created_at END)",
+        "seq": f"group_concat({_token(ws)})",
+    }
+    ws.create_temp("_kpi_m", f"CREATE TEMP TABLE _kpi_m (kid INTEGER PRIMARY KEY, {', '.join(cols)})")
+    _fill(ws, "_kpi_m", cols, "messages", "m", MESSAGE_SCOPE, scan)
+
+
+def _is_any(expr: str, values: tuple[str, ...]) -> str:
+    """0/1 membership without IN's per-row lookup table (``IS`` is NULL-safe: NULL is never a member)."""
+    return "(" + " OR ".join(f"{expr} IS '{v}'" for v in values) + ")"
+
+
+def _chain(statuses: tuple[str, ...], value: str) -> str:
+    """sum(value where the event leaves a status in W) - sum(value where it enters one), over status events.
+
+    ``value`` (possibly the business-time expression) is only evaluated for events touching W.
+    """
+    old, new = _is_any("e.old_value", statuses), _is_any("e.new_value", statuses)
+    return f"COALESCE(SUM(CASE WHEN {old} OR {new} THEN {value} * ({old} - {new}) END), 0)"
+
+
+def build_events(ws: Workspace, scan: bool) -> None:
+    """``_kpi_e``: status-history and escalation summary per ticket (tickets without events have no row).
+
+    Stored per status set W (agent wait ``aw`` = pending, on hold ``oh``, solved ``sv``): the
+    chain sums ``*_t`` (epochs) and ``*_b`` (business epochs); requester wait is the rest of the
+    ticket's life (see :func:`wait_sql`). ``fs`` (first solve) doubles as "this ticket has status
+    history": a solved ticket whose history never shows a solve has no usable history.
+    """
+    b = ws.bexpr("be", "e.created_at")
+    cols = {
+        "fs": f"MIN(CASE WHEN {_is_any('e.new_value', SOLVED)} THEN e.created_at END)",
+        "reop": f"SUM(CASE WHEN {_is_any('e.old_value', SOLVED)} THEN {_is_any('e.new_value', UNSOLVED)} ELSE 0 END)",
+    }
+    for name, statuses in (("aw", AGENT_WAIT), ("oh", ON_HOLD), ("sv", SOLVED)):
+        cols[f"{name}_t"] = _chain(statuses, "e.created_at")
+        cols[f"{name}_b"] = _chain(statuses, b) if ws.business else "NULL"
+    ws.create_temp("_kpi_e", f"CREATE TEMP TABLE _kpi_e (kid INTEGER PRIMARY KEY, {', '.join(cols)})")
+    _fill(ws, "_kpi_e", cols, "ticket_events", "e", "e.field = 'status'", scan)
+
+
+def build_escalations(ws: Workspace, scan: bool) -> None:
+    """``_kpi_x``: tickets escalated by a change: priority raised to the top severity, moved to an
+    escalation group, or given an escalation tag (these events are few: their own pass)."""
+    top = ws.kpi.escalation.top_severity
+    sev_new, sev_old = _severity_case(ws, "e.new_value"), _severity_case(ws, "e.old_value")
+    groups = escalation_groups(ws)
+    escalated = [f"(e.field = 'priority' AND e.old_value IS NOT NULL AND {sev_new} >= {top} AND {sev_old} < {top})",
+                 f"(e.field = 'tags' AND {_any_tag('e.new_value', list(ws.kpi.escalation.tags))})"]
+    if groups:
+        escalated.append(f"(e.field = 'group_id' AND e.new_value IN {sql_list(groups)})")
+    cols = {"esc": f"MAX({' OR '.join(escalated)})"}
+    ws.create_temp("_kpi_x", "CREATE TEMP TABLE _kpi_x (kid INTEGER PRIMARY KEY, esc)")
+    _fill(ws, "_kpi_x", cols, "ticket_events", "e", "e.field IN ('priority', 'group_id', 'tags')", scan)
+
+
+def wait_sql(business: bool) -> dict[str, str]:
+    """Per solved ticket (aliases k, e): time in requester wait / agent wait / on hold, NULL without history.
+
+    A consistent history enters and leaves pending and on_hold as often (the initial status is
+    ``new``), and enters the solved set once more than it leaves it (the final solve). So:
+    agent wait = aw_t, on hold = oh_t, solved-between-reopens = sv_t + s, requester wait =
+    lifetime - agent wait - solved time ({new, open, on_hold} are the remaining statuses).
+    Inconsistent histories (a value outside [0, lifetime]) give NULL rather than a made-up number.
+    """
+    c, s, sfx = ("k.bc", "k.bs", "_b") if business else ("k.c", "k.s", "_t")
+    aw = f"e.aw{sfx}"
+    oh = f"e.oh{sfx}"
+    sv = f"(e.sv{sfx} + {s})"
+    rw = f"(({s} - {c}) - {aw} - {sv})"
+    life = f"({s} - {c})"
+
+    def guard(expr: str) -> str:
+        return f"CASE WHEN e.fs IS NOT NULL AND {expr} BETWEEN 0 AND {life} THEN {expr} END"
+
+    return {"requester": guard(rw), "agent": guard(aw), "on_hold": guard(oh)}
+
+
+def build(ws: Workspace) -> None:
+    """All per-ticket TEMP tables for the workspace's period."""
+    ws.build_business_days()
+    relevant = build_tickets(ws)
+    scan = _use_scan(ws, relevant)
+    build_messages(ws, scan)
+    build_events(ws, scan)
+    build_escalations(ws, scan)
+
+
+FACTS = "_kpi_t k LEFT JOIN _kpi_m m ON m.kid = k.kid LEFT JOIN _kpi_e e ON e.kid = k.kid"
+
+_RUN_CAL = re.compile(r"-(\d+)(?:,-\d+)*,(\d+)")
+_RUN_BUS = re.compile(r"-(\d+):(\d+)(?:,-\d+:\d+)*,(\d+):(\d+)")
+
+
+def runs(seq: str, business: bool) -> list[tuple[int, int | None, int, int | None]]:
+    """(run start, its B, reply, its B) for every answered run of customer messages in a sequence string."""
+    out: list[tuple[int, int | None, int, int | None]] = []
+    if business:
+        for cs, cb, rs, rb in _RUN_BUS.findall(seq):
+            out.append((int(cs), int(cb), int(rs), int(rb)))
+    else:
+        for cs, rs in _RUN_CAL.findall(seq):
+            out.append((int(cs), None, int(rs), None))
+    return out
+
+
+CHUNK = 20_000  # tickets per joined sequence string (bounds memory to a few MB)
+
+
+def response_intervals(ws: Workspace) -> Iterator[tuple[object, list[int], list[int] | None]]:
+    """(key, calendar seconds, business seconds) lists of the responses completed in the period.
+
+    A response = an agent reply that answers at least one unanswered customer message: it ends
+    the run of customer messages since the previous reply; its time is measured from the first
+    message of that run. In the sequence string a run is ``-c[,-c...],r``; the regex consumes
+    whole runs, so every match is one response. Messages at the same second keep index order
+    (agent before customer): such a customer message waits for the next reply.
+
+    Tickets' sequences are joined (``;`` between tickets) a batch at a time and parsed with one
+    regex call, so Python touches each response, not each message or ticket.
+    """
+    time_key = ws.by in TIME_DIMENSIONS
+    dim = "k.dk" if ws.by and not time_key else "NULL"
+    cur = ws.execute(f"""SELECT {dim}, m.seq FROM _kpi_t k JOIN _kpi_m m ON m.kid = k.kid
+        WHERE m.fr < :until AND m.nr > 0 AND m.nc > 0""")
+    while batch := cur.fetchmany(CHUNK):
+        groups: dict[object, list[str]] = {}
+        for dk, seq in batch:
+            groups.setdefault(dk, []).append(seq)
+        for dk, seqs in groups.items():
+            yield from _parse_runs(ws, ";".join(seqs), dk)
+
+
+def _parse_runs(ws: Workspace, text: str, dk: object) -> Iterator[tuple[object, list[int], list[int] | None]]:
+    """The responses in ``text`` completed in the period, as per-key lists (C-level maps, one loop at most)."""
+    found = (_RUN_BUS if ws.business else _RUN_CAL).findall(text)
+    if not found:
+        return
+    since, until = ws.period.since, ws.period.until
+    cols = [list(map(int, col)) for col in zip(*found, strict=True)]
+    if ws.business:
+        cs, cb, rs, rb = cols
+        bus: list[int] | None = list(map(sub, rb, cb))  # B is non-decreasing and runs precede replies: >= 0
+    else:
+        cs, rs = cols
+        bus = None
+    cal = list(map(sub, rs, cs))
+    if min(rs) < since or max(rs) >= until:
+        keep = [i for i, r in enumerate(rs) if since <= r < until]
+        rs, cal = [rs[i] for i in keep], [cal[i] for i in keep]
+        bus = [bus[i] for i in keep] if bus is not None else None
+    if ws.by not in TIME_DIMENSIONS:
+        if rs:
+            yield dk, cal, bus
+        return
+    by_key: dict[int, tuple[list[int], list[int]]] = {}
+    for i, j in enumerate(map(partial(bisect_right, [b.start for b in ws.buckets]), rs)):
+        lists = by_key.get(j)
+        if lists is None:
+            lists = by_key[j] = ([], [])
+        lists[0].append(cal[i])
+        if bus is not None:
+            lists[1].append(bus[i])
+    for j, (cal_j, bus_j) in by_key.items():
+        yield j - 1, cal_j, (bus_j if bus is not None else None)

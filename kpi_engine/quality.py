@@ -1,0 +1,75 @@
+"""Quality family: CSAT, NPS and CES from the ``ratings`` table, attributed by rating time.
+
+CSAT: satisfied = ``score_1_5 >= 4`` (connectors map Zendesk good=5/bad=1, Intercom
+1-5, Freshdesk's scales; imported CSAT is 1-5). NPS: 0-10 responses, promoters 9-10,
+detractors 0-6. CES 2.0: 1-7 agreement; mean and share of 5-7; responses on other
+scales are kept apart (not counted). Ratings of deleted/spam/merged tickets are
+excluded; survey responses without a ticket count for the whole store (and for the
+requester's organization in ``--by organization``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kpi_engine.partials import num
+from kpi_engine.stats import pct, ratio, rounded
+from kpi_engine.workspace import NONE_KEY, Workspace, ticket_set
+
+_DIMS = {
+    "source": "r.source",
+    "channel": f"COALESCE(t.channel, '{NONE_KEY}')",
+    "priority": f"CASE WHEN t.id IS NULL THEN '{NONE_KEY}' ELSE COALESCE(t.severity, 1) END",
+    "agent": f"COALESCE(r.assignee_id, t.assignee_id, '{NONE_KEY}')",
+    "group": f"COALESCE(t.group_id, '{NONE_KEY}')",
+    "organization": f"COALESCE(t.organization_id, p.organization_id, '{NONE_KEY}')",
+}
+
+
+def collect(ws: Workspace, source: str | None) -> None:
+    key = ws.key("r.created_at", _DIMS.get(ws.by or "", "NULL"))
+    people = ("LEFT JOIN people p ON p.source = COALESCE(json_extract(r.raw, '$.person_source'), r.source) "
+              "AND p.id = r.requester_id" if ws.by == "organization" else "")
+    where_source = "AND r.source = :source" if source is not None else ""
+    shard = ws.in_shard("r.source", "r.ticket_id")
+    if shard:  # a sharded run: rated tickets by their shard, survey responses without a ticket in the first
+        where_source += f" AND ((r.ticket_id IS NOT NULL{shard}){' OR r.ticket_id IS NULL' if ws.shard.first else ''})"
+    params = {**ws.params, "source": source}
+    rows = ws.execute(f"""SELECT key, kind, COUNT(*), SUM(good), SUM(promoter), SUM(detractor), SUM(score), SUM(easy)
+        FROM (SELECT {key} AS key, r.kind AS kind,
+                CASE WHEN r.kind = 'csat' THEN r.score_1_5 >= 4 END AS good,
+                CASE WHEN r.kind = 'nps' THEN r.score >= 9 END AS promoter,
+                CASE WHEN r.kind = 'nps' THEN r.score <= 6 END AS detractor,
+                r.score AS score,
+                CASE WHEN r.kind = 'ces' THEN r.score >= 5 END AS easy
+              FROM ratings r LEFT JOIN tickets t ON t.source = r.source AND t.id = r.ticket_id {people}
+              WHERE r.created_at >= :since AND r.created_at < :until {where_source}
+                AND (t.id IS NULL OR {ticket_set('t')})
+                AND ((r.kind = 'csat' AND r.score_1_5 BETWEEN 1 AND 5)
+                  OR (r.kind = 'nps' AND r.score BETWEEN 0 AND 10)
+                  OR (r.kind = 'ces' AND r.score BETWEEN 1 AND 7)))
+        GROUP BY key, kind""", params).fetchall()
+    for key_value, kind, n, good, promoters, detractors, score, easy in rows:
+        add = ws.parts.add
+        add(key_value, f"{kind}_n", n)
+        if kind == "csat":
+            add(key_value, "csat_good", good or 0)
+        elif kind == "nps":
+            add(key_value, "nps_promoters", promoters or 0)
+            add(key_value, "nps_detractors", detractors or 0)
+        else:
+            add(key_value, "ces_sum", score or 0)
+            add(key_value, "ces_easy", easy or 0)
+
+
+def finalize(part: dict[str, Any]) -> dict[str, Any]:
+    nps_n = num(part, "nps_n")
+    nps = None
+    if nps_n:
+        nps = 100.0 * (num(part, "nps_promoters") - num(part, "nps_detractors")) / nps_n
+    return {
+        "csat_pct": rounded(pct(num(part, "csat_good"), num(part, "csat_n"))),
+        "nps": rounded(nps),
+        "ces_mean": rounded(ratio(num(part, "ces_sum"), num(part, "ces_n"))),
+        "ces_easy_pct": rounded(pct(num(part, "ces_easy"), num(part, "ces_n"))),
+    }

@@ -1,0 +1,202 @@
+"""The shared state of one KPI computation: connection, settings, period, breakdown, TEMP tables.
+
+Why TEMP tables: every family needs the same per-ticket facts (first reply,
+reply counts, status history). Computing them once into connection-private
+TEMP tables (they never touch the store file, so the store stays read-only
+for us) and aggregating those with ``GROUP BY`` is what keeps a two-year
+``--by month`` run over a million tickets within seconds.
+
+Breakdown keys: a family asks :meth:`Workspace.key` for the SQL key of a row,
+passing the timestamp that attributes the row (created, solved, replied, rated
+...). For ``month``/``week`` that timestamp picks the bucket; for ticket
+dimensions (``agent``, ``group`` ...) the ticket's column does. Overall values
+are derived from the per-key partial results (sums add up; percentiles select
+across the per-key sorted lists), so nothing is computed twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from config.settings import CostSettings, KpiSettings, SlaSettings
+from kpi_engine.business_hours import Schedule
+from kpi_engine.partials import Parts
+from kpi_engine.periods import Bucket, Period, bucket_case, month_buckets, week_buckets
+
+logger = logging.getLogger("deskpulse.kpi")
+
+UNSOLVED = ("new", "open", "pending", "on_hold")
+SOLVED = ("solved", "closed")
+TIME_DIMENSIONS = ("month", "week")
+#: breakdown dimension -> the tickets column (alias t) that keys it
+TICKET_DIMENSIONS = {
+    "source": "t.source", "channel": "t.channel", "priority": "COALESCE(t.severity, 1)",
+    "agent": "t.assignee_id", "group": "t.group_id", "organization": "t.organization_id",
+}
+DIMENSIONS = TIME_DIMENSIONS + tuple(TICKET_DIMENSIONS)
+NONE_KEY = "(none)"
+
+
+def sql_list(values: Iterable[Any]) -> str:
+    """A literal SQL list for IN (...): strings quoted and escaped, numbers as is."""
+    out = []
+    for v in values:
+        if isinstance(v, int | float):
+            out.append(str(v))
+        else:
+            out.append("'" + str(v).replace("'", "''") + "'")
+    return "(" + ", ".join(out) + ")" if out else "(NULL)"
+
+
+def ticket_set(alias: str = "t") -> str:
+    """KPIS.md: deleted, spam and merged-away tickets are excluded from every KPI."""
+    return (f"{alias}.status IS NOT 'deleted' AND COALESCE({alias}.is_spam, 0) = 0 "
+            f"AND COALESCE({alias}.is_merged, 0) = 0")
+
+
+def list_sources(conn: sqlite3.Connection) -> list[str]:
+    """Distinct ticket sources via a loose index scan (microseconds, not a full scan)."""
+    rows = conn.execute(
+        "WITH RECURSIVE s(x) AS (SELECT (SELECT MIN(source) FROM tickets) UNION ALL "
+        "SELECT (SELECT MIN(source) FROM tickets WHERE source > s.x) FROM s WHERE s.x IS NOT NULL) "
+        "SELECT x FROM s WHERE x IS NOT NULL").fetchall()
+    return [r[0] for r in rows]
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A slice of the tickets by (source, id): [lo, hi), either end open (None). ``first`` also takes
+    the rows that belong to no ticket (survey responses)."""
+
+    lo: tuple[str, str] | None = None
+    hi: tuple[str, str] | None = None
+    first: bool = True
+
+
+class Workspace:
+    """One computation: what is asked (period, sources, breakdown) and the TEMP tables that answer it."""
+
+    def __init__(self, conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, costs: CostSettings,
+                 period: Period, sources: Sequence[str], by: str | None, now: int,
+                 shard: Shard | None = None) -> None:
+        self.conn = conn
+        self.kpi = kpi
+        self.sla = sla
+        self.costs = costs
+        self.period = period
+        self.sources = list(sources)
+        self.by = by
+        self.now = now
+        self.schedule = Schedule.from_settings(kpi)
+        self.buckets: list[Bucket] = []
+        if by == "month":
+            self.buckets = month_buckets(period)
+        elif by == "week":
+            self.buckets = week_buckets(period)
+        self.as_of = period.until
+        self.parts = Parts()
+        self.bh_width = 0
+        self.temp_tables: list[str] = []
+        self.shard = shard or Shard()
+
+    # -- SQL helpers ----------------------------------------------------------------------------------
+    @property
+    def src(self) -> str:
+        return sql_list(self.sources)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        lo, hi = self.shard.lo or ("", ""), self.shard.hi or ("", "")
+        return {"since": self.period.since, "until": self.period.until, "as_of": self.as_of, "now": self.now,
+                "lo_s": lo[0], "lo_i": lo[1], "hi_s": hi[0], "hi_i": hi[1]}
+
+    def in_shard(self, source_col: str, id_col: str) -> str:
+        """`` AND ...`` restricting rows to this shard's tickets (empty when not sharded)."""
+        out = ""
+        if self.shard.lo is not None:
+            out += f" AND ({source_col}, {id_col}) >= (:lo_s, :lo_i)"
+        if self.shard.hi is not None:
+            out += f" AND ({source_col}, {id_col}) < (:hi_s, :hi_i)"
+        return out
+
+    def key(self, time_expr: str, dim_expr: str = "k.dk") -> str:
+        """SQL for the breakdown key of a row attributed at ``time_expr``; NULL without breakdown.
+
+        Ticket dimensions are never NULL here (a missing value is ``(none)``), so NULL always
+        means "no breakdown".
+        """
+        if self.by in TIME_DIMENSIONS:
+            return bucket_case(time_expr, self.buckets)
+        if self.by in TICKET_DIMENSIONS:
+            return dim_expr
+        return "NULL"
+
+    def dim_sql(self, alias: str = "t") -> str:
+        """The ticket-dimension value of a tickets row (``(none)`` when missing), or NULL."""
+        if self.by in TICKET_DIMENSIONS:
+            return f"COALESCE({TICKET_DIMENSIONS[self.by].replace('t.', alias + '.')}, '{NONE_KEY}')"
+        return "NULL"
+
+    def label(self, key: Any) -> str:
+        if self.by in TIME_DIMENSIONS:
+            return self.buckets[int(key)].label
+        return NONE_KEY if key is None else str(key)
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.execute(sql).fetchall()
+
+    @property
+    def business(self) -> bool:
+        return self.schedule is not None
+
+    def bjoin(self, alias: str, epoch_expr: str) -> str:
+        """LEFT JOIN of the business-day row for ``epoch_expr`` (empty without a schedule)."""
+        if not self.business:
+            return ""
+        return f" LEFT JOIN _kpi_bh {alias} ON {alias}.u = ({epoch_expr}) / 86400"
+
+    def bexpr(self, alias: str, epoch_expr: str) -> str:
+        """B(epoch): cumulative business seconds, using the row joined by :meth:`bjoin`; NULL without schedule."""
+        if not self.business:
+            return "NULL"
+        parts = [f"{alias}.cum"] + [f"MAX(0, MIN({epoch_expr}, {alias}.b{i}) - {alias}.a{i})"
+                                   for i in range(1, self.bh_width + 1)]
+        return "(" + " + ".join(parts) + ")"
+
+    def execute(self, sql: str, params: dict[str, Any] | Sequence[Any] | None = None) -> sqlite3.Cursor:
+        if params is None:
+            params = self.params
+        return self.conn.execute(sql, params)
+
+    # -- TEMP tables ----------------------------------------------------------------------------------
+    def create_temp(self, name: str, ddl: str) -> None:
+        self.conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
+        self.conn.execute(ddl)
+        self.temp_tables.append(name)
+
+    def build_business_days(self) -> None:
+        """Load the schedule's per-UTC-day rows covering every timestamp the KPIs may look at."""
+        if not self.business or not self.sources:
+            return
+        lo = self.conn.execute(
+            f"SELECT MIN(created_at) FROM tickets WHERE source IN {self.src}").fetchone()[0]
+        lo = min(lo if lo is not None else self.period.since, self.period.since)
+        hi = max(self.period.until, self.now) + 7 * 86400
+        assert self.schedule is not None
+        width, rows = self.schedule.day_rows(lo - 86400, hi)
+        self.bh_width = width
+        cols = ", ".join(f"a{i} INTEGER, b{i} INTEGER" for i in range(1, width + 1))
+        self.create_temp("_kpi_bh", f"CREATE TEMP TABLE _kpi_bh (u INTEGER PRIMARY KEY, cum INTEGER, {cols})")
+        self.conn.executemany(f"INSERT INTO _kpi_bh VALUES ({', '.join('?' * (2 + 2 * width))})", rows)
+
+    def close(self) -> None:
+        for name in reversed(self.temp_tables):
+            try:
+                self.conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
+            except sqlite3.Error:  # pragma: no cover - a broken connection is the caller's problem
+                logger.warning("could not drop temp table %s", name)
+        self.temp_tables.clear()
