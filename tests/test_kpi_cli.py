@@ -142,11 +142,11 @@ def test_registry_is_the_single_source_of_names() -> None:
     table = markdown_table()
     for name in NAMES:
         assert f"`{name}`" in table
-    # the README carries the generated table between markers, when the lead has added them
-    text = README.read_text(encoding="utf-8") if README.exists() else ""
+    # the README carries the generated table between markers: docs cannot drift from the registry
+    text = README.read_text(encoding="utf-8")
     match = re.search(r"<!-- kpi-catalog:start -->\n(.*?)\n<!-- kpi-catalog:end -->", text, re.S)
-    if match:
-        assert match.group(1).strip() == table.strip()
+    assert match, "README lost its generated KPI catalog (python -m kpi_engine.registry)"
+    assert match.group(1).strip() == table.strip()
 
 
 def test_compute_works_on_a_read_only_connection(tmp_path: Path) -> None:
