@@ -24,6 +24,7 @@ Exclusions, by design and each asserted where it applies:
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ import pytest
 
 from kpi_engine.per_ticket import first_reply_times, resolution_facts
 from tests.agreement_kit import (
+    BUSINESS_KPI,
     KPI,
     LIVE,
     NOW,
@@ -67,11 +69,11 @@ class Vendor:
     engine_resolution: dict[str, dict[str, Any]]  # engine: per solved ticket
     agent_opened: set[str]  # live tickets whose description an agent wrote (as the vendor lets us know)
 
-    @property
+    @functools.cached_property
     def live(self) -> dict[str, TicketRow]:
         return {i: t for i, t in self.tickets.items() if t.live}
 
-    @property
+    @functools.cached_property
     def solved_now(self) -> dict[str, TicketRow]:
         return {i: t for i, t in self.live.items() if t.status in ("solved", "closed")}
 
@@ -239,6 +241,42 @@ def test_zendesk_reopens_agree_with_metric_reopens(zendesk: Vendor) -> None:
         if i in zendesk.engine_resolution:
             assert zendesk.engine_resolution[i]["reopens"] == ours, i
     assert sum(1 for i in zendesk.live if zendesk.histories.get(i, History()).reopens) > 5
+
+
+def test_zendesk_wait_times_agree_with_metric_waits(zendesk: Vendor) -> None:
+    """Requester / agent / on-hold wait (time in {new, open, on_hold} / {pending} / {on_hold}, KPIS.md) vs
+    Zendesk's ``*_wait_time_in_minutes`` and ``on_hold_time_in_minutes``, for every ticket solved now."""
+    names = {"requester_wait_s": "requester_wait_time_in_minutes", "agent_wait_s": "agent_wait_time_in_minutes",
+             "on_hold_s": "on_hold_time_in_minutes"}
+    held = 0
+    for i, t in zendesk.solved_now.items():
+        ours = zendesk.engine_resolution[i]
+        for name, metric in names.items():
+            minutes = _minutes(t.metrics, metric)
+            assert ours[name] is not None and minutes is not None, (i, name)
+            assert abs(ours[name] - minutes * MINUTE) < MINUTE, (i, name, ours[name], minutes)
+        held += ours["on_hold_s"] > 0
+    assert held > 0
+
+
+def test_zendesk_business_times_agree_with_business_minutes(zendesk: Vendor) -> None:
+    """With the schedule Zendesk's business minutes count (Mon-Fri 09-17 UTC): first reply per ticket, and the
+    catalog's business medians/means of first reply and full resolution vs those of Zendesk's minutes."""
+    business = {i: b for (_, i), (_, b) in first_reply_times(zendesk.conn, kpi=BUSINESS_KPI, source=SOURCES["zendesk"],
+                                                             now=NOW).items()}
+    assert set(business) == set(zendesk.replies)
+    for i, seconds in business.items():
+        minutes = zendesk.tickets[i].metrics["reply_time_in_minutes"]["business"]
+        assert seconds is not None and abs(seconds - minutes * MINUTE) < MINUTE, (i, seconds, minutes)
+    got = kpis(zendesk.conn, "zendesk", kpi=BUSINESS_KPI)
+    frt = [zendesk.tickets[i].metrics["reply_time_in_minutes"]["business"] * MINUTE
+           for i, at in zendesk.replies.items() if in_period(at)]
+    full = [t.metrics["full_resolution_time_in_minutes"]["business"] * MINUTE
+            for t in zendesk.solved_now.values() if in_period(t.solved_at)]
+    for name, values in (("first_response_time", frt), ("full_resolution_time", full)):
+        for stat, value in summary(values).items():
+            assert abs(got[f"{name}_{stat}_s_business"] - value) < MINUTE, (name, stat)
+    assert got["first_response_time_median_s_business"] < got["first_response_time_median_s"]
 
 
 @pytest.mark.xfail(strict=True, reason=(
