@@ -166,6 +166,9 @@ def map_ticket(ticket: Mapping[str, Any], *, deleted: bool = False, spam: bool =
         "is_spam": int(spam),
         "is_merged": 0,
         "vendor_first_reply_s": None if first_responded is None else first_responded - created,
+        # Freshdesk keeps only the latest reopen: "reopened at least once" is exact for the reopen rate and a
+        # lower bound for reopens_total (no status history exists to count more).
+        "vendor_reopens": (1 if stats.get("reopened_at") else 0) if stats else None,
         "vendor_metrics": dict(stats) if stats else None,
         "raw": dict(ticket),
     }

@@ -58,7 +58,7 @@ logger = logging.getLogger("deskpulse.connectors.freshdesk")
 TICKETS_PATH = "/api/v2/tickets"
 INCLUDE = "stats,requester,description"
 CONVERSATIONS_PER_PAGE = 100
-STATS_COLUMNS = ("solved_at", "vendor_first_reply_s", "vendor_metrics")
+STATS_COLUMNS = ("solved_at", "vendor_first_reply_s", "vendor_reopens", "vendor_metrics")
 OVERLAP_S = 1  # request updated_since one second early: correct whether Freshdesk compares >= or >
 
 

@@ -263,7 +263,13 @@ def map_conversation(conv: Mapping[str, Any], *, organization_id: str | None = N
     rating = map_rating(cid, conv.get("conversation_rating"), requester, ticket["assignee_id"])
     if rating is not None:
         ratings.append(rating)
-    return {"tickets": [ticket], "messages": messages, "ticket_events": events, "ratings": ratings}, truncated
+    effort = []
+    handling = _int_or_none(stats_obj.get("handling_time"))
+    if handling is not None and handling > 0:  # Intercom's own effort measure: the real data aht_mean_s needs
+        effort.append({"id": f"handling-{cid}", "ticket_id": cid, "agent_id": ticket["assignee_id"],
+                       "seconds": handling, "created_at": solved_at or updated, "raw": {"handling_time": handling}})
+    return {"tickets": [ticket], "messages": messages, "ticket_events": events, "ratings": ratings,
+            "time_entries": effort}, truncated
 
 
 def _map_part(cid: str, part: Mapping[str, Any], prev: dict[str, str | None]) -> tuple[list[dict], list[dict]]:

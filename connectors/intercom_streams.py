@@ -365,7 +365,7 @@ class ConversationsStream(_SearchStream):
                 todo.append(cid)
         results = list(pool.map(self._fetch, todo)) if pool is not None and len(todo) > 1 \
             else [self._fetch(cid) for cid in todo]
-        records: Rows = {"tickets": [], "messages": [], "ticket_events": [], "ratings": []}
+        records: Rows = {"tickets": [], "messages": [], "ticket_events": [], "ratings": [], "time_entries": []}
         for cid, outcome in zip(todo, results, strict=True):
             if outcome is None:
                 continue
