@@ -189,18 +189,18 @@ class CompaniesStream(Stream):
             yield Page({}, state, done=True)
             return
         started = int(state.get("started_at") or now)
-        resumed = param is not None
+        restarts = 0  # a scroll_param expires after a minute: a resume or a long backoff between pages ends it
         while True:
             try:
                 body = self.ctx.http.get_json("/companies/scroll", {"scroll_param": param} if param else None) or {}
             except (SkippableAPIError, FatalAPIError) as exc:
-                if not resumed or isinstance(exc, AuthenticationError) or exc.status not in (400, 404, 422):
+                if (param is None or restarts >= 2 or isinstance(exc, AuthenticationError)
+                        or exc.status not in (400, 404, 422)):
                     raise
                 logger.info("source %s: company scroll expired (HTTP %s); starting it over", self.ctx.source,
                             exc.status)
-                param, resumed = None, False
+                param, restarts = None, restarts + 1
                 continue
-            resumed = False
             items = body.get("data") or []
             rows, quarantine = [], []
             for record in items:

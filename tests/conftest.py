@@ -17,3 +17,17 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.skip(f"shared fixtures not found at {FIXTURES}")
     return FIXTURES
+
+
+@pytest.fixture(autouse=True)
+def _isolate_deskpulse_logging():
+    """CLI tests call setup_logging(), which sets the 'deskpulse' logger's level and handler: undo it per test."""
+    import logging
+
+    logger = logging.getLogger("deskpulse")
+    level, handlers = logger.level, list(logger.handlers)
+    yield
+    logger.setLevel(level)
+    for handler in list(logger.handlers):
+        if handler not in handlers:
+            logger.removeHandler(handler)

@@ -194,8 +194,8 @@ HELPDESKS: tuple[Helpdesk, ...] = (
              people=("contacts", "admins"), organizations="companies", messages_of=_intercom_messages,
              listed=_intercom_listed, add_message=_intercom_add_message, delete=None,
              known_gaps={"test_a_run_whose_pages_are_minutes_apart_still_completes": (
-                 "CompaniesStream restarts an expired scroll_param only on the first request after a resume; "
-                 "expired between two pages of one run (> 60 s apart) it fails the stream until the next run")}),
+                 "Intercom's companies scroll_param lives 60 s: a consumer taking > 60 s between EVERY page can "
+                 "never finish a scroll (one long gap is restarted: test_company_scroll_expiring_mid_run_...)")}),
 )
 
 

@@ -340,3 +340,23 @@ def test_web_app_url_is_rejected_with_a_hint() -> None:
     with pytest.raises(ConfigError, match="api.eu.intercom.io"):
         check_base_url(make_source(base_url="https://app.intercom.com"))
     assert check_base_url(make_source(base_url="https://api.au.intercom.io")) == "https://api.au.intercom.io"
+
+
+def test_company_scroll_expiring_mid_run_is_restarted() -> None:
+    """One long gap between two scroll pages (a backoff) outlives the 60 s scroll_param: start the scroll over."""
+    fake = FakeTime()
+    world = generate_world(seed=3, tickets=2400)  # > 50 companies: several scroll pages
+    sim = make_sim(world, fake)
+    store = Store(":memory:")
+    gaps = {"n": 0}
+
+    def slow_once(stream: str, page: Page) -> None:
+        if stream == "companies" and gaps["n"] == 0:
+            gaps["n"] += 1
+            fake.now += 90  # the next scroll request finds its scroll_param expired
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rm:
+        mount(rm, sim)
+        sync(make_connector(fake), store, {}, streams=("companies",), after_page=slow_once)
+    assert gaps["n"] == 1
+    assert store.scalar("SELECT count(*) FROM organizations") == len(world.orgs) > 50

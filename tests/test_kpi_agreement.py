@@ -358,11 +358,6 @@ def test_freshdesk_full_resolution_agrees_with_resolved_and_closed_at(freshdesk:
     assert len(auto_closed) > 0.5 * len(freshdesk.solved_now)  # the auto-close rule matters for most tickets
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "connectors/freshdesk_map.py map_ticket: stats.reopened_at is not mapped (vendor_reopens stays NULL) and "
-    "kpi_engine/resolution.py REOPENS reads a missing count as 0, so every Freshdesk ticket counts as never "
-    "reopened (reopen_rate_pct 0; fcr_pct may count reopened tickets). Fix: vendor_reopens = "
-    "1 if stats.reopened_at else 0 (exact for 'ever reopened', a lower bound for reopens_total)."))
 def test_freshdesk_reopened_tickets_count_as_reopened(freshdesk: Vendor) -> None:
     reopened = {i for i, t in freshdesk.solved_now.items() if t.metrics.get("reopened_at")}
     assert reopened

@@ -16,7 +16,7 @@ it implies, computed from the store, rather than skipped:
   current group and tags only, no history).
 - Freshdesk has no status history: no first resolution time, no time in statuses, and a backlog at a past
   instant cannot see that a ticket reopened later was solved back then. Its reopen KPIs would come from
-  ``stats.reopened_at`` (a bug today: see the xfail test).
+  ``stats.reopened_at`` ("reopened at least once": exact for the reopen rate, a lower bound for reopens_total).
 - Freshdesk does not say who wrote a ticket's description; the connector attributes it to an agent only on
   outbound email, so agent-logged phone tickets open with a "customer" message: their first average-response
   interval starts at creation.
@@ -25,8 +25,8 @@ it implies, computed from the store, rather than skipped:
 - Intercom serves no deleted, spam or merged-away conversations; KPIs exclude those anyway, so every count
   still agrees.
 - Handle time exists only as effort data: Freshdesk time entries (whole minutes), Intercom
-  ``statistics.handling_time`` (not mapped yet: xfail), and a Zendesk time-tracking field (no setting to name
-  it yet: null by design until there is one).
+  ``statistics.handling_time`` (one effort row per conversation), and a Zendesk time-tracking field (no setting
+  to name it yet: null by design until there is one).
 """
 
 from __future__ import annotations
@@ -287,9 +287,6 @@ def test_backlog_in_the_past_freshdesk_cannot_see_solved_then_reopened(desks: De
     assert fd == zd + len(overcount)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "connectors/freshdesk_map.py map_ticket does not map stats.reopened_at (vendor_reopens NULL) and "
-    "kpi_engine/resolution.py REOPENS counts a missing count as 0: Freshdesk's reopen_rate_pct is 0."))
 def test_freshdesk_reopen_rate_agrees(desks: Desks) -> None:
     assert desks.kpis["freshdesk"]["reopen_rate_pct"] == desks.kpis["zendesk"]["reopen_rate_pct"] > 0
 
@@ -309,11 +306,6 @@ def test_handle_time_from_freshdesk_time_entries(desks: Desks) -> None:
     assert desks.kpis["zendesk"]["aht_mean_s"] is None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "connectors/intercom_map.py: statistics.handling_time is kept in vendor_metrics but never written as effort "
-    "data (time_entries), which is all kpi_engine/effort.py reads, so Intercom's aht_mean_s is null although "
-    "KPIS.md names Intercom handling time as a source. Fix: map handling_time > 0 to one time_entries row per "
-    "conversation (created_at = last close), as Freshdesk's time entries are."))
 def test_intercom_handle_time_from_handling_time(desks: Desks) -> None:
     """Intercom's AHT = mean ``statistics.handling_time`` over conversations closed in the period with one; it
     agrees with Freshdesk's within the minute Freshdesk's ``hh:mm`` time entries round to."""
