@@ -210,7 +210,11 @@ def build_escalations(ws: Workspace, scan: bool) -> None:
     top = ws.kpi.escalation.top_severity
     sev_new, sev_old = _severity_case(ws, "e.new_value"), _severity_case(ws, "e.old_value")
     groups = escalation_groups(ws)
-    escalated = [f"(e.field = 'priority' AND e.old_value IS NOT NULL AND {sev_new} >= {top} AND {sev_old} < {top})",
+    # A raise from an unset priority (severity 1, KPIS.md "none->1") counts too; only the ticket's creation
+    # event, which sets the initial priority, is not a raise.
+    at_creation = "(SELECT t.created_at FROM tickets t WHERE t.source = e.source AND t.id = e.ticket_id)"
+    escalated = [f"(e.field = 'priority' AND {sev_new} >= {top} AND {sev_old} < {top} "
+                 f"AND (e.old_value IS NOT NULL OR e.created_at > {at_creation}))",
                  f"(e.field = 'tags' AND {_any_tag('e.new_value', list(ws.kpi.escalation.tags))})"]
     if groups:
         escalated.append(f"(e.field = 'group_id' AND e.new_value IN {sql_list(groups)})")

@@ -279,11 +279,6 @@ def test_zendesk_business_times_agree_with_business_minutes(zendesk: Vendor) -> 
     assert got["first_response_time_median_s_business"] < got["first_response_time_median_s"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kpi_engine/facts.py build_escalations: a priority raise is only counted when old_value IS NOT NULL (to skip "
-    "the creation event), but Zendesk leaves priority unset (null) on many tickets, so a raise from unset "
-    "(severity 1, KPIS.md 'none->1') to urgent is missed. Fix: skip the creation event by time "
-    "(event created_at > ticket created_at) instead of by a NULL old value."))
 def test_zendesk_escalation_counts_a_raise_from_unset_priority(zendesk: Vendor) -> None:
     """Escalation rate over the whole history vs the audits: priority raised to the top severity counts even when
     the priority was unset before (Zendesk's null priority is severity 1, KPIS.md)."""
