@@ -72,4 +72,7 @@ def show_status(actx: AppContext) -> None:
     elif not pending:
         console.print("outbox: empty")
     for job in data["jobs"]:
-        console.print(f"job {job['id']}: next run {job.get('next_run') or 'paused'}")
+        line = f"job {job['id']}: next run {job.get('next_run') or 'paused'}"
+        if job.get("failures"):
+            line += f" [red]({job['failures']} failures in a row, backing off until {job.get('backoff_until')})[/]"
+        console.print(line)
