@@ -357,7 +357,8 @@ class ZendeskStream(Stream):
                     f"unexpected response from source {self.options.source} (GET {self.spec.path}): "
                     f"no '{self.spec.records_key}' list", source=self.options.source, endpoint=self.spec.path)
             ctx = MapContext(index_metric_sets(body), self.options.value_field)
-            rows, bad = map_records(self.spec.name, items, lambda item, ctx=ctx: self.spec.to_rows(item, ctx),
+            to_rows = self.spec.to_rows
+            rows, bad = map_records(self.spec.name, items, lambda item, ctx=ctx, f=to_rows: f(item, ctx),
                                     self.spec.tables)
             self.roles.learn(rows.get("people", ()))
             self.roles.fill(rows.get("messages", ()))

@@ -146,7 +146,28 @@ INDEXES: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 
-_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode  # built once: the ingest hot path
+def _make_encoder() -> Callable[[Any], str]:
+    """Compact JSON text of a parsed payload, built once: the ingest hot path (one call per stored row).
+
+    ``JSONEncoder.encode`` rebuilds its C encoder (and a circular-reference memo) on every call; calling
+    the C encoder directly skips that per-row setup. Same text: compact separators, ASCII escapes,
+    ``default=str``. No circularity check: payloads come from ``json.loads``, which cannot build cycles.
+    """
+    encoder = json.JSONEncoder(separators=(",", ":"), default=str).encode
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pure-Python json (no C accelerator): the ordinary encoder
+        return encoder
+    c_encode = make(None, str, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
+
+    def encode(value: Any) -> str:
+        if isinstance(value, str):  # a top-level string: the C encoder only handles containers and scalars
+            return encoder(value)
+        return "".join(c_encode(value, 0))
+
+    return encode
+
+
+_encode = _make_encoder()
 
 
 class StoreError(DeskpulseError):
@@ -298,27 +319,39 @@ class Store:
         known = spec["columns"]
         json_cols = spec["json"]
         groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-        checked: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[bool, ...]]] = {}
+        # Per distinct column set (checked once, not per row): the statement's columns, the positions of
+        # JSON columns to encode, where ``source`` sits in the row, and the list its value tuples go to.
+        plans: dict[tuple[str, ...], tuple[tuple[int, ...], int, list[tuple[Any, ...]]]] = {}
         count = 0
         prefix = () if source is None else (source,)
+        encode = _encode
         for row in rows:
             keys = tuple(row)
-            plan = checked.get(keys)
-            if plan is None:  # once per distinct column set, not per row
+            plan = plans.get(keys)
+            if plan is None:
                 for col in keys:
                     if col not in known:
                         raise StoreError(f"table {table} has no column '{col}'")
                 cols = keys if source is None else ("source", *(k for k in keys if k != "source"))
-                plan = checked[keys] = (cols, tuple(k in json_cols for k in keys))
-            cols, is_json = plan
-            values = [_encode(v) if j and v is not None and not isinstance(v, str) else v
-                      for v, j in zip(row.values(), is_json, strict=True)
-                      ] if any(is_json) else list(row.values())
-            if source is not None:
-                if "source" in row:
-                    del values[keys.index("source")]
-                values = [*prefix, *values]
-            groups.setdefault(cols, []).append(tuple(values))
+                at = keys.index("source") if source is not None and "source" in keys else -1
+                plan = plans[keys] = (tuple(i for i, k in enumerate(keys) if k in json_cols), at,
+                                      groups.setdefault(cols, []))
+            json_at, source_at, bucket = plan
+            if json_at:
+                values = list(row.values())
+                for i in json_at:
+                    v = values[i]
+                    if v is not None and not isinstance(v, str):
+                        values[i] = encode(v)
+                if source_at >= 0:
+                    del values[source_at]
+                bucket.append((*prefix, *values))
+            elif source_at >= 0:
+                values = list(row.values())
+                del values[source_at]
+                bucket.append((*prefix, *values))
+            else:
+                bucket.append((*prefix, *row.values()))
             count += 1
         for cols, values in groups.items():
             self.conn.executemany(self._upsert_sql(table, cols), values)

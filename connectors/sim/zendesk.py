@@ -315,16 +315,18 @@ class ZendeskSim(ZendeskWrites, ZendeskLists, Simulator):
         with self.lock:
             if self._events is None:
                 self._events = EventIndex(self.world, self._write_audits)
-            events, done = self._events.page(self.world, self._write_audits, start, self._cutoff(), TIME_PAGE,
-                                             comments)
-            for k in range(min(self.take_malformed(req.path, explicit=True), len(events))):
-                events[k] = self.corrupt(events[k], k)
-        last_ts = events[-1]["timestamp"] if events and isinstance(events[-1]["timestamp"], int) else None
-        if events and last_ts is None:
-            last_ts = max(e["timestamp"] for e in events if isinstance(e["timestamp"], int))
+            frags, stamps, done = self._events.page_bytes(self.world, self._write_audits, start, self._cutoff(),
+                                                          TIME_PAGE, comments)
+            for k in range(min(self.take_malformed(req.path, explicit=True), len(frags))):
+                bad = self.corrupt(json.loads(frags[k]), k)
+                frags[k] = json.dumps(bad, separators=(",", ":")).encode()
+                stamps[k] = bad["timestamp"]
+        ints = [ts for ts in stamps if isinstance(ts, int)]
+        last_ts = stamps[-1] if stamps and isinstance(stamps[-1], int) else (max(ints) if ints else None)
         extra = {"include": include} if include else {}
-        return SimResponse.json({"ticket_events": events,
-                                 **self._time_envelope(req, start, last_ts, done, len(events), extra)})
+        envelope = self._time_envelope(req, start, last_ts, done, len(frags), extra)
+        body = splice([("ticket_events", frags)], envelope)
+        return SimResponse(200, body, {"Content-Type": "application/json; charset=utf-8"})
 
     def _orgs_export(self, req: SimRequest) -> SimResponse:
         start = self._start_time(req)
