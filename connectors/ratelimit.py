@@ -185,11 +185,12 @@ class HeaderPacer:
     reset_at: float | None = None
     spent: int = 0  # units sent since ``info`` that it may not count
     counted: list[float] = field(default_factory=list)  # arrivals of ours that ``info`` counts (no-reset vendors)
+    counted_costs: list[int] = field(default_factory=list)  # each counted arrival's own cost (Freshdesk credits)
     last_send: float | None = None
-    arrivals: deque[float] = field(default_factory=deque)
+    arrivals: deque[tuple[float, int]] = field(default_factory=deque)
 
     def clear(self) -> None:
-        self.info, self.reset_at, self.spent, self.counted = None, None, 0, []
+        self.info, self.reset_at, self.spent, self.counted, self.counted_costs = None, None, 0, [], []
 
     def sent(self, now: float) -> None:
         self.spent += self.info.cost if self.info is not None else 1
@@ -197,9 +198,9 @@ class HeaderPacer:
 
     def observe(self, info: RateLimitInfo | None, now: float, in_flight: int) -> None:
         """Record a response's arrival and, when it carries a count, adopt it as the current truth."""
-        self.arrivals.append(now)
+        self.arrivals.append((now, info.cost if info is not None else 1))
         window = info.window_s if info is not None else 60.0
-        while self.arrivals and self.arrivals[0] <= now - max(window, 60.0):
+        while self.arrivals and self.arrivals[0][0] <= now - max(window, 60.0):
             self.arrivals.popleft()
         if info is None or info.remaining is None:
             return
@@ -207,9 +208,20 @@ class HeaderPacer:
         self.reset_at = info.reset_at if info.reset_at is not None else (
             now + info.reset_in if info.reset_in is not None else None)
         if self.reset_at is None:
-            recent = [t for t in self.arrivals if t > now - info.window_s]
-            used = len(recent) if info.limit is None else math.ceil(max(0, info.limit - info.remaining) / info.cost)
-            self.counted = recent[max(0, len(recent) - used):] if used else []
+            # The vendor's count covers our newest arrivals whose own costs add up to what it says is used
+            # (a 7-credit listing and a 1-credit call differ: never assume every call cost what the last did).
+            recent = [a for a in self.arrivals if a[0] > now - info.window_s]
+            used = sum(c for _, c in recent) if info.limit is None else max(0, info.limit - info.remaining)
+            picked: list[tuple[float, int]] = []
+            total = 0
+            for arrival in reversed(recent):
+                if total >= used:
+                    break
+                picked.append(arrival)
+                total += arrival[1]
+            picked.reverse()
+            self.counted = [t for t, _ in picked]
+            self.counted_costs = [c for _, c in picked]
 
     def delay(self, now: float) -> float:
         """Seconds to hold the next request; 0 while plenty remains."""
@@ -233,7 +245,7 @@ class HeaderPacer:
             self.clear()
             return 0.0
         freed = bisect_right(self.counted, now - window + _EPS)
-        left = info.remaining - self.spent + freed * info.cost
+        left = info.remaining - self.spent + sum(self.counted_costs[:freed])
         step = (window / info.limit if info.limit else window / 60.0) * info.cost
         if left < info.cost:
             if freed < len(self.counted):

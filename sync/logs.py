@@ -47,3 +47,12 @@ def setup_logging(verbose: int = 0, fmt: str = "text", redactor: Redactor | None
     handler.addFilter(RedactingFilter(redactor or Redactor()))
     root.addHandler(handler)
     root.setLevel(level)
+    # The scheduler's own warnings ("skipped: maximum number of running instances") go through the same
+    # handler, so a --log-format json log is JSON on every line.
+    scheduler_log = logging.getLogger("apscheduler")
+    for old in list(scheduler_log.handlers):
+        if getattr(old, "_deskpulse", False):
+            scheduler_log.removeHandler(old)
+    scheduler_log.addHandler(handler)
+    scheduler_log.setLevel(logging.WARNING if verbose <= 1 else logging.INFO)
+    scheduler_log.propagate = False

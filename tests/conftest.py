@@ -24,10 +24,13 @@ def _isolate_deskpulse_logging():
     """CLI tests call setup_logging(), which sets the 'deskpulse' logger's level and handler: undo it per test."""
     import logging
 
-    logger = logging.getLogger("deskpulse")
-    level, handlers = logger.level, list(logger.handlers)
+    saved = {name: (lg.level, list(lg.handlers), lg.propagate)
+             for name in ("deskpulse", "apscheduler") for lg in [logging.getLogger(name)]}
     yield
-    logger.setLevel(level)
-    for handler in list(logger.handlers):
-        if handler not in handlers:
-            logger.removeHandler(handler)
+    for name, (level, handlers, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        logger.propagate = propagate
+        for handler in list(logger.handlers):
+            if handler not in handlers:
+                logger.removeHandler(handler)

@@ -60,3 +60,19 @@ def test_demo_end_to_end_on_all_three_simulators(tmp_path: Path) -> None:
     for heading in ("what is in the store", "Customer Distress Index", "Write-back plan", "Weekly Slack digest"):
         assert heading in text
     assert "sim-token-not-a-secret" not in text
+
+
+def test_json_logs_are_json_on_every_line_including_the_scheduler(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import logging
+
+    from sync.logs import setup_logging
+    from sync.redaction import Redactor
+
+    setup_logging(0, "json", Redactor(["tok-SECRET-42"]))
+    logging.getLogger("apscheduler.executors.default").warning("job skipped: maximum number of running instances")
+    logging.getLogger("deskpulse.sync").error("source x failed with tok-SECRET-42 in a message")
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]
+    assert [r["logger"] for r in records] == ["apscheduler.executors.default", "deskpulse.sync"]
+    assert "tok-SECRET-42" not in lines[1] and "***" in records[1]["msg"]
