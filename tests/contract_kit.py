@@ -37,6 +37,7 @@ from sync.engine import PageHook, SourceReport, SyncEngine
 from sync.registry import CONNECTORS, build_connector
 from sync.simulators import build_simulator
 from sync.store import TABLES, Store
+from tests.fake_time import FakeTime as _FakeTime
 
 NOW = 1_790_000_000  # the world's "now": fixed, so every run of the suite syncs the same history
 START = NOW + 600  # the fake clock at the first sync (past Zendesk's one-minute export exclusion)
@@ -55,25 +56,14 @@ class Crash(BaseException):
     """The process dying right after a commit: a BaseException, so nothing in the engine may swallow it."""
 
 
-class FakeTime:
-    """A thread-safe clock that only moves when something sleeps or a test moves it."""
+class FakeTime(_FakeTime):
+    """The shared fake clock; ``advance()`` defaults to the settle time the contract tests use."""
 
     def __init__(self, now: float = START) -> None:
-        self.now = float(now)
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += max(0.0, seconds)
+        super().__init__(now)
 
     def advance(self, seconds: float = SETTLE_S) -> None:
-        with self._lock:
-            self.now += seconds
+        super().advance(seconds)
 
 
 # -- per-vendor knowledge ---------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from connectors.freshdesk import FreshdeskConnector, build_http
 from connectors.sim.base import responses_callback
 from connectors.sim.freshdesk import FreshdeskSim
 from connectors.sim.model import FieldDef, Group, Message, Org, Person, Rating, Ticket, World
+from tests.fake_time import FakeTime as _FakeTime
 
 BASE = "https://acme.freshdesk.com"
 API_KEY = "fd-secret-key-5a4b3c2d1e"
@@ -25,19 +26,11 @@ AGENT_IDS = (201, 202)
 CUSTOMER_IDS = (301, 302, 303)
 
 
-class FakeTime:
-    """A clock that only moves when something sleeps: pacing and Retry-After cost no wall time."""
+class FakeTime(_FakeTime):
+    """The shared fake clock, starting at this kit's NOW."""
 
     def __init__(self, now: float = NOW) -> None:
-        self.now = float(now)
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += max(0.0, seconds)
+        super().__init__(now)
 
 
 def make_world(n: int = 20, *, start: int = NOW - 400 * 86400, step: int = 3600,

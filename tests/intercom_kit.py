@@ -18,6 +18,7 @@ from connectors.sim.base import responses_callback
 from connectors.sim.intercom import IntercomSim
 from connectors.sim.model import Change, Group, Message, Org, Person, Rating, Ticket, World
 from sync.store import Store
+from tests.fake_time import FakeTime as _FakeTime
 
 BASE = "https://api.intercom.io"
 TOKEN = "ic-secret-token-5a4b3c2d1e"
@@ -31,19 +32,11 @@ ORG_X, ORG_Y = 31, 32
 TEAM_1, TEAM_2 = 41, 42
 
 
-class FakeTime:
-    """A clock that only moves when something sleeps (or a test moves it)."""
+class FakeTime(_FakeTime):
+    """The shared fake clock, starting at this kit's NOW."""
 
     def __init__(self, now: float = NOW) -> None:
-        self.now = now
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += max(0.0, seconds)
+        super().__init__(now)
 
 
 def make_source(**overrides: Any) -> IntercomSource:

@@ -20,6 +20,7 @@ from connectors.sim.base import SimServer
 from connectors.sim.slack import SlackSim
 from connectors.slack import HINTS, TRANSIENT, PostResult, SlackClient, SlackError, SlackUnavailableError
 from tests.conftest import FIXTURES
+from tests.fake_time import FakeTime
 
 HOOK_PATH = "/services/TSEKRIT42/BSEKRIT42/zq9WebhookSecretXy7"
 HOOK_URL = f"https://hooks.slack.com{HOOK_PATH}"
@@ -46,19 +47,6 @@ def _webhook_table() -> list[Any]:
     return rows
 
 
-class FakeTime:
-    """One clock for the client and the simulator; sleeping advances it, so no test waits for real."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

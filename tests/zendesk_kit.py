@@ -11,25 +11,13 @@ from urllib.parse import parse_qs, urlsplit
 from config.settings import ZendeskSource
 from connectors.base import Page
 from connectors.zendesk import ZendeskConnector, build_http
+from tests.fake_time import FakeTime
 
 BASE = "https://acme.zendesk.com"
 TOKEN = "zd-secret-token-9f8e7d6c"
 EMAIL = "ops@acme.example"
 
 
-class FakeTime:
-    """A clock that only moves when something sleeps: pacing and backoff cost no wall time."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += max(0.0, seconds)
 
 
 def make_source(**overrides: Any) -> ZendeskSource:

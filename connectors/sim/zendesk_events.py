@@ -28,8 +28,8 @@ from connectors.sim.zendesk_render import (
     _value,
     audit_groups,
     change_child,
+    creation_fields,
     csat_score,
-    initial_value,
     render_audit,
 )
 
@@ -87,14 +87,7 @@ def audit_bytes(t: Ticket, k: int, ts: int, items: list[Item], comments: bool) -
             children.append(f'{{"id":{item.id},"event_type":"SatisfactionRating","score":"{csat_score(item)}",'
                             f'"comment":{_val(item.comment)},"assignee_id":{_int(t.assignee_id)}}}')
         else:  # creation: one Create child per field, with the values the ticket started with
-            first = t.messages[0] if t.messages else None
-            updater = first.author_id if first is not None else t.requester_id
-            via = VIA.get(t.channel, "web")
-            initial = (("status", initial_value(t, "status", t.status)),
-                       ("priority", initial_value(t, "priority", t.priority)),
-                       ("group_id", initial_value(t, "group_id", t.group_id)),
-                       ("assignee_id", initial_value(t, "assignee_id", t.assignee_id)),
-                       ("requester_id", t.requester_id), ("subject", t.subject))
+            updater, via, initial = creation_fields(t)
             for n, (name, value) in enumerate(initial):
                 children.append(_change_json(CREATE_ID_BASE + t.id * 16 + n, "Create", name,
                                              _value(t, name, value), None, with_previous=False))

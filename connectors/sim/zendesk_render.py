@@ -346,6 +346,18 @@ def change_child(child_id: int, kind: str, name: str, value: Any, previous: Any,
     return child
 
 
+def creation_fields(t: Ticket) -> tuple[int, str, tuple[tuple[str, Any], ...]]:
+    """The creation audit's updater, channel and the (field, initial value) pairs of its Create children."""
+    first = t.messages[0] if t.messages else None
+    updater = first.author_id if first is not None else t.requester_id
+    initial = (("status", initial_value(t, "status", t.status)),
+               ("priority", initial_value(t, "priority", t.priority)),
+               ("group_id", initial_value(t, "group_id", t.group_id)),
+               ("assignee_id", initial_value(t, "assignee_id", t.assignee_id)),
+               ("requester_id", t.requester_id), ("subject", t.subject))
+    return updater, VIA.get(t.channel, "web"), initial
+
+
 def render_audit(t: Ticket, k: int, ts: int, items: list[Item], comments: bool) -> dict[str, Any]:
     """Audit ``k`` of ticket ``t`` as an incremental ticket_events item (comments only when asked for)."""
     audit_id = AUDIT_ID_BASE + (t.id << 12) + k
@@ -374,14 +386,7 @@ def render_audit(t: Ticket, k: int, ts: int, items: list[Item], comments: bool) 
             children.append({"id": item.id, "event_type": "SatisfactionRating", "score": csat_score(item),
                              "comment": item.comment, "assignee_id": t.assignee_id})
         else:  # creation: one Create child per field, with the values the ticket started with
-            first = t.messages[0] if t.messages else None
-            updater = first.author_id if first is not None else t.requester_id
-            via = VIA.get(t.channel, "web")
-            initial = (("status", initial_value(t, "status", t.status)),
-                       ("priority", initial_value(t, "priority", t.priority)),
-                       ("group_id", initial_value(t, "group_id", t.group_id)),
-                       ("assignee_id", initial_value(t, "assignee_id", t.assignee_id)),
-                       ("requester_id", t.requester_id), ("subject", t.subject))
+            updater, via, initial = creation_fields(t)
             for n, (name, value) in enumerate(initial):
                 children.append(change_child(CREATE_ID_BASE + t.id * 16 + n, "Create", name, _value(t, name, value),
                                              None, with_previous=False))
