@@ -147,12 +147,15 @@ class HttpClient:
 
     def request(self, method: str, path: str, *, params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
                 json: Any = None, headers: Mapping[str, str] | None = None,
-                no_retry: Collection[int] = ()) -> requests.Response:
+                no_retry: Collection[int] = (), repeatable: bool = True) -> requests.Response:
         """Send ``method path`` and return the 2xx response, retrying what is transient.
 
         ``path`` is joined to ``base_url`` or is an absolute URL on the same origin (next-page links); any
         other host is refused, so credentials never travel elsewhere. Statuses in ``no_retry`` (e.g. 504,
         so a connector can shrink its page size) raise :class:`RetriableAPIError` at once.
+        ``repeatable=False`` (a post that must not happen twice): a transport failure after the request may
+        have reached the server (read timeout, dropped response) is raised, not retried; only a connect
+        timeout, which proves nothing was sent, is retried.
         """
         method = method.upper()
         url = self._resolve(method, path)
@@ -161,6 +164,8 @@ class HttpClient:
         attempts = self._max_retries + 1
 
         def should_retry(exc: BaseException) -> bool:
+            if isinstance(exc, _TransportError) and not repeatable:
+                return exc.cause == "ConnectTimeout"
             return isinstance(exc, RetriableAPIError) and exc.status not in no_retry
 
         retrying = Retrying(stop=stop_after_attempt(attempts), wait=self._wait, retry=retry_if_exception(should_retry),

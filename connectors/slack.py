@@ -161,9 +161,10 @@ class SlackClient:
         else:
             body = {**payload, "channel": self._channel}
         try:
-            # 5xx is not retried: the post may have landed. Only 429 (never posted) is waited out and resent.
+            # 5xx and read timeouts are not retried: the post may have landed. Only 429 (never posted) and a
+            # connect timeout (never sent) are waited out and resent.
             resp = self._http.request("POST", self._target, json=body, headers=self._headers,
-                                      no_retry=_SERVER_ERRORS)
+                                      no_retry=_SERVER_ERRORS, repeatable=False)
         except APIError as exc:
             raise self._translate(exc) from None
         if self.via == WEBHOOK:

@@ -159,6 +159,22 @@ def test_connection_errors_and_timeouts_are_retried(rsps, clock, error):
     assert len(rsps.calls) == 2 and len(clock.sleeps) == 1
 
 
+@pytest.mark.parametrize("error", [requests.ReadTimeout("read timed out"), requests.ConnectionError("reset")])
+def test_a_non_repeatable_post_is_not_resent_after_it_may_have_landed(rsps, clock, error):
+    rsps.add(responses.POST, URL, body=error)
+    rsps.add(responses.POST, URL, json={"ok": 1})
+    with pytest.raises(RetriableAPIError):
+        make(clock).request("POST", "/api/v2/tickets.json", json={}, repeatable=False)
+    assert len(rsps.calls) == 1 and clock.sleeps == []
+
+
+def test_a_non_repeatable_post_is_resent_after_a_connect_timeout(rsps, clock):
+    rsps.add(responses.POST, URL, body=requests.ConnectTimeout("connect timed out"))
+    rsps.add(responses.POST, URL, json={"ok": 1})
+    resp = make(clock).request("POST", "/api/v2/tickets.json", json={}, repeatable=False)
+    assert resp.json() == {"ok": 1} and len(rsps.calls) == 2
+
+
 def test_connection_error_exhausted_is_retriable_without_status(rsps, clock):
     rsps.add(responses.GET, URL, body=requests.ConnectionError("refused"))
     with pytest.raises(RetriableAPIError) as info:
