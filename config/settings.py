@@ -122,6 +122,8 @@ class ZendeskSource(SourceBase):
     oauth_token: SecretStr | None = None
     per_page: int = Field(default=1000, ge=10, le=1000)
     export_requests_per_minute: int = Field(default=10, gt=0, description="incremental export budget")
+    time_tracking_field: str | None = Field(
+        default=None, description="ticket field id holding total time spent in seconds (Time Tracking app)")
     escalation_group_ids: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")

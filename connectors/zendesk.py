@@ -20,6 +20,7 @@ from config.settings import ZendeskSource
 from connectors.base import Connector, Stream, WriteRequest, WriteResult
 from connectors.errors import SkippableAPIError
 from connectors.http import Budget, HttpClient, json_object
+from connectors.normalize import to_number
 from connectors.ratelimit import zendesk_rate_headers
 from connectors.zendesk_map import (
     Rows,
@@ -54,7 +55,17 @@ def _user_rows(record: dict[str, Any], ctx: MapContext) -> Rows:
 
 
 def _ticket_rows(record: dict[str, Any], ctx: MapContext) -> Rows:
-    return {"tickets": [map_ticket(record, ctx.metrics)]}
+    ticket = map_ticket(record, ctx.metrics)
+    if ctx.time_field is None:
+        return {"tickets": [ticket]}
+    # Zendesk's Time Tracking app keeps the total seconds spent in a ticket field: the real effort data
+    # aht_mean_s needs (KPIS.md), as one entry per ticket that the next export of the ticket updates.
+    spent = to_number((ticket.get("custom_fields") or {}).get(ctx.time_field))
+    effort = [] if not spent or spent <= 0 else [{
+        "id": f"tt-{ticket['id']}", "ticket_id": ticket["id"], "agent_id": ticket.get("assignee_id"),
+        "seconds": int(spent), "created_at": ticket.get("solved_at") or ticket.get("updated_at"),
+        "raw": {"field": ctx.time_field, "value": spent}}]
+    return {"tickets": [ticket], "time_entries": effort}
 
 
 def _event_rows(record: dict[str, Any], ctx: MapContext) -> Rows:
@@ -134,7 +145,7 @@ class ZendeskConnector(Connector):
         self.http = http if http is not None else build_http(source, clock=clock)
         self.clock = clock
         self.options = StreamOptions(source=source.name, per_page=source.per_page, start_time=start_time,
-                                     value_field=value_field)
+                                     value_field=value_field, time_field=source.time_tracking_field)
         self.roles = RoleBook()
         self._field_ids: dict[str, int] | None = None
 

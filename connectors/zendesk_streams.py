@@ -250,6 +250,7 @@ class MapContext:
 
     metrics: dict[str, dict[str, Any]]
     value_field: str
+    time_field: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +275,7 @@ class StreamOptions:
     per_page: int
     start_time: int
     value_field: str
+    time_field: str | None = None
     overlap: int = 60
     list_page_size: int = 100
 
@@ -356,7 +358,7 @@ class ZendeskStream(Stream):
                 raise FatalAPIError(
                     f"unexpected response from source {self.options.source} (GET {self.spec.path}): "
                     f"no '{self.spec.records_key}' list", source=self.options.source, endpoint=self.spec.path)
-            ctx = MapContext(index_metric_sets(body), self.options.value_field)
+            ctx = MapContext(index_metric_sets(body), self.options.value_field, self.options.time_field)
             to_rows = self.spec.to_rows
             rows, bad = map_records(self.spec.name, items, lambda item, ctx=ctx, f=to_rows: f(item, ctx),
                                     self.spec.tables)
