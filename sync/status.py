@@ -24,11 +24,14 @@ def _cursor_text(raw: str | None) -> str:
         value = json.loads(raw)
     except ValueError:
         return raw[:24]
+    if value is None:
+        return "- (full refresh)"
     if isinstance(value, dict):
-        for key in ("after_cursor", "start_time", "updated_since", "watermark", "created_since"):
+        for key in ("after_cursor", "start_time", "updated_since", "watermark", "created_since", "since", "high"):
             if value.get(key) is not None:
                 return f"{key}={str(value[key])[:24]}"
-        return ",".join(sorted(value))[:32] or "{}"
+        first = next((k for k, v in sorted(value.items()) if isinstance(v, str | int | float)), None)
+        return f"{first}={str(value[first])[:24]}" if first else "{…}"
     return str(value)[:32]
 
 
