@@ -185,13 +185,7 @@ class IntercomSim(DirectoryRoutes, Simulator):
 
     @locked
     def _search_conversations(self, req: SimRequest) -> SimResponse:
-        try:
-            body = self._body(req)
-        except SearchError as exc:
-            return self.error(400, str(exc), exc.code)
-        if "query" not in body:
-            return self.error(400, "query is required", "parameter_not_found")
-        return self._conversation_list(req, body, body["query"], self._sort(body))
+        return self._search(req, self._conversation_list)
 
     @locked
     def _list_conversations(self, req: SimRequest) -> SimResponse:

@@ -120,15 +120,19 @@ class DirectoryRoutes:
         return SimResponse.json({"type": "list", "data": items, "total_count": total,
                                  "pages": self._pages(page, per_page, total, nxt)})
 
-    @locked
-    def _search_contacts(self, req: SimRequest) -> SimResponse:
+    def _search(self, req: SimRequest, listing: Any) -> SimResponse:
+        """``POST /…/search``: validate the body as Intercom does, then answer with ``listing``'s page."""
         try:
             body = self._body(req)
         except SearchError as exc:
             return self.error(400, str(exc), exc.code)
         if "query" not in body:
             return self.error(400, "query is required", "parameter_not_found")
-        return self._contact_list(req, body, body["query"], self._sort(body))
+        return listing(req, body, body["query"], self._sort(body))
+
+    @locked
+    def _search_contacts(self, req: SimRequest) -> SimResponse:
+        return self._search(req, self._contact_list)
 
     @locked
     def _list_contacts(self, req: SimRequest) -> SimResponse:
