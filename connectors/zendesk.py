@@ -89,7 +89,7 @@ SPECS: tuple[StreamSpec, ...] = (
     StreamSpec("ticket_events", "/api/v2/incremental/ticket_events.json", "ticket_events", "time_export",
                ("messages", "ticket_events"), _event_rows, params=(("include", "comment_events"),)),
     StreamSpec("satisfaction_ratings", "/api/v2/satisfaction_ratings.json", "satisfaction_ratings", "list",
-               ("ratings",), _rating_rows, since_key="created_at"),
+               ("ratings",), _rating_rows, since_key="created_at", feature="customer satisfaction"),
 )
 
 

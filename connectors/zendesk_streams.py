@@ -28,7 +28,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from connectors.base import Page, Stream
-from connectors.errors import FatalAPIError, ParseError, RetriableAPIError
+from connectors.errors import AuthenticationError, FatalAPIError, ParseError, RetriableAPIError
 from connectors.http import HttpClient
 from connectors.normalize import to_epoch
 from connectors.zendesk_map import SYSTEM_USER_ID, Rows, index_metric_sets, map_records
@@ -265,6 +265,7 @@ class StreamSpec:
     to_rows: Callable[[dict[str, Any], MapContext], Rows]
     params: tuple[tuple[str, str], ...] = ()
     since_key: str | None = None  # "list" scheme only: makes it incremental on this timestamp
+    feature: str | None = None  # an account feature the endpoint needs: a 403 means "not enabled", not bad auth
 
 
 @dataclass(slots=True)
@@ -352,7 +353,16 @@ class ZendeskStream(Stream):
         pager = self.paginator(cursor)
         more = True
         while more:
-            body = self._fetch(pager)
+            try:
+                body = self._fetch(pager)
+            except AuthenticationError as exc:
+                if self.spec.feature is None or exc.status != 403:
+                    raise
+                # e.g. satisfaction ratings switched off for the account: nothing to sync, not a failed source
+                logger.warning("source %s: %s is not available (HTTP 403 on %s); is %s enabled? skipping it",
+                               self.options.source, self.spec.name, self.spec.path, self.spec.feature)
+                yield Page({}, cursor, done=True)
+                return
             items = body.get(self.spec.records_key)
             if not isinstance(items, list):
                 raise FatalAPIError(

@@ -36,3 +36,20 @@ def test_configured_time_field_feeds_aht(tmp_path: Path) -> None:
         assert result["kpis"]["aht_mean_s"] is not None
     with sync(tmp_path, world) as store:  # not configured: no effort data is invented
         assert store.scalar("SELECT count(*) FROM time_entries") == 0
+
+
+def test_ratings_forbidden_means_csat_is_off_not_a_failed_source(tmp_path: Path) -> None:
+    """An account without customer satisfaction answers 403 on /satisfaction_ratings: skip it, sync the rest."""
+    from connectors.sim.base import SimResponse
+
+    world = generate_world(seed=4, tickets=120)
+    sim, source = build_simulator("zendesk", world, speedup=1000)
+    sim.route("GET", r"/api/v2/satisfaction_ratings(\.json)?",
+              lambda req: SimResponse.json({"error": "Forbidden", "description": "CSAT is not enabled"}, 403))
+    sim.routes.insert(0, sim.routes.pop())  # ahead of the simulator's own ratings route
+    with SimServer(sim) as server:
+        settings = Settings(sources=[{**source, "name": "zd", "base_url": server.url}])
+        with Store(tmp_path / "s.db") as store:
+            reports = SyncEngine(store, settings).sync_all()
+            assert reports[0].ok and store.scalar("SELECT count(*) FROM tickets") == 120
+            assert store.scalar("SELECT status FROM sync_state WHERE stream = 'satisfaction_ratings'") == "ok"
