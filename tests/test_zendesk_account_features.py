@@ -1,4 +1,4 @@
-"""Zendesk handle time: the Time Tracking app's total-seconds field, when configured, is real effort data."""
+"""Zendesk account features: the Time Tracking field feeds handle time; CSAT switched off is not a failure."""
 
 from __future__ import annotations
 
