@@ -30,7 +30,6 @@ from connectors.sim.zendesk_render import (
     change_child,
     creation_fields,
     csat_score,
-    render_audit,
 )
 
 SHIFT = 44
@@ -57,8 +56,8 @@ def audit_bytes(t: Ticket, k: int, ts: int, items: list[Item], comments: bool) -
     """``render_audit(...)`` as compact JSON, written from templates (same keys, order and values).
 
     Why: a full ticket-events export renders every audit of the account once; building dicts and
-    then encoding them was most of the simulator's time per page. ``render_audit`` stays the
-    reference (tests compare the two) and serves the rare paths that need a dict.
+    then encoding them was most of the simulator's time per page. ``render_audit`` is kept only as
+    the readable reference the tests compare this against, byte for byte.
     """
     audit_id = AUDIT_ID_BASE + (t.id << 12) + k
     children: list[str] = []
@@ -138,27 +137,6 @@ class EventIndex:
                 self._groups.clear()
             groups = self._groups[t.id] = audit_groups(t)
         return groups
-
-    def page(self, world: World, extra: dict[int, list[dict[str, Any]]], start: int, cutoff: int, limit: int,
-             comments: bool) -> tuple[list[dict[str, Any]], bool]:
-        """Events with timestamp >= ``start`` (and <= ``cutoff``): (events, end_of_stream)."""
-        keys, done = self.index.time_slice(start, cutoff, limit)
-        events: list[dict[str, Any]] = []
-        for key in keys:
-            ts, low = key >> SHIFT, key & _LOW
-            tid, k = low >> 12, low & 0xFFF
-            if k >= WRITE_K:
-                event = extra[tid][k - WRITE_K]
-                if not comments:
-                    event = {**event, "child_events": [c for c in event["child_events"]
-                                                        if c.get("event_type") != "Comment"]}
-                events.append(event)
-                continue
-            ticket = world.ticket(tid)
-            assert ticket is not None
-            _, items = self._ticket_groups(ticket)[k]
-            events.append(render_audit(ticket, k, ts, items, comments))
-        return events, done
 
     def page_bytes(self, world: World, extra: dict[int, list[dict[str, Any]]], start: int, cutoff: int, limit: int,
                    comments: bool) -> tuple[list[bytes], list[int], bool]:
