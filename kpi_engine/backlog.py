@@ -3,9 +3,10 @@
 Whether a ticket was unsolved at a past instant b: a ticket never reopened was
 unsolved during [created, latest solve) (or since creation, if unsolved now). A
 reopened ticket (status history shows solved -> unsolved) is replayed from its
-status events backwards from its current status: unsolved(b) = unsolved now -
-sum of the changes at or after b (+1 solved->unsolved, -1 unsolved->solved). For
-as_of at or after the last sync both reduce to the current status.
+status changes (``kpi_status_changes``) backwards from its current status:
+unsolved(b) = unsolved now - sum of the changes at or after b (+1 solved->unsolved,
+-1 unsolved->solved). For as_of at or after the last sync both reduce to the
+current status.
 
 Awaiting a first reply: during [created, min(first agent reply, first solve)).
 
@@ -23,23 +24,21 @@ from kpi_engine.facts import _is_any
 from kpi_engine.partials import num
 from kpi_engine.periods import bucket_case
 from kpi_engine.stats import pct
-from kpi_engine.workspace import SOLVED, TIME_DIMENSIONS, UNSOLVED, Workspace
+from kpi_engine.workspace import TIME_DIMENSIONS, UNSOLVED, Workspace
 
 DAY = 86400
 AGES = (("0_24h", DAY), ("24_48h", 2 * DAY), ("48h_7d", 7 * DAY))
 UNSOLVED_NOW = _is_any("k.st", UNSOLVED)
-DELTA = (f"(CASE WHEN {_is_any('x.old_value', SOLVED)} THEN {_is_any('x.new_value', UNSOLVED)} "
-         f"ELSE -{_is_any('x.new_value', SOLVED)} END)")
-FIRST_SOLVE = "COALESCE(e.fs, k.s)"
-AWAIT_END = (f"(CASE WHEN m.fr IS NULL THEN {FIRST_SOLVE} WHEN {FIRST_SOLVE} IS NULL THEN m.fr "
-             f"ELSE MIN(m.fr, {FIRST_SOLVE}) END)")
-REOPENED = "COALESCE(e.reop, 0) > 0"
+FIRST_SOLVE = "COALESCE(k.fs, k.s)"
+AWAIT_END = (f"(CASE WHEN k.fr IS NULL THEN {FIRST_SOLVE} WHEN {FIRST_SOLVE} IS NULL THEN k.fr "
+             f"ELSE MIN(k.fr, {FIRST_SOLVE}) END)")
+REOPENED = "COALESCE(k.reop, 0) > 0"
 
 
 def state(b: str) -> str:
-    """1 when the ticket (aliases k, e) was unsolved at epoch ``b``."""
-    replay = (f"({UNSOLVED_NOW} - (SELECT COALESCE(SUM({DELTA}), 0) FROM ticket_events x "
-              f"WHERE x.source = k.source AND x.ticket_id = k.id AND x.field = 'status' AND x.created_at >= {b})) > 0")
+    """1 when the ticket (alias k) was unsolved at epoch ``b``."""
+    replay = (f"({UNSOLVED_NOW} - (SELECT COALESCE(SUM(x.delta), 0) FROM kpi_status_changes x "
+              f"WHERE x.kid = k.kid AND x.at >= {b})) > 0")
     return f"(CASE WHEN {REOPENED} THEN {replay} ELSE ({UNSOLVED_NOW} OR (k.s IS NOT NULL AND k.s > {b})) END)"
 
 
@@ -54,7 +53,7 @@ def _snapshot(ws: Workspace, b: int, key: str, window: int | None = None) -> lis
     return ws.rows(f"""SELECT key, SUM(st), {ages.replace('SUM(', 'SUM(st AND ')}, SUM(aw) FROM (
             SELECT {key} AS key, {state(str(b))} AS st,
                    ({AWAIT_END} IS NULL OR {AWAIT_END} > {b}) AS aw, k.c AS c
-            FROM _kpi_t k LEFT JOIN _kpi_e e ON e.kid = k.kid LEFT JOIN _kpi_m m ON m.kid = k.kid
+            FROM _kpi_k k
             WHERE k.c < {b} {lo} AND ({UNSOLVED_NOW} OR k.s IS NULL OR k.s > {b})) AS k GROUP BY key""")
 
 
@@ -92,31 +91,28 @@ def _by_bucket(ws: Workspace) -> None:
     # tickets never reopened: unsolved during [c, s) or [c, now)
     for jc, js, count in ws.rows(f"""SELECT {_jidx(ws, 'k.c')} AS jc,
             CASE WHEN {UNSOLVED_NOW} OR k.s IS NULL THEN {n} ELSE {_jidx(ws, 'k.s - 1')} END AS js, COUNT(*)
-            FROM _kpi_t k LEFT JOIN _kpi_e e ON e.kid = k.kid WHERE NOT ({REOPENED}) GROUP BY jc, js"""):
+            FROM _kpi_k k WHERE NOT ({REOPENED}) GROUP BY jc, js"""):
         if js > jc:
             size[jc] += count
             size[js] -= count
     # reopened tickets: current state minus the changes after each bucket end
-    for jc, jt, _unsolved, delta in ws.rows(f"""SELECT {_jidx(ws, 'k.c')} AS jc, {_jidx(ws, 'x.created_at')} AS jt,
-            {UNSOLVED_NOW} AS un, SUM({DELTA}) FROM _kpi_t k JOIN _kpi_e e ON e.kid = k.kid
-            JOIN ticket_events x ON x.source = k.source AND x.ticket_id = k.id AND x.field = 'status'
+    for jc, jt, _unsolved, delta in ws.rows(f"""SELECT {_jidx(ws, 'k.c')} AS jc, {_jidx(ws, 'x.at')} AS jt,
+            {UNSOLVED_NOW} AS un, SUM(x.delta) FROM _kpi_k k JOIN kpi_status_changes x ON x.kid = k.kid
             WHERE {REOPENED} GROUP BY jc, jt, un"""):
         if jt > jc:
             size[jc] -= delta
             size[jt] += delta
     for jc, un, count in ws.rows(f"""SELECT {_jidx(ws, 'k.c')} AS jc, {UNSOLVED_NOW} AS un, COUNT(*)
-            FROM _kpi_t k JOIN _kpi_e e ON e.kid = k.kid WHERE {REOPENED} GROUP BY jc, un"""):
+            FROM _kpi_k k WHERE {REOPENED} GROUP BY jc, un"""):
         size[jc] += un * count
         size[n] -= un * count
     # awaiting a first reply: [c, min(first reply, first solve))
     for jc, je, count in ws.rows(f"""SELECT {_jidx(ws, 'k.c')} AS jc,
             CASE WHEN {AWAIT_END} IS NULL THEN {n} ELSE {_jidx(ws, AWAIT_END)} END AS je, COUNT(*)
-            FROM _kpi_t k LEFT JOIN _kpi_e e ON e.kid = k.kid LEFT JOIN _kpi_m m ON m.kid = k.kid
-            GROUP BY jc, je"""):
+            FROM _kpi_k k GROUP BY jc, je"""):
         if je > jc:
             awaiting[jc] += count
             awaiting[je] -= count
-    ws.conn.execute("CREATE INDEX IF NOT EXISTS temp._kpi_t_c ON _kpi_t (c)")
     running_size = running_await = 0
     for j, bucket in enumerate(ws.buckets):
         running_size += size[j]

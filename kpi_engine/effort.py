@@ -25,10 +25,9 @@ AHT_NULL_REASON = ("no effort data: needs time entries (Freshdesk time entries, 
 
 
 def collect(ws: Workspace) -> None:
-    ws.conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS temp._kpi_t_key ON _kpi_t (source, id)")
     for key_value, seconds, tickets in ws.rows(f"""SELECT {ws.key('k.s')} AS key, SUM(x.seconds),
-            COUNT(DISTINCT k.kid) FROM time_entries x JOIN _kpi_t k ON k.source = x.source AND k.id = x.ticket_id
-            WHERE x.source IN {ws.src} AND k.s >= :since AND k.s < :until AND x.seconds > 0 GROUP BY key"""):
+            COUNT(DISTINCT k.kid) FROM time_entries x JOIN _kpi_k k ON k.source = x.source AND k.id = x.ticket_id
+            WHERE x.source IN {ws.src} AND {ws.during('k.s')} AND x.seconds > 0 GROUP BY key"""):
         ws.parts.add(key_value, "aht_seconds", seconds or 0)
         ws.parts.add(key_value, "aht_tickets", tickets or 0)
 

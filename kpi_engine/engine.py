@@ -1,10 +1,10 @@
 """``compute()``: the whole KPI catalog for one period, optionally broken down by a dimension.
 
-Flow: build the per-ticket TEMP tables once (:mod:`kpi_engine.facts`), let every
-family collect mergeable partials per breakdown key, then finalize each key's
-partial (and the merge of all keys for the overall figures) into KPI values in
-catalog order. The connection is only read, except for TEMP tables, which are
-dropped before returning.
+Flow: bring the stored per-ticket facts up to date (:mod:`kpi_engine.fact_store`: only
+tickets changed since the last computation are recomputed), let every family collect
+mergeable partials per breakdown key from them, then finalize each key's partial (and
+the merge of all keys for the overall figures) into KPI values in catalog order. Synced
+data is only read; TEMP views and tables are dropped before returning.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from config.settings import CostSettings, KpiSettings, SlaSettings
-from kpi_engine import backlog, effort, facts, parallel, quality, resolution, responsiveness, volume
+from kpi_engine import backlog, effort, fact_store, parallel, quality, resolution, responsiveness, volume
 from kpi_engine import sla as sla_family
 from kpi_engine.partials import Parts
 from kpi_engine.periods import Period
@@ -66,11 +66,11 @@ def _total(parts: Parts, by: str | None) -> dict[str, Any]:
 def collect_parts(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, costs: CostSettings,
                   period: Period, sources: list[str], by: str | None, now: int, source: str | None,
                   shard: Shard | None = None) -> Parts:
-    """Every family's partials for one shard of the tickets (TEMP tables built and dropped here)."""
+    """Every family's partials for one shard of the tickets, from facts :func:`fact_store.prepare` made current."""
     ws = Workspace(conn, kpi=kpi, sla=sla, costs=costs, period=period, sources=sources, by=by, now=now, shard=shard)
     try:
         if sources:
-            facts.build(ws)
+            ws.open_facts()
             for family in (volume, responsiveness, resolution, backlog, sla_family, effort):
                 family.collect(ws)
         quality.collect(ws, source)
@@ -98,11 +98,17 @@ def compute(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, cos
     sources = [source] if source else list_sources(conn)
     args = {"kpi": kpi, "sla": sla, "costs": costs, "period": period, "sources": sources, "by": by, "now": now,
             "source": source}
-    count = parallel.plan_shards(conn, sources, period, workers)
-    if count > 1 and parallel.database_file(conn) is not None:
-        parts = parallel.run_sharded(conn, parallel.shard_bounds(conn, sources, count), **args)
-    else:
-        parts = collect_parts(conn, **args)
+    stored = fact_store.prepare(conn, kpi, now=now) if sources else True
+    try:
+        # shard workers read the stored facts: only when they are current for every connection
+        count = parallel.plan_shards(conn, sources, period, workers) if stored else 1
+        if count > 1 and parallel.database_file(conn) is not None:
+            parts = parallel.run_sharded(conn, parallel.shard_bounds(conn, sources, count), **args)
+        else:
+            parts = collect_parts(conn, **args)
+    finally:
+        if not stored:
+            fact_store.drop_temp(conn)
     ws = Workspace(conn, kpi=kpi, sla=sla, costs=costs, period=period, sources=sources, by=by, now=now)
     history_start = None
     if sources:

@@ -23,12 +23,8 @@ from __future__ import annotations
 
 import logging
 import re
-from bisect import bisect_right
-from collections.abc import Iterator
-from functools import partial
-from operator import sub
 
-from kpi_engine.workspace import SOLVED, TIME_DIMENSIONS, UNSOLVED, Workspace, sql_list, ticket_set
+from kpi_engine.workspace import SOLVED, UNSOLVED, Workspace, sql_list, ticket_set
 
 logger = logging.getLogger("deskpulse.kpi.facts")
 
@@ -91,21 +87,22 @@ def build_tickets(ws: Workspace) -> int:
     esc = "(" + " OR ".join(f"instr(t.tags, '\"{t}\"') > 0" for t in tags) + ")" if tags else "0"
     if groups:
         esc = f"({esc} OR t.group_id IN {sql_list(groups)})"
-    dim = ws.dim_sql("t")
     vsla = "NULL"
     if not ws.sla.first_reply and not ws.sla.resolution:
         vsla = "json_extract(t.raw, '$.sla_applied.sla_status')"
     solve = f"CASE WHEN {_in('t.status', SOLVED)} THEN COALESCE(t.solved_at, t.updated_at) END"
+    # kid is the ticket's rowid (stable: tickets are upserted, never replaced), so persisted facts can key on it
     ws.create_temp("_kpi_t", """CREATE TEMP TABLE _kpi_t (kid INTEGER PRIMARY KEY, source TEXT, id TEXT, c INTEGER,
-        s INTEGER, st TEXT, sev INTEGER, req TEXT, org TEXT, asg TEXT, grp TEXT, dk, esc INTEGER, v_reop INTEGER,
-        v_fres INTEGER, vsla TEXT, bc INTEGER, bs INTEGER)""")
-    ws.execute(f"""INSERT INTO _kpi_t (source, id, c, s, st, sev, req, org, asg, grp, dk, esc, v_reop, v_fres, vsla,
-            bc, bs)
-        SELECT t.source, t.id, t.created_at, {solve}, t.status, COALESCE(t.severity, 1), t.requester_id,
-            t.organization_id, t.assignee_id, t.group_id, {dim}, {esc}, t.vendor_reopens,
+        sa INTEGER, s INTEGER, st TEXT, sev INTEGER, req TEXT, org TEXT, asg TEXT, grp TEXT, chan TEXT,
+        esc INTEGER, v_reop INTEGER, v_fres INTEGER, vsla TEXT, bc INTEGER, bs INTEGER)""")
+    selection = ws.selection if ws.selection is not None else _relevant_rowids(ws)
+    ws.execute(f"""INSERT INTO _kpi_t (kid, source, id, c, sa, s, st, sev, req, org, asg, grp, chan, esc, v_reop,
+            v_fres, vsla, bc, bs)
+        SELECT t.rowid, t.source, t.id, t.created_at, t.solved_at, {solve}, t.status, COALESCE(t.severity, 1),
+            t.requester_id, t.organization_id, t.assignee_id, t.group_id, t.channel, {esc}, t.vendor_reopens,
             t.vendor_first_resolution_s, {vsla}, {ws.bexpr('b1', 't.created_at')}, {ws.bexpr('b2', solve)}
         FROM tickets t{ws.bjoin('b1', 't.created_at')}{ws.bjoin('b2', solve)}
-        WHERE t.rowid IN ({_relevant_rowids(ws)}) AND {ticket_set('t')}{ws.in_shard('t.source', 't.id')}
+        WHERE t.rowid IN ({selection}) AND {ticket_set('t')}
         ORDER BY t.source, t.id""")
     return int(ws.conn.execute("SELECT COUNT(*) FROM _kpi_t").fetchone()[0])
 
@@ -122,8 +119,7 @@ def _relevant_rowids(ws: Workspace) -> str:
 
 
 def _use_scan(ws: Workspace, relevant: int) -> bool:
-    total = ws.execute(f"SELECT COUNT(*) FROM tickets t WHERE t.source IN {ws.src}"
-                       f"{ws.in_shard('t.source', 't.id')}").fetchone()[0]
+    total = ws.execute(f"SELECT COUNT(*) FROM tickets t WHERE t.source IN {ws.src}").fetchone()[0]
     return bool(total) and relevant > SCAN_SHARE * total
 
 
@@ -146,7 +142,7 @@ def _fill(ws: Workspace, table: str, cols: dict[str, str], source_table: str, al
         ws.execute(f"""INSERT INTO {table} SELECT k.kid, {', '.join('g.' + n for n in names)}
             FROM (SELECT {alias}.source AS source, {alias}.ticket_id AS tid, {select}
                   FROM {source_table} {alias}{bjoin}
-                  WHERE {alias}.source IN {ws.src} AND {scope}{ws.in_shard(f'{alias}.source', f'{alias}.ticket_id')}
+                  WHERE {alias}.source IN {ws.src} AND {scope}
                   GROUP BY {alias}.source, {alias}.ticket_id) g
             CROSS JOIN _kpi_t k ON k.source = g.source AND k.id = g.tid""")
     else:
@@ -256,6 +252,13 @@ def build(ws: Workspace) -> None:
 
 
 FACTS = "_kpi_t k LEFT JOIN _kpi_m m ON m.kid = k.kid LEFT JOIN _kpi_e e ON e.kid = k.kid"
+#: a ticket's first solve (aliases k, e): from its status history, else the vendor's first resolution time
+FIRST_SOLVE = "(CASE WHEN e.fs IS NOT NULL THEN e.fs WHEN k.v_fres IS NOT NULL THEN k.c + k.v_fres END)"
+#: a ticket's reopens: from its status history, else the vendor's count
+REOPENS = "(CASE WHEN e.fs IS NOT NULL THEN e.reop ELSE COALESCE(k.v_reop, 0) END)"
+#: a status event's change to "unsolved" (alias x): +1 solved -> unsolved, -1 into a solved status, else 0
+DELTA = (f"(CASE WHEN {_is_any('x.old_value', SOLVED)} THEN {_is_any('x.new_value', UNSOLVED)} "
+         f"ELSE -{_is_any('x.new_value', SOLVED)} END)")
 
 _RUN_CAL = re.compile(r"-(\d+)(?:,-\d+)*,(\d+)")
 _RUN_BUS = re.compile(r"-(\d+):(\d+)(?:,-\d+:\d+)*,(\d+):(\d+)")
@@ -271,64 +274,3 @@ def runs(seq: str, business: bool) -> list[tuple[int, int | None, int, int | Non
         for cs, rs in _RUN_CAL.findall(seq):
             out.append((int(cs), None, int(rs), None))
     return out
-
-
-CHUNK = 20_000  # tickets per joined sequence string (bounds memory to a few MB)
-
-
-def response_intervals(ws: Workspace) -> Iterator[tuple[object, list[int], list[int] | None]]:
-    """(key, calendar seconds, business seconds) lists of the responses completed in the period.
-
-    A response = an agent reply that answers at least one unanswered customer message: it ends
-    the run of customer messages since the previous reply; its time is measured from the first
-    message of that run. In the sequence string a run is ``-c[,-c...],r``; the regex consumes
-    whole runs, so every match is one response. Messages at the same second keep index order
-    (agent before customer): such a customer message waits for the next reply.
-
-    Tickets' sequences are joined (``;`` between tickets) a batch at a time and parsed with one
-    regex call, so Python touches each response, not each message or ticket.
-    """
-    time_key = ws.by in TIME_DIMENSIONS
-    dim = "k.dk" if ws.by and not time_key else "NULL"
-    cur = ws.execute(f"""SELECT {dim}, m.seq FROM _kpi_t k JOIN _kpi_m m ON m.kid = k.kid
-        WHERE m.fr < :until AND m.nr > 0 AND m.nc > 0""")
-    while batch := cur.fetchmany(CHUNK):
-        groups: dict[object, list[str]] = {}
-        for dk, seq in batch:
-            groups.setdefault(dk, []).append(seq)
-        for dk, seqs in groups.items():
-            yield from _parse_runs(ws, ";".join(seqs), dk)
-
-
-def _parse_runs(ws: Workspace, text: str, dk: object) -> Iterator[tuple[object, list[int], list[int] | None]]:
-    """The responses in ``text`` completed in the period, as per-key lists (C-level maps, one loop at most)."""
-    found = (_RUN_BUS if ws.business else _RUN_CAL).findall(text)
-    if not found:
-        return
-    since, until = ws.period.since, ws.period.until
-    cols = [list(map(int, col)) for col in zip(*found, strict=True)]
-    if ws.business:
-        cs, cb, rs, rb = cols
-        bus: list[int] | None = list(map(sub, rb, cb))  # B is non-decreasing and runs precede replies: >= 0
-    else:
-        cs, rs = cols
-        bus = None
-    cal = list(map(sub, rs, cs))
-    if min(rs) < since or max(rs) >= until:
-        keep = [i for i, r in enumerate(rs) if since <= r < until]
-        rs, cal = [rs[i] for i in keep], [cal[i] for i in keep]
-        bus = [bus[i] for i in keep] if bus is not None else None
-    if ws.by not in TIME_DIMENSIONS:
-        if rs:
-            yield dk, cal, bus
-        return
-    by_key: dict[int, tuple[list[int], list[int]]] = {}
-    for i, j in enumerate(map(partial(bisect_right, [b.start for b in ws.buckets]), rs)):
-        lists = by_key.get(j)
-        if lists is None:
-            lists = by_key[j] = ([], [])
-        lists[0].append(cal[i])
-        if bus is not None:
-            lists[1].append(bus[i])
-    for j, (cal_j, bus_j) in by_key.items():
-        yield j - 1, cal_j, (bus_j if bus is not None else None)

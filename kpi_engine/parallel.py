@@ -3,7 +3,7 @@
 Why processes, not threads: SQLite's allocator takes a global mutex with memory statistics on
 (Python's build), so two threads on two connections ran *slower* than one (measured). Each
 worker opens the same database file read-only, computes the partials of its slice of tickets
-(by (source, id) range: messages and status events are read through the same key order) and
+(by range of fact keys, :mod:`kpi_engine.fact_store`, which the caller made current first) and
 returns them; partials merge exactly (:mod:`kpi_engine.partials`), so a sharded result equals
 the single-process one. In-memory databases and small periods stay in-process.
 """
@@ -51,15 +51,17 @@ def plan_shards(conn: sqlite3.Connection, sources: list[str], period: Period, wo
 
 
 def shard_bounds(conn: sqlite3.Connection, sources: list[str], count: int) -> list[Shard]:
-    """``count`` shards with equal numbers of tickets, cut at (source, id) keys of the tickets index."""
-    total = conn.execute(f"SELECT COUNT(*) FROM tickets WHERE source IN {sql_list(sources)}").fetchone()[0]
-    cuts: list[tuple[str, str]] = []
+    """``count`` shards with equal numbers of tickets, cut at fact keys (ranges of ``kpi_facts`` rowids:
+    each worker reads its own contiguous part of the table)."""
+    where = f"WHERE source IN {sql_list(sources)}"
+    total = conn.execute(f"SELECT COUNT(*) FROM kpi_facts {where}").fetchone()[0]
+    cuts: list[int] = []
     for i in range(1, count):
-        row = conn.execute(f"SELECT source, id FROM tickets WHERE source IN {sql_list(sources)} "
-                           "ORDER BY source, id LIMIT 1 OFFSET ?", [total * i // count]).fetchone()
-        if row and (not cuts or tuple(row) > cuts[-1]):
-            cuts.append((row[0], row[1]))
-    edges: list[tuple[str, str] | None] = [None, *cuts, None]
+        row = conn.execute(f"SELECT kid FROM kpi_facts {where} ORDER BY kid LIMIT 1 OFFSET ?",
+                           [total * i // count]).fetchone()
+        if row and (not cuts or row[0] > cuts[-1]):
+            cuts.append(int(row[0]))
+    edges: list[int | None] = [None, *cuts, None]
     return [Shard(edges[i], edges[i + 1], first=i == 0) for i in range(len(edges) - 1)]
 
 

@@ -70,7 +70,7 @@ def response_times(conn: sqlite3.Connection, *, kpi: KpiSettings | None = None, 
 def resolution_facts(conn: sqlite3.Connection, *, kpi: KpiSettings | None = None, source: str | None = None,
                      now: int | None = None) -> dict[Key, dict[str, Any]]:
     """Per solved ticket: full/first resolution, reopens and time in statuses (calendar seconds)."""
-    from kpi_engine.resolution import FIRST_SOLVE, REOPENS
+    from kpi_engine.facts import FIRST_SOLVE, REOPENS
 
     kpi = kpi or KpiSettings()
 

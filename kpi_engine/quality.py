@@ -31,9 +31,9 @@ def collect(ws: Workspace, source: str | None) -> None:
     people = ("LEFT JOIN people p ON p.source = COALESCE(json_extract(r.raw, '$.person_source'), r.source) "
               "AND p.id = r.requester_id" if ws.by == "organization" else "")
     where_source = "AND r.source = :source" if source is not None else ""
-    shard = ws.in_shard("r.source", "r.ticket_id")
-    if shard:  # a sharded run: rated tickets by their shard, survey responses without a ticket in the first
-        where_source += f" AND ((r.ticket_id IS NOT NULL{shard}){' OR r.ticket_id IS NULL' if ws.shard.first else ''})"
+    shard = ws.in_shard("t.rowid")
+    if shard:  # a sharded run: rated tickets by their shard, survey responses without a known ticket in the first
+        where_source += f" AND ((t.rowid IS NOT NULL{shard}){' OR t.rowid IS NULL' if ws.shard.first else ''})"
     params = {**ws.params, "source": source}
     rows = ws.execute(f"""SELECT key, kind, COUNT(*), SUM(good), SUM(promoter), SUM(detractor), SUM(score), SUM(easy)
         FROM (SELECT {key} AS key, r.kind AS kind,

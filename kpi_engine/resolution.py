@@ -1,8 +1,8 @@
 """Resolution family: solved tickets, full/first resolution, time in statuses, FCR, one-touch, reopens.
 
 Attributed by the solve time: a ticket counts in the period of its latest solve
-(``_kpi_t.s``: the latest solve of a ticket that is solved or closed now). Status
-history comes from ``_kpi_e``; a ticket whose source gave no status history falls
+(``kpi_facts.s``: the latest solve of a ticket that is solved or closed now). Status
+history comes from the per-ticket facts; a ticket whose source gave no status history falls
 back to the vendor's own figures (first resolution time, reopens) where the API
 provides them, and has no time-in-status values.
 """
@@ -16,8 +16,7 @@ from kpi_engine.responsiveness import durations
 from kpi_engine.stats import mean, pct, ratio, rounded
 from kpi_engine.workspace import Workspace
 
-FIRST_SOLVE = "(CASE WHEN e.fs IS NOT NULL THEN e.fs WHEN k.v_fres IS NOT NULL THEN k.c + k.v_fres END)"
-REOPENS = "(CASE WHEN e.fs IS NOT NULL THEN e.reop ELSE COALESCE(k.v_reop, 0) END)"
+REOPENS = "(CASE WHEN k.fs IS NOT NULL THEN k.reop ELSE COALESCE(k.v_reop, 0) END)"
 WAITS = ("requester", "agent", "on_hold")
 
 
@@ -29,18 +28,17 @@ def _guarded(value: str, life: str) -> str:
 def collect(ws: Workspace) -> None:
     key = ws.key("k.s")
     b = ws.business
-    fres_b = f"MAX({ws.bexpr('bq', FIRST_SOLVE)} - k.bc, 0)" if b else "NULL"
+    fres_b = "MAX(k.bfq - k.bc, 0)" if b else "NULL"
     # inner: raw per-ticket values, computed once (LIMIT -1 keeps SQLite from inlining them per use)
     inner = f"""SELECT {key} AS key, k.s - k.c AS life, MAX(k.s - k.c, 0) AS full,
             {'k.bs - k.bc' if b else 'NULL'} AS life_b, {'MAX(k.bs - k.bc, 0)' if b else 'NULL'} AS full_b,
-            MAX({FIRST_SOLVE} - k.c, 0) AS fres, {fres_b} AS fres_b, e.fs IS NOT NULL AS hist,
-            e.aw_t AS aw, e.oh_t AS oh, e.sv_t + k.s AS sv, e.aw_b AS aw_b, e.oh_b AS oh_b, e.sv_b + k.bs AS sv_b,
-            {REOPENS} AS reopens, ({REOPENS} = 0 AND m.nr = 1 AND (m.lc IS NULL OR m.lc < m.fr)) AS fcr,
-            (COALESCE(m.nr, 0) < 2) AS one_touch, COALESCE(m.n, 0) AS inter,
-            COALESCE(m.nr, 0) AS replies
-        FROM _kpi_t k LEFT JOIN _kpi_m m ON m.kid = k.kid LEFT JOIN _kpi_e e ON e.kid = k.kid
-        {ws.bjoin('bq', FIRST_SOLVE)}
-        WHERE k.s >= :since AND k.s < :until LIMIT -1"""
+            MAX(k.fq - k.c, 0) AS fres, {fres_b} AS fres_b, k.fs IS NOT NULL AS hist,
+            k.aw_t AS aw, k.oh_t AS oh, k.sv_t + k.s AS sv, k.aw_b AS aw_b, k.oh_b AS oh_b, k.sv_b + k.bs AS sv_b,
+            {REOPENS} AS reopens, ({REOPENS} = 0 AND k.nr = 1 AND (k.lc IS NULL OR k.lc < k.fr)) AS fcr,
+            (COALESCE(k.nr, 0) < 2) AS one_touch, COALESCE(k.n, 0) AS inter,
+            COALESCE(k.nr, 0) AS replies
+        FROM _kpi_k k
+        WHERE {ws.during('k.s')} LIMIT -1"""
     waits = []
     for sfx in ("", "_b"):
         life = f"life{sfx}"
@@ -68,8 +66,8 @@ def collect(ws: Workspace) -> None:
             add(key_value, name, row[i] or 0)
             i += 1
     for key_value, text in ws.rows(f"""SELECT key, group_concat(v, char(31)) FROM (
-            SELECT DISTINCT {key} AS key, k.asg AS v FROM _kpi_t k
-            WHERE k.s >= :since AND k.s < :until AND k.asg IS NOT NULL) GROUP BY key"""):
+            SELECT DISTINCT {key} AS key, k.asg AS v FROM _kpi_k k
+            WHERE {ws.during('k.s')} AND k.asg IS NOT NULL) GROUP BY key"""):
         ws.parts.add(key_value, "set_asg", set(text.split("\x1f")) if text else set())
 
 

@@ -4,40 +4,34 @@ First response time (KPIS.md): first agent reply - ticket created, attributed to
 period of the reply. The description never counts as a reply, so a ticket an agent
 opened with a public first comment waits for the *next* agent reply. Average response
 time: every reply that answers a run of customer messages, measured from the run's
-first message (see :func:`kpi_engine.facts.response_intervals`).
+first message (see :func:`kpi_engine.facts.runs`; stored per response in ``kpi_responses``).
 """
 
 from __future__ import annotations
 
-from array import array
 from typing import Any
 
-from kpi_engine.facts import response_intervals
 from kpi_engine.partials import Dist, dist
 from kpi_engine.stats import rounded
 from kpi_engine.workspace import Workspace
 
 
 def collect(ws: Workspace) -> None:
-    key = ws.key("m.fr")
-    bus = f"MAX({ws.bexpr('bf', 'm.fr')} - k.bc, 0)" if ws.business else "NULL"
+    bus = "MAX(k.bfr - k.bc, 0)" if ws.business else "NULL"
     rows = ws.rows(f"""SELECT key, group_concat(v), group_concat(vb) FROM (
-            SELECT {key} AS key, MAX(m.fr - k.c, 0) AS v, {bus} AS vb
-            FROM _kpi_t k JOIN _kpi_m m ON m.kid = k.kid{ws.bjoin('bf', 'm.fr')}
-            WHERE m.fr >= :since AND m.fr < :until) GROUP BY key""")
+            SELECT {ws.key('k.fr')} AS key, MAX(k.fr - k.c, 0) AS v, {bus} AS vb
+            FROM _kpi_k k WHERE {ws.during('k.fr')}) GROUP BY key""")
     for key_value, cal, bus_values in rows:
         ws.parts.add(key_value, "frt", Dist.from_concat(cal))
         ws.parts.add(key_value, "frt_b", Dist.from_concat(bus_values))
-    cal_by: dict[Any, array[int]] = {}  # C arrays: 8 bytes a response while millions accumulate
-    bus_by: dict[Any, array[int]] = {}
-    for key_value, cal, bus in response_intervals(ws):
-        cal_by.setdefault(key_value, array("q")).extend(cal)
-        if bus is not None:
-            bus_by.setdefault(key_value, array("q")).extend(bus)
-    for key_value, values in cal_by.items():
-        ws.parts.add(key_value, "art", Dist(values))
-    for key_value, values in bus_by.items():
-        ws.parts.add(key_value, "art_b", Dist(values))
+    # every response completed in the period (kpi_responses: one row per reply that answered customers)
+    rows = ws.rows(f"""SELECT {ws.key('r.at')} AS key, group_concat(r.cal), group_concat(r.bus)
+            FROM kpi_responses r JOIN _kpi_k k ON k.kid = r.kid
+            WHERE {ws.during('r.at')}{ws.in_shard('r.kid')} GROUP BY key""")
+    for key_value, cal, bus_values in rows:
+        ws.parts.add(key_value, "art", Dist.from_concat(cal))
+        if ws.business:
+            ws.parts.add(key_value, "art_b", Dist.from_concat(bus_values))
 
 
 def _durations(out: dict[str, Any], name: str, d: Dist, stats: tuple[str, ...], suffix: str = "") -> None:

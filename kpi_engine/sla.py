@@ -33,11 +33,10 @@ def collect(ws: Workspace) -> None:
         logger.info("[sla] business_hours is set but no [kpi] business_hours schedule: SLA in calendar time")
     add = ws.parts.add
     if sla.first_reply:
-        elapsed = f"{ws.bexpr('bs1', 'm.fr')} - k.bc" if business else "m.fr - k.c"
+        elapsed = "k.bfr - k.bc" if business else "k.fr - k.c"
         for key_value, n, ok in ws.rows(f"""SELECT key, COUNT(*), SUM(ok) FROM (
-                SELECT {ws.key('m.fr')} AS key, ({elapsed}) <= {_target_case(sla.first_reply)} AS ok
-                FROM _kpi_t k JOIN _kpi_m m ON m.kid = k.kid{ws.bjoin('bs1', 'm.fr') if business else ''}
-                WHERE m.fr >= :since AND m.fr < :until AND {_target_case(sla.first_reply)} IS NOT NULL)
+                SELECT {ws.key('k.fr')} AS key, ({elapsed}) <= {_target_case(sla.first_reply)} AS ok
+                FROM _kpi_k k WHERE {ws.during('k.fr')} AND {_target_case(sla.first_reply)} IS NOT NULL)
                 GROUP BY key"""):
             add(key_value, "sla_fr_n", n)
             add(key_value, "sla_fr_ok", ok or 0)
@@ -45,13 +44,13 @@ def collect(ws: Workspace) -> None:
         elapsed = "k.bs - k.bc" if business else "k.s - k.c"
         for key_value, n, ok in ws.rows(f"""SELECT key, COUNT(*), SUM(ok) FROM (
                 SELECT {ws.key('k.s')} AS key, ({elapsed}) <= {_target_case(sla.resolution)} AS ok
-                FROM _kpi_t k WHERE k.s >= :since AND k.s < :until
+                FROM _kpi_k k WHERE {ws.during('k.s')}
                   AND {_target_case(sla.resolution)} IS NOT NULL) GROUP BY key"""):
             add(key_value, "sla_res_n", n)
             add(key_value, "sla_res_ok", ok or 0)
     if not sla.first_reply and not sla.resolution:
         for key_value, n, ok in ws.rows(f"""SELECT {ws.key('k.s')} AS key, COUNT(*), SUM(k.vsla = 'hit')
-                FROM _kpi_t k WHERE k.s >= :since AND k.s < :until AND k.vsla IN ('hit', 'missed')
+                FROM _kpi_k k WHERE {ws.during('k.s')} AND k.vsla IN ('hit', 'missed')
                 GROUP BY key"""):
             add(key_value, "sla_vendor_n", n)
             add(key_value, "sla_vendor_ok", ok or 0)

@@ -1,8 +1,8 @@
 """Volume family: tickets created, monthly volume with MoM/YoY, severity, tickets per customer/org, escalation.
 
-All attributed by ``created_at`` (KPIS.md). Escalation is read per ticket from
-``_kpi_e`` (priority raised to the top severity, moved to an escalation group,
-given an escalation tag) or from the ticket itself (current tags or group).
+All attributed by ``created_at`` (KPIS.md). Escalation is a per-ticket fact (priority
+raised to the top severity, moved to an escalation group, given an escalation tag, or
+the ticket's current tags or group: :func:`kpi_engine.facts.build_escalations`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from kpi_engine.partials import num
 from kpi_engine.periods import Bucket, Period, bucket_case, local_midnight, month_buckets
 from kpi_engine.stats import change_pct, pct, ratio, rounded
-from kpi_engine.workspace import TIME_DIMENSIONS, Workspace, ticket_set
+from kpi_engine.workspace import TIME_DIMENSIONS, Workspace
 
 UNIT_SEP = "\x1f"
 
@@ -31,8 +31,8 @@ def _sets(ws: Workspace, column: str) -> None:
     """Distinct values of ``column`` among tickets created in the period, per key (for distinct counts)."""
     key = ws.key("k.c")
     rows = ws.rows(f"""SELECT key, group_concat(v, char(31)) FROM (
-            SELECT DISTINCT {key} AS key, k.{column} AS v FROM _kpi_t k
-            WHERE k.c >= :since AND k.c < :until AND k.{column} IS NOT NULL) GROUP BY key""")
+            SELECT DISTINCT {key} AS key, k.{column} AS v FROM _kpi_k k
+            WHERE {ws.during('k.c')} AND k.{column} IS NOT NULL) GROUP BY key""")
     for key_value, text in rows:
         ws.parts.add(key_value, f"set_{column}", set(text.split(UNIT_SEP)) if text else set())
 
@@ -44,15 +44,15 @@ def _monthly(ws: Workspace) -> None:
     if not months:
         return
     needed = sorted({m2 for m in months for m2 in (m, month_shift(m, -1), month_shift(m, -12))})
-    dim = "NULL" if ws.by in TIME_DIMENSIONS else ws.dim_sql("t")
-    # in-period counts (every ticket created in the period is in _kpi_t)
+    dim = "NULL" if ws.by in TIME_DIMENSIONS else ws.dim_sql("k")
+    # in-period counts (every ticket created in the period is in _kpi_k)
     inside = [_month_bucket(m, tz) for m in months]
     for key_value, mb, count in ws.rows(f"""SELECT {ws.key('k.c')} AS key,
-            {bucket_case('k.c', inside)} AS mb, COUNT(*) FROM _kpi_t k
-            WHERE k.c >= :since AND k.c < :until GROUP BY key, mb"""):
+            {bucket_case('k.c', inside)} AS mb, COUNT(*) FROM _kpi_k k
+            WHERE {ws.during('k.c')} GROUP BY key, mb"""):
         if mb is not None:
             ws.parts.add(key_value, "month_in", {inside[mb].label: count})
-    # full calendar months (bases and the period's own months) straight from the store
+    # full calendar months (bases and the period's own months) from all the facts (every ticket of the set)
     runs: list[list[Bucket]] = []
     for m in needed:
         b = _month_bucket(m, tz)
@@ -62,11 +62,12 @@ def _monthly(ws: Workspace) -> None:
             runs.append([b])
     for run in runs:
         lo, hi = run[0].start, min(run[-1].end, ws.now + 1)
+        c = '+k.c' if ws.wide else 'k.c'
         if hi <= lo:
             continue
-        for key_value, mb, count in ws.rows(f"""SELECT {dim} AS key, {bucket_case('t.created_at', run)} AS mb,
-                COUNT(*) FROM tickets t WHERE t.source IN {ws.src} AND {ticket_set('t')}
-                  AND t.created_at >= {lo} AND t.created_at < {hi}{ws.in_shard('t.source', 't.id')}
+        for key_value, mb, count in ws.rows(f"""SELECT {dim} AS key, {bucket_case('k.c', run)} AS mb,
+                COUNT(*) FROM kpi_facts k WHERE k.source IN {ws.src}
+                  AND {c} >= {lo} AND {c} < {hi}{ws.in_shard('k.kid')}
                 GROUP BY key, mb"""):
             if mb is not None:
                 ws.parts.add(key_value, "month_full", {run[mb].label: count})
@@ -75,9 +76,9 @@ def _monthly(ws: Workspace) -> None:
 def collect(ws: Workspace) -> None:
     key = ws.key("k.c")
     for row in ws.rows(f"""SELECT {key} AS key, COUNT(*), SUM(k.sev), SUM(k.req IS NOT NULL),
-            SUM(k.org IS NOT NULL), SUM(COALESCE(x.esc, 0) OR COALESCE(k.esc, 0))
-            FROM _kpi_t k LEFT JOIN _kpi_x x ON x.kid = k.kid
-            WHERE k.c >= :since AND k.c < :until GROUP BY key"""):
+            SUM(k.org IS NOT NULL), SUM(k.esc)
+            FROM _kpi_k k
+            WHERE {ws.during('k.c')} GROUP BY key"""):
         key_value, created, sev, with_req, with_org, escalated = row
         for name, value in (("created", created), ("sev_sum", sev), ("with_req", with_req),
                             ("with_org", with_org), ("escalated", escalated)):

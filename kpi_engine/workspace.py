@@ -32,13 +32,14 @@ logger = logging.getLogger("deskpulse.kpi")
 UNSOLVED = ("new", "open", "pending", "on_hold")
 SOLVED = ("solved", "closed")
 TIME_DIMENSIONS = ("month", "week")
-#: breakdown dimension -> the tickets column (alias t) that keys it
+#: breakdown dimension -> the kpi_facts column that keys it (severity is already COALESCE(severity, 1))
 TICKET_DIMENSIONS = {
-    "source": "t.source", "channel": "t.channel", "priority": "COALESCE(t.severity, 1)",
-    "agent": "t.assignee_id", "group": "t.group_id", "organization": "t.organization_id",
+    "source": "source", "channel": "chan", "priority": "sev", "agent": "asg", "group": "grp", "organization": "org",
 }
 DIMENSIONS = TIME_DIMENSIONS + tuple(TICKET_DIMENSIONS)
 NONE_KEY = "(none)"
+#: a period creating more than this share of all tickets is read by scanning the facts, not through indexes
+WIDE_SHARE = 0.3
 
 
 def sql_list(values: Iterable[Any]) -> str:
@@ -69,11 +70,11 @@ def list_sources(conn: sqlite3.Connection) -> list[str]:
 
 @dataclass(frozen=True)
 class Shard:
-    """A slice of the tickets by (source, id): [lo, hi), either end open (None). ``first`` also takes
-    the rows that belong to no ticket (survey responses)."""
+    """A slice of the tickets by fact key (the ticket's rowid): [lo, hi), either end open (None).
+    ``first`` also takes the rows that belong to no known ticket (survey responses)."""
 
-    lo: tuple[str, str] | None = None
-    hi: tuple[str, str] | None = None
+    lo: int | None = None
+    hi: int | None = None
     first: bool = True
 
 
@@ -101,7 +102,11 @@ class Workspace:
         self.parts = Parts()
         self.bh_width = 0
         self.temp_tables: list[str] = []
+        self.temp_views: list[str] = []
+        self.wide = False
         self.shard = shard or Shard()
+        #: SQL selecting the tickets rowids to build facts for (None: the tickets the period needs)
+        self.selection: str | None = None
 
     # -- SQL helpers ----------------------------------------------------------------------------------
     @property
@@ -110,17 +115,21 @@ class Workspace:
 
     @property
     def params(self) -> dict[str, Any]:
-        lo, hi = self.shard.lo or ("", ""), self.shard.hi or ("", "")
-        return {"since": self.period.since, "until": self.period.until, "as_of": self.as_of, "now": self.now,
-                "lo_s": lo[0], "lo_i": lo[1], "hi_s": hi[0], "hi_i": hi[1]}
+        return {"since": self.period.since, "until": self.period.until, "as_of": self.as_of, "now": self.now}
 
-    def in_shard(self, source_col: str, id_col: str) -> str:
-        """`` AND ...`` restricting rows to this shard's tickets (empty when not sharded)."""
+    def during(self, column: str) -> str:
+        """``column`` in [since, until): through the column's index for a short period, by a plain scan
+        (unary +) when the period covers most tickets, where an index would only add a lookup per row."""
+        col = f"+{column}" if self.wide else column
+        return f"{col} >= :since AND {col} < :until"
+
+    def in_shard(self, kid_col: str) -> str:
+        """`` AND ...`` restricting rows to this shard's tickets by fact key (empty when not sharded)."""
         out = ""
         if self.shard.lo is not None:
-            out += f" AND ({source_col}, {id_col}) >= (:lo_s, :lo_i)"
+            out += f" AND {kid_col} >= {int(self.shard.lo)}"
         if self.shard.hi is not None:
-            out += f" AND ({source_col}, {id_col}) < (:hi_s, :hi_i)"
+            out += f" AND {kid_col} < {int(self.shard.hi)}"
         return out
 
     def key(self, time_expr: str, dim_expr: str = "k.dk") -> str:
@@ -135,10 +144,10 @@ class Workspace:
             return dim_expr
         return "NULL"
 
-    def dim_sql(self, alias: str = "t") -> str:
-        """The ticket-dimension value of a tickets row (``(none)`` when missing), or NULL."""
+    def dim_sql(self, alias: str = "k") -> str:
+        """The ticket-dimension value of a kpi_facts row (``(none)`` when missing), or NULL."""
         if self.by in TICKET_DIMENSIONS:
-            return f"COALESCE({TICKET_DIMENSIONS[self.by].replace('t.', alias + '.')}, '{NONE_KEY}')"
+            return f"COALESCE({alias}.{TICKET_DIMENSIONS[self.by]}, '{NONE_KEY}')"
         return "NULL"
 
     def label(self, key: Any) -> str:
@@ -173,6 +182,27 @@ class Workspace:
         return self.conn.execute(sql, params)
 
     # -- TEMP tables ----------------------------------------------------------------------------------
+    def open_facts(self) -> None:
+        """TEMP VIEW ``_kpi_k``: the stored facts (:mod:`kpi_engine.fact_store`) of the tickets the period
+        needs, of the asked sources and this shard, with the breakdown key of ticket dimensions as ``dk``.
+
+        Needed = created before ``until`` and either created in the period, solved in or after it, or
+        unsolved. Deleted, spam and merged tickets have no facts. The view is flattened into each query,
+        so the families read one narrow table.
+        """
+        since, until = self.period.since, self.period.until
+        total = self.conn.execute("SELECT COUNT(*) FROM kpi_facts").fetchone()[0]
+        inside = self.conn.execute("SELECT COUNT(*) FROM kpi_facts WHERE c >= ? AND c < ?",
+                                   [since, until]).fetchone()[0]
+        self.wide = bool(total) and inside > WIDE_SHARE * total
+        self.conn.execute("DROP VIEW IF EXISTS temp._kpi_k")
+        # +k.source: the (source, id) index must never drive these scans; the time columns' indexes may
+        self.conn.execute(f"""CREATE TEMP VIEW _kpi_k AS SELECT k.*, {self.dim_sql('k')} AS dk FROM kpi_facts k
+            WHERE +k.source IN {self.src} AND +k.c < {until}
+              AND (+k.c >= {since} OR k.sa >= {since} OR k.sa IS NULL OR k.st IN {sql_list(UNSOLVED)})
+              {self.in_shard('k.kid')}""")
+        self.temp_views.append("_kpi_k")
+
     def create_temp(self, name: str, ddl: str) -> None:
         self.conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
         self.conn.execute(ddl)
@@ -194,6 +224,12 @@ class Workspace:
         self.conn.executemany(f"INSERT INTO _kpi_bh VALUES ({', '.join('?' * (2 + 2 * width))})", rows)
 
     def close(self) -> None:
+        for name in reversed(self.temp_views):
+            try:
+                self.conn.execute(f"DROP VIEW IF EXISTS temp.{name}")
+            except sqlite3.Error:  # pragma: no cover - a broken connection is the caller's problem
+                logger.warning("could not drop temp view %s", name)
+        self.temp_views.clear()
         for name in reversed(self.temp_tables):
             try:
                 self.conn.execute(f"DROP TABLE IF EXISTS temp.{name}")

@@ -208,8 +208,20 @@ def _v3_kpi_indexes(db: sqlite_utils.Database) -> None:
                "(source, created_at, status, is_spam, is_merged)")
 
 
+def _v4_kpi_facts(db: sqlite_utils.Database) -> None:
+    """Stored per-ticket KPI facts and the triggers that log which tickets changed since (kpi_engine.fact_store).
+
+    Only the change log and its triggers must exist from here on; the facts tables themselves are a
+    cache that fact_store rebuilds whenever its code or the settings it depends on change.
+    """
+    from kpi_engine import fact_store
+
+    fact_store.install(db.conn)
+
+
 # Forward migrations: index i upgrades user_version i -> i+1. Append only; never edit a shipped one.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1, _create_v2_analytics, _v3_kpi_indexes]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1, _create_v2_analytics, _v3_kpi_indexes,
+                                                              _v4_kpi_facts]
 
 
 def register_migration(func: Callable[[sqlite_utils.Database], None]) -> None:

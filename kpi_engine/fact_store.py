@@ -1,0 +1,262 @@
+"""Per-ticket KPI facts kept in the store, refreshed only for the tickets that changed.
+
+Why: a two-year ``--by month`` run over a million tickets spent most of its time
+re-deriving, on every call, the same per-ticket facts from five million messages and
+events (first reply, status-history sums, business seconds, every response). Those
+facts depend on the ticket's own rows and on a few settings, not on the period asked,
+so they are computed once and kept:
+
+``kpi_facts``           one row per ticket in the KPI ticket set (deleted/spam/merged are absent),
+                        keyed by the ticket's rowid: dimensions, timestamps, the message and
+                        status-history summaries and their business-time values
+``kpi_responses``       one row per response (a reply answering a run of customer messages)
+``kpi_status_changes``  the backlog-relevant status changes of reopened tickets (+1 / -1)
+``kpi_dirty``           tickets whose rows changed since their facts were computed, filled by
+                        triggers on ``tickets``, ``messages`` and ``ticket_events``, so correctness
+                        never depends on a caller remembering to refresh
+``kpi_facts_meta``      the fingerprint of the settings and code the facts were computed with; a
+                        different fingerprint rebuilds everything
+
+The facts are computed by exactly the SQL of :mod:`kpi_engine.facts` (the TEMP-table builder,
+run for the changed tickets), so stored and freshly built facts cannot differ. A connection that
+cannot write (``mode=ro``) while facts are stale builds the same tables as TEMP tables instead,
+which shadow the stored ones for that connection: slower, never wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from config.settings import CostSettings, KpiSettings, SlaSettings
+from kpi_engine import facts
+from kpi_engine.periods import Period
+from kpi_engine.workspace import Workspace, list_sources
+
+logger = logging.getLogger("deskpulse.kpi.facts")
+
+#: bump when the facts' SQL or columns change: stores rebuild their facts on the next computation
+FACTS_VERSION = 1
+#: business-time rows reach this far past the refresh (covers tickets dated slightly in the future)
+HORIZON = 400 * 86400
+
+TABLES = ("kpi_facts", "kpi_responses", "kpi_status_changes")
+#: kpi_facts columns, in order (see the module docstring; ``b*`` are business-time epochs)
+COLUMNS = ("kid", "source", "id", "c", "sa", "s", "st", "sev", "req", "org", "asg", "grp", "chan", "esc", "v_reop",
+           "v_fres", "vsla", "bc", "bs", "fr", "bfr", "nr", "n", "nc", "lc", "fs", "reop", "aw_t", "oh_t", "sv_t",
+           "aw_b", "oh_b", "sv_b", "fq", "bfq")
+
+
+def table_ddl(schema: str) -> list[str]:
+    """The facts tables and their indexes in ``schema`` ('main' or 'temp')."""
+    cols = ", ".join(["kid INTEGER PRIMARY KEY", "source TEXT NOT NULL", "id TEXT NOT NULL"] + list(COLUMNS[3:]))
+    return [
+        f"CREATE TABLE IF NOT EXISTS {schema}.kpi_facts ({cols})",
+        f"CREATE UNIQUE INDEX IF NOT EXISTS {schema}.kpi_facts_key ON kpi_facts (source, id)",
+        f"CREATE INDEX IF NOT EXISTS {schema}.kpi_facts_c ON kpi_facts (c)",
+        f"CREATE INDEX IF NOT EXISTS {schema}.kpi_facts_s ON kpi_facts (s)",
+        f"CREATE INDEX IF NOT EXISTS {schema}.kpi_facts_fr ON kpi_facts (fr)",
+        f"""CREATE TABLE IF NOT EXISTS {schema}.kpi_responses (kid INTEGER NOT NULL, n INTEGER NOT NULL,
+            at INTEGER NOT NULL, cal INTEGER NOT NULL, bus INTEGER, PRIMARY KEY (kid, n)) WITHOUT ROWID""",
+        f"CREATE INDEX IF NOT EXISTS {schema}.kpi_responses_at ON kpi_responses (at)",
+        f"""CREATE TABLE IF NOT EXISTS {schema}.kpi_status_changes (kid INTEGER NOT NULL, at INTEGER NOT NULL,
+            n INTEGER NOT NULL, delta INTEGER NOT NULL, PRIMARY KEY (kid, at, n)) WITHOUT ROWID""",
+    ]
+
+
+def _dirty_triggers() -> list[str]:
+    out = []
+    for table, key in (("tickets", "id"), ("messages", "ticket_id"), ("ticket_events", "ticket_id")):
+        # not INSERT OR IGNORE: an outer statement's conflict policy (the store's upserts) overrides a trigger's
+        def mark(row: str, key: str = key) -> str:
+            return (f"INSERT INTO kpi_dirty (source, ticket_id) SELECT {row}.source, {row}.{key} "
+                    f"WHERE {row}.{key} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM kpi_dirty d "
+                    f"WHERE d.source = {row}.source AND d.ticket_id = {row}.{key});")
+        for op, rows in (("INSERT", ("NEW",)), ("UPDATE", ("NEW", "OLD")), ("DELETE", ("OLD",))):
+            body = " ".join(mark(r) for r in rows)
+            out.append(f"CREATE TRIGGER IF NOT EXISTS kpi_dirty_{table}_{op.lower()} AFTER {op} ON {table} "
+                       f"BEGIN {body} END")
+    return out
+
+
+def install(conn: sqlite3.Connection) -> None:
+    """Create the facts tables, the change log and its triggers (a store migration calls this)."""
+    conn.execute("""CREATE TABLE IF NOT EXISTS kpi_dirty (source TEXT NOT NULL, ticket_id TEXT NOT NULL,
+        PRIMARY KEY (source, ticket_id)) WITHOUT ROWID""")
+    conn.execute("CREATE TABLE IF NOT EXISTS kpi_facts_meta (key TEXT PRIMARY KEY, value TEXT)")
+    for sql in table_ddl("main") + _dirty_triggers():
+        conn.execute(sql)
+
+
+def installed(conn: sqlite3.Connection) -> bool:
+    names = {r[0] for r in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")}
+    return {"kpi_dirty", "kpi_facts_meta", *TABLES} <= names
+
+
+def fingerprint(conn: sqlite3.Connection, kpi: KpiSettings) -> str:
+    """What the stored facts depend on besides the tickets' own rows: the code version, the schedule,
+    severity map and escalation rules, and the ids the escalation group names resolve to."""
+    ws = _workspace(conn, kpi, now=0)
+    payload = {"version": FACTS_VERSION, "kpi": kpi.model_dump(mode="json"),
+               "escalation_group_ids": facts.escalation_groups(ws)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _workspace(conn: sqlite3.Connection, kpi: KpiSettings, now: int) -> Workspace:
+    hi = max(now, int(time.time())) + HORIZON
+    # no SLA targets: the vendor's own SLA outcome (vsla) is always extracted; the query decides whether to use it
+    return Workspace(conn, kpi=kpi, sla=SlaSettings(), costs=CostSettings(), period=Period(0, hi, kpi.timezone),
+                     sources=list_sources(conn), by=None, now=now)
+
+
+def _insert_facts(ws: Workspace, schema: str) -> None:
+    """Copy the TEMP facts of :func:`kpi_engine.facts.build` into ``schema``'s tables."""
+    from kpi_engine.facts import DELTA, FIRST_SOLVE
+
+    ws.execute(f"""INSERT INTO {schema}.kpi_facts ({', '.join(COLUMNS)})
+        SELECT k.kid, k.source, k.id, k.c, k.sa, k.s, k.st, k.sev, k.req, k.org, k.asg, k.grp, k.chan,
+            COALESCE(x.esc, 0) OR COALESCE(k.esc, 0), k.v_reop, k.v_fres, k.vsla, k.bc, k.bs,
+            m.fr, {ws.bexpr('bf', 'm.fr')}, m.nr, m.n, m.nc, m.lc,
+            e.fs, e.reop, e.aw_t, e.oh_t, e.sv_t, e.aw_b, e.oh_b, e.sv_b, {FIRST_SOLVE}, {ws.bexpr('bq', FIRST_SOLVE)}
+        FROM _kpi_t k LEFT JOIN _kpi_m m ON m.kid = k.kid LEFT JOIN _kpi_e e ON e.kid = k.kid
+            LEFT JOIN _kpi_x x ON x.kid = k.kid{ws.bjoin('bf', 'm.fr')}{ws.bjoin('bq', FIRST_SOLVE)}""", {})
+    rows = []
+    for kid, seq in ws.rows("SELECT m.kid, m.seq FROM _kpi_m m WHERE m.nr > 0 AND m.nc > 0"):
+        for n, (cs, cb, rs, rb) in enumerate(facts.runs(seq, ws.business)):
+            rows.append((kid, n, rs, rs - cs, None if cb is None or rb is None else rb - cb))
+        if len(rows) >= 50_000:
+            ws.conn.executemany(f"INSERT INTO {schema}.kpi_responses VALUES (?, ?, ?, ?, ?)", rows)
+            rows.clear()
+    ws.conn.executemany(f"INSERT INTO {schema}.kpi_responses VALUES (?, ?, ?, ?, ?)", rows)
+    ws.execute(f"""INSERT INTO {schema}.kpi_status_changes (kid, at, n, delta)
+        SELECT k.kid, x.created_at, x.rowid, {DELTA} FROM _kpi_t k JOIN _kpi_e e ON e.kid = k.kid
+        JOIN ticket_events x ON x.source = k.source AND x.ticket_id = k.id AND x.field = 'status'
+        WHERE e.reop > 0 AND {DELTA} <> 0""", {})
+
+
+def _build(conn: sqlite3.Connection, kpi: KpiSettings, now: int, schema: str, selection: str | None) -> int:
+    """Facts for the tickets ``selection`` picks (all when None) into ``schema``; returns the ticket count."""
+    ws = _workspace(conn, kpi, now)
+    if not ws.sources:
+        return 0
+    first = conn.execute(f"SELECT MIN(created_at) FROM tickets WHERE source IN {ws.src}").fetchone()[0]
+    ws.period = Period(int(first or 0), ws.period.until, kpi.timezone)
+    ws.selection = selection if selection is not None else "SELECT rowid FROM tickets"
+    try:
+        facts.build(ws)
+        _insert_facts(ws, schema)
+        return int(conn.execute("SELECT COUNT(*) FROM _kpi_t").fetchone()[0])
+    finally:
+        ws.close()
+
+
+@contextmanager
+def _writing(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction (a savepoint inside the caller's, if any): all of a refresh or none of it."""
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT kpi_facts")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK TO kpi_facts")
+            conn.execute("RELEASE kpi_facts")
+            raise
+        conn.execute("RELEASE kpi_facts")
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _writable(conn: sqlite3.Connection) -> bool:
+    try:
+        return not conn.execute("PRAGMA main.query_only").fetchone()[0] and not _readonly_file(conn)
+    except sqlite3.Error:
+        return False
+
+
+def _readonly_file(conn: sqlite3.Connection) -> bool:
+    """True for a ``mode=ro`` connection (SQLite says so only when a write is attempted)."""
+    try:
+        conn.execute("SAVEPOINT kpi_probe")
+        try:
+            conn.execute("INSERT OR IGNORE INTO kpi_facts_meta (key, value) VALUES ('probe', NULL)")
+            return False
+        finally:
+            conn.execute("ROLLBACK TO kpi_probe")
+            conn.execute("RELEASE kpi_probe")
+    except sqlite3.OperationalError:
+        return True
+
+
+def stale(conn: sqlite3.Connection, kpi: KpiSettings) -> tuple[bool, int]:
+    """(needs a full rebuild, tickets changed since their facts were computed)."""
+    row = conn.execute("SELECT value FROM kpi_facts_meta WHERE key = 'fingerprint'").fetchone()
+    full = row is None or row[0] != fingerprint(conn, kpi)
+    dirty = int(conn.execute("SELECT COUNT(*) FROM kpi_dirty").fetchone()[0])
+    return full, dirty
+
+
+def refresh(conn: sqlite3.Connection, kpi: KpiSettings, *, now: int | None = None) -> int:
+    """Bring the stored facts up to date; returns the number of tickets recomputed (0: already fresh).
+
+    One write transaction: a crash or a concurrent reader never sees half-refreshed facts.
+    """
+    now = int(time.time()) if now is None else int(now)
+    started = time.perf_counter()
+    with _writing(conn):
+        full, dirty = stale(conn, kpi)
+        if not full and not dirty:
+            return 0
+        if full:
+            for table in TABLES:
+                conn.execute(f"DELETE FROM main.{table}")
+            count = _build(conn, kpi, now, "main", None)
+            conn.execute("INSERT OR REPLACE INTO kpi_facts_meta (key, value) VALUES ('fingerprint', ?)",
+                         [fingerprint(conn, kpi)])
+        else:
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS _kpi_dirty_kids (kid INTEGER PRIMARY KEY)")
+            conn.execute("""INSERT OR IGNORE INTO _kpi_dirty_kids SELECT f.kid FROM kpi_dirty d
+                JOIN main.kpi_facts f ON f.source = d.source AND f.id = d.ticket_id""")
+            for table in TABLES:
+                conn.execute(f"DELETE FROM main.{table} WHERE kid IN (SELECT kid FROM _kpi_dirty_kids)")
+            conn.execute("DROP TABLE temp._kpi_dirty_kids")
+            count = _build(conn, kpi, now, "main", "SELECT t.rowid FROM kpi_dirty d JOIN tickets t "
+                                                   "ON t.source = d.source AND t.id = d.ticket_id")
+        conn.execute("DELETE FROM kpi_dirty")
+    logger.info("KPI facts %s: %d tickets in %.2fs", "rebuilt" if full else "refreshed", count,
+                time.perf_counter() - started)
+    return count
+
+
+def prepare(conn: sqlite3.Connection, kpi: KpiSettings, *, now: int | None = None) -> bool:
+    """Make facts current for this connection. True: the stored facts are current (shards may read
+    them from other connections); False: this connection got TEMP facts of its own (drop with
+    :func:`drop_temp`)."""
+    if installed(conn):
+        if _writable(conn):
+            refresh(conn, kpi, now=now)
+            return True
+        full, dirty = stale(conn, kpi)
+        if not full and not dirty:
+            return True
+        logger.info("the store is read-only and its KPI facts are stale: computing them for this run only")
+    for sql in table_ddl("temp"):
+        conn.execute(sql)
+    _build(conn, kpi, int(time.time()) if now is None else int(now), "temp", None)
+    return False
+
+
+def drop_temp(conn: sqlite3.Connection) -> None:
+    for table in TABLES:
+        conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+
