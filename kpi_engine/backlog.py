@@ -46,7 +46,8 @@ def _snapshot(ws: Workspace, b: int, key: str, window: int | None = None) -> lis
     """(key, backlog, age counts..., awaiting) at epoch b, for tickets created before b (within ``window``).
 
     Only tickets unsolved now or solved after b can be unsolved or awaiting at b: a ticket whose
-    latest solve is before b stayed solved since (its first solve is earlier still).
+    latest solve is before b stayed solved since (its first solve is earlier still). LIMIT -1 keeps
+    the per-ticket state a computed column instead of re-evaluating it in every SUM that uses it.
     """
     lo = f"AND k.c >= {b - window}" if window else ""
     ages = ", ".join(f"SUM({b} - k.c < {limit})" for _, limit in AGES)
@@ -54,7 +55,7 @@ def _snapshot(ws: Workspace, b: int, key: str, window: int | None = None) -> lis
             SELECT {key} AS key, {state(str(b))} AS st,
                    ({AWAIT_END} IS NULL OR {AWAIT_END} > {b}) AS aw, k.c AS c
             FROM _kpi_k k
-            WHERE k.c < {b} {lo} AND ({UNSOLVED_NOW} OR k.s IS NULL OR k.s > {b})) AS k GROUP BY key""")
+            WHERE k.c < {b} {lo} AND ({UNSOLVED_NOW} OR k.s IS NULL OR k.s > {b}) LIMIT -1) AS k GROUP BY key""")
 
 
 def _add(ws: Workspace, key: Any, size: int, ages: list[int], awaiting: int) -> None:
@@ -88,13 +89,23 @@ def _by_bucket(ws: Workspace) -> None:
         return
     size = [0] * (n + 1)
     awaiting = [0] * (n + 1)
-    # tickets never reopened: unsolved during [c, s) or [c, now)
-    for jc, js, count in ws.rows(f"""SELECT {_jidx(ws, 'k.c')} AS jc,
-            CASE WHEN {UNSOLVED_NOW} OR k.s IS NULL THEN {n} ELSE {_jidx(ws, 'k.s - 1')} END AS js, COUNT(*)
-            FROM _kpi_k k WHERE NOT ({REOPENED}) GROUP BY jc, js"""):
-        if js > jc:
+    # One pass over the tickets, per (created, unsolved-until, awaiting-until) bucket index:
+    # never reopened: unsolved during [c, s) or [c, now); js = -2 / -1 marks a reopened ticket unsolved /
+    # solved now (replayed below); awaiting a first reply: [c, min(first reply, first solve)).
+    for jc, js, je, count in ws.rows(f"""SELECT {_jidx(ws, 'k.c')} AS jc,
+            CASE WHEN {REOPENED} THEN -1 - {UNSOLVED_NOW} WHEN {UNSOLVED_NOW} OR k.s IS NULL THEN {n}
+                 ELSE {_jidx(ws, 'k.s - 1')} END AS js,
+            CASE WHEN {AWAIT_END} IS NULL THEN {n} ELSE {_jidx(ws, AWAIT_END)} END AS je, COUNT(*)
+            FROM _kpi_k k GROUP BY jc, js, je"""):
+        if js == -2:
+            size[jc] += count
+            size[n] -= count
+        elif js > jc:
             size[jc] += count
             size[js] -= count
+        if je > jc:
+            awaiting[jc] += count
+            awaiting[je] -= count
     # reopened tickets: current state minus the changes after each bucket end
     for jc, jt, _unsolved, delta in ws.rows(f"""SELECT {_jidx(ws, 'k.c')} AS jc, {_jidx(ws, 'x.at')} AS jt,
             {UNSOLVED_NOW} AS un, SUM(x.delta) FROM _kpi_k k JOIN kpi_status_changes x ON x.kid = k.kid
@@ -102,17 +113,6 @@ def _by_bucket(ws: Workspace) -> None:
         if jt > jc:
             size[jc] -= delta
             size[jt] += delta
-    for jc, un, count in ws.rows(f"""SELECT {_jidx(ws, 'k.c')} AS jc, {UNSOLVED_NOW} AS un, COUNT(*)
-            FROM _kpi_k k WHERE {REOPENED} GROUP BY jc, un"""):
-        size[jc] += un * count
-        size[n] -= un * count
-    # awaiting a first reply: [c, min(first reply, first solve))
-    for jc, je, count in ws.rows(f"""SELECT {_jidx(ws, 'k.c')} AS jc,
-            CASE WHEN {AWAIT_END} IS NULL THEN {n} ELSE {_jidx(ws, AWAIT_END)} END AS je, COUNT(*)
-            FROM _kpi_k k GROUP BY jc, je"""):
-        if je > jc:
-            awaiting[jc] += count
-            awaiting[je] -= count
     running_size = running_await = 0
     for j, bucket in enumerate(ws.buckets):
         running_size += size[j]

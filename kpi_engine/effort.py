@@ -25,8 +25,9 @@ AHT_NULL_REASON = ("no effort data: needs time entries (Freshdesk time entries, 
 
 
 def collect(ws: Workspace) -> None:
+    # CROSS JOIN: time entries are few; each looks its ticket up (the other order scans every ticket)
     for key_value, seconds, tickets in ws.rows(f"""SELECT {ws.key('k.s')} AS key, SUM(x.seconds),
-            COUNT(DISTINCT k.kid) FROM time_entries x JOIN _kpi_k k ON k.source = x.source AND k.id = x.ticket_id
+            COUNT(DISTINCT k.kid) FROM time_entries x CROSS JOIN _kpi_k k ON k.source = x.source AND k.id = x.ticket_id
             WHERE x.source IN {ws.src} AND {ws.during('k.s')} AND x.seconds > 0 GROUP BY key"""):
         ws.parts.add(key_value, "aht_seconds", seconds or 0)
         ws.parts.add(key_value, "aht_tickets", tickets or 0)

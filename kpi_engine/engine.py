@@ -98,16 +98,16 @@ def compute(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, cos
     sources = [source] if source else list_sources(conn)
     args = {"kpi": kpi, "sla": sla, "costs": costs, "period": period, "sources": sources, "by": by, "now": now,
             "source": source}
-    stored = fact_store.prepare(conn, kpi, now=now) if sources else True
+    facts_at = fact_store.prepare(conn, kpi, now=now) if sources else fact_store.STORED
     try:
         # shard workers read the stored facts: only when they are current for every connection
-        count = parallel.plan_shards(conn, sources, period, workers) if stored else 1
+        count = parallel.plan_shards(conn, sources, period, workers) if facts_at == fact_store.STORED else 1
         if count > 1 and parallel.database_file(conn) is not None:
             parts = parallel.run_sharded(conn, parallel.shard_bounds(conn, sources, count), **args)
         else:
             parts = collect_parts(conn, **args)
     finally:
-        if not stored:
+        if facts_at == fact_store.TEMP:
             fact_store.drop_temp(conn)
     ws = Workspace(conn, kpi=kpi, sla=sla, costs=costs, period=period, sources=sources, by=by, now=now)
     history_start = None

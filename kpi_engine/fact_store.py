@@ -9,8 +9,13 @@ so they are computed once and kept:
 ``kpi_facts``           one row per ticket in the KPI ticket set (deleted/spam/merged are absent),
                         keyed by the ticket's rowid: dimensions, timestamps, the message and
                         status-history summaries and their business-time values
-``kpi_responses``       one row per response (a reply answering a run of customer messages)
+``kpi_responses``       one row per response (a reply answering a run of customer messages), with
+                        the few ticket columns that decide whether a period needs the ticket
+                        (so the average-response pass reads one table)
 ``kpi_status_changes``  the backlog-relevant status changes of reopened tickets (+1 / -1)
+``kpi_names``           requester, organization and agent ids as small integers (``*_n`` columns):
+                        distinct counts then travel between processes as integer arrays, not
+                        millions of strings
 ``kpi_dirty``           tickets whose rows changed since their facts were computed, filled by
                         triggers on ``tickets``, ``messages`` and ``ticket_events``, so correctness
                         never depends on a caller remembering to refresh
@@ -41,15 +46,16 @@ from kpi_engine.workspace import Workspace, list_sources
 logger = logging.getLogger("deskpulse.kpi.facts")
 
 #: bump when the facts' SQL or columns change: stores rebuild their facts on the next computation
-FACTS_VERSION = 1
+FACTS_VERSION = 4
 #: business-time rows reach this far past the refresh (covers tickets dated slightly in the future)
 HORIZON = 400 * 86400
 
-TABLES = ("kpi_facts", "kpi_responses", "kpi_status_changes")
+KEYED = ("kpi_facts", "kpi_responses", "kpi_status_changes")  # rows per ticket (kid)
+TABLES = (*KEYED, "kpi_names")
 #: kpi_facts columns, in order (see the module docstring; ``b*`` are business-time epochs)
 COLUMNS = ("kid", "source", "id", "c", "sa", "s", "st", "sev", "req", "org", "asg", "grp", "chan", "esc", "v_reop",
-           "v_fres", "vsla", "bc", "bs", "fr", "bfr", "nr", "n", "nc", "lc", "fs", "reop", "aw_t", "oh_t", "sv_t",
-           "aw_b", "oh_b", "sv_b", "fq", "bfq")
+           "v_fres", "vsla", "bc", "bs", "fr", "bfr", "nr", "n", "nc", "lc", "fs", "reop", "fq", "bfq", "nreop", "fcr",
+           "w_rq", "w_ag", "w_oh", "w_rq_b", "w_ag_b", "w_oh_b", "req_n", "org_n", "asg_n")
 
 
 def table_ddl(schema: str) -> list[str]:
@@ -62,8 +68,10 @@ def table_ddl(schema: str) -> list[str]:
         f"CREATE INDEX IF NOT EXISTS {schema}.kpi_facts_s ON kpi_facts (s)",
         f"CREATE INDEX IF NOT EXISTS {schema}.kpi_facts_fr ON kpi_facts (fr)",
         f"""CREATE TABLE IF NOT EXISTS {schema}.kpi_responses (kid INTEGER NOT NULL, n INTEGER NOT NULL,
-            at INTEGER NOT NULL, cal INTEGER NOT NULL, bus INTEGER, PRIMARY KEY (kid, n)) WITHOUT ROWID""",
+            at INTEGER NOT NULL, cal INTEGER NOT NULL, bus INTEGER, source TEXT NOT NULL, c INTEGER, sa INTEGER,
+            st TEXT, PRIMARY KEY (kid, n)) WITHOUT ROWID""",
         f"CREATE INDEX IF NOT EXISTS {schema}.kpi_responses_at ON kpi_responses (at)",
+        f"""CREATE TABLE IF NOT EXISTS {schema}.kpi_names (n INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)""",
         f"""CREATE TABLE IF NOT EXISTS {schema}.kpi_status_changes (kid INTEGER NOT NULL, at INTEGER NOT NULL,
             n INTEGER NOT NULL, delta INTEGER NOT NULL, PRIMARY KEY (kid, at, n)) WITHOUT ROWID""",
     ]
@@ -94,8 +102,9 @@ def install(conn: sqlite3.Connection) -> None:
 
 
 def installed(conn: sqlite3.Connection) -> bool:
+    """The change log and fingerprint exist (the facts tables themselves are recreated by a rebuild)."""
     names = {r[0] for r in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")}
-    return {"kpi_dirty", "kpi_facts_meta", *TABLES} <= names
+    return {"kpi_dirty", "kpi_facts_meta"} <= names
 
 
 def fingerprint(conn: sqlite3.Connection, kpi: KpiSettings) -> str:
@@ -108,6 +117,9 @@ def fingerprint(conn: sqlite3.Connection, kpi: KpiSettings) -> str:
 
 
 def _workspace(conn: sqlite3.Connection, kpi: KpiSettings, now: int) -> Workspace:
+    """The facts' computation: every ticket, no period. The period starts at the epoch so business-time
+    values are business seconds since 1970-01-01 (a fixed origin: facts refreshed at different times
+    stay comparable, even the sums of an inconsistent status history)."""
     hi = max(now, int(time.time())) + HORIZON
     # no SLA targets: the vendor's own SLA outcome (vsla) is always extracted; the query decides whether to use it
     return Workspace(conn, kpi=kpi, sla=SlaSettings(), costs=CostSettings(), period=Period(0, hi, kpi.timezone),
@@ -116,23 +128,33 @@ def _workspace(conn: sqlite3.Connection, kpi: KpiSettings, now: int) -> Workspac
 
 def _insert_facts(ws: Workspace, schema: str) -> None:
     """Copy the TEMP facts of :func:`kpi_engine.facts.build` into ``schema``'s tables."""
-    from kpi_engine.facts import DELTA, FIRST_SOLVE
+    from kpi_engine.facts import DELTA, FIRST_SOLVE, REOPENS, wait_sql
 
+    ws.execute(f"""INSERT OR IGNORE INTO {schema}.kpi_names (name) SELECT req FROM _kpi_t WHERE req IS NOT NULL
+        UNION SELECT org FROM _kpi_t WHERE org IS NOT NULL UNION SELECT asg FROM _kpi_t WHERE asg IS NOT NULL""", {})
+    names = {c: f"(SELECT n FROM {schema}.kpi_names WHERE name = k.{c})" for c in ("req", "org", "asg")}
+    cal = wait_sql(False)
+    bus = wait_sql(True) if ws.business else {"requester": "NULL", "agent": "NULL", "on_hold": "NULL"}
     ws.execute(f"""INSERT INTO {schema}.kpi_facts ({', '.join(COLUMNS)})
         SELECT k.kid, k.source, k.id, k.c, k.sa, k.s, k.st, k.sev, k.req, k.org, k.asg, k.grp, k.chan,
             COALESCE(x.esc, 0) OR COALESCE(k.esc, 0), k.v_reop, k.v_fres, k.vsla, k.bc, k.bs,
             m.fr, {ws.bexpr('bf', 'm.fr')}, m.nr, m.n, m.nc, m.lc,
-            e.fs, e.reop, e.aw_t, e.oh_t, e.sv_t, e.aw_b, e.oh_b, e.sv_b, {FIRST_SOLVE}, {ws.bexpr('bq', FIRST_SOLVE)}
+            e.fs, e.reop, {FIRST_SOLVE}, {ws.bexpr('bq', FIRST_SOLVE)}, {REOPENS},
+            ({REOPENS} = 0 AND m.nr = 1 AND (m.lc IS NULL OR m.lc < m.fr)),
+            {cal['requester']}, {cal['agent']}, {cal['on_hold']}, {bus['requester']}, {bus['agent']}, {bus['on_hold']},
+            {names['req']}, {names['org']}, {names['asg']}
         FROM _kpi_t k LEFT JOIN _kpi_m m ON m.kid = k.kid LEFT JOIN _kpi_e e ON e.kid = k.kid
             LEFT JOIN _kpi_x x ON x.kid = k.kid{ws.bjoin('bf', 'm.fr')}{ws.bjoin('bq', FIRST_SOLVE)}""", {})
     rows = []
-    for kid, seq in ws.rows("SELECT m.kid, m.seq FROM _kpi_m m WHERE m.nr > 0 AND m.nc > 0"):
+    insert = f"INSERT INTO {schema}.kpi_responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    for kid, seq, source, c, sa, st in ws.conn.execute("""SELECT m.kid, m.seq, k.source, k.c, k.sa, k.st
+            FROM _kpi_m m JOIN _kpi_t k ON k.kid = m.kid WHERE m.nr > 0 AND m.nc > 0"""):
         for n, (cs, cb, rs, rb) in enumerate(facts.runs(seq, ws.business)):
-            rows.append((kid, n, rs, rs - cs, None if cb is None or rb is None else rb - cb))
+            rows.append((kid, n, rs, rs - cs, None if cb is None or rb is None else rb - cb, source, c, sa, st))
         if len(rows) >= 50_000:
-            ws.conn.executemany(f"INSERT INTO {schema}.kpi_responses VALUES (?, ?, ?, ?, ?)", rows)
+            ws.conn.executemany(insert, rows)
             rows.clear()
-    ws.conn.executemany(f"INSERT INTO {schema}.kpi_responses VALUES (?, ?, ?, ?, ?)", rows)
+    ws.conn.executemany(insert, rows)
     ws.execute(f"""INSERT INTO {schema}.kpi_status_changes (kid, at, n, delta)
         SELECT k.kid, x.created_at, x.rowid, {DELTA} FROM _kpi_t k JOIN _kpi_e e ON e.kid = k.kid
         JOIN ticket_events x ON x.source = k.source AND x.ticket_id = k.id AND x.field = 'status'
@@ -144,8 +166,6 @@ def _build(conn: sqlite3.Connection, kpi: KpiSettings, now: int, schema: str, se
     ws = _workspace(conn, kpi, now)
     if not ws.sources:
         return 0
-    first = conn.execute(f"SELECT MIN(created_at) FROM tickets WHERE source IN {ws.src}").fetchone()[0]
-    ws.period = Period(int(first or 0), ws.period.until, kpi.timezone)
     ws.selection = selection if selection is not None else "SELECT rowid FROM tickets"
     try:
         facts.build(ws)
@@ -218,8 +238,10 @@ def refresh(conn: sqlite3.Connection, kpi: KpiSettings, *, now: int | None = Non
         if not full and not dirty:
             return 0
         if full:
-            for table in TABLES:
-                conn.execute(f"DELETE FROM main.{table}")
+            for table in TABLES:  # recreated: a new FACTS_VERSION may have changed their columns
+                conn.execute(f"DROP TABLE IF EXISTS main.{table}")
+            for sql in table_ddl("main"):
+                conn.execute(sql)
             count = _build(conn, kpi, now, "main", None)
             conn.execute("INSERT OR REPLACE INTO kpi_facts_meta (key, value) VALUES ('fingerprint', ?)",
                          [fingerprint(conn, kpi)])
@@ -227,7 +249,7 @@ def refresh(conn: sqlite3.Connection, kpi: KpiSettings, *, now: int | None = Non
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS _kpi_dirty_kids (kid INTEGER PRIMARY KEY)")
             conn.execute("""INSERT OR IGNORE INTO _kpi_dirty_kids SELECT f.kid FROM kpi_dirty d
                 JOIN main.kpi_facts f ON f.source = d.source AND f.id = d.ticket_id""")
-            for table in TABLES:
+            for table in KEYED:
                 conn.execute(f"DELETE FROM main.{table} WHERE kid IN (SELECT kid FROM _kpi_dirty_kids)")
             conn.execute("DROP TABLE temp._kpi_dirty_kids")
             count = _build(conn, kpi, now, "main", "SELECT t.rowid FROM kpi_dirty d JOIN tickets t "
@@ -238,22 +260,33 @@ def refresh(conn: sqlite3.Connection, kpi: KpiSettings, *, now: int | None = Non
     return count
 
 
-def prepare(conn: sqlite3.Connection, kpi: KpiSettings, *, now: int | None = None) -> bool:
-    """Make facts current for this connection. True: the stored facts are current (shards may read
-    them from other connections); False: this connection got TEMP facts of its own (drop with
-    :func:`drop_temp`)."""
+STORED, UNCOMMITTED, TEMP = "stored", "uncommitted", "temp"
+
+
+def prepare(conn: sqlite3.Connection, kpi: KpiSettings, *, now: int | None = None) -> str:
+    """Make facts current for this connection and say where they are:
+
+    ``STORED``       current and committed: shard workers on other connections may read them
+    ``UNCOMMITTED``  current for this connection only (refreshed inside the caller's open transaction)
+    ``TEMP``         TEMP tables of this connection (a read-only store with stale facts, or a database
+                     without the facts tables); drop them with :func:`drop_temp`
+    """
     if installed(conn):
         if _writable(conn):
-            refresh(conn, kpi, now=now)
-            return True
+            outer = conn.in_transaction
+            changed = refresh(conn, kpi, now=now)
+            return UNCOMMITTED if outer and changed else STORED
         full, dirty = stale(conn, kpi)
         if not full and not dirty:
-            return True
+            return STORED
         logger.info("the store is read-only and its KPI facts are stale: computing them for this run only")
+    began = not conn.in_transaction
     for sql in table_ddl("temp"):
         conn.execute(sql)
     _build(conn, kpi, int(time.time()) if now is None else int(now), "temp", None)
-    return False
+    if began and conn.in_transaction:  # sqlite3's legacy mode opened one for the INSERTs: end it
+        conn.commit()
+    return TEMP
 
 
 def drop_temp(conn: sqlite3.Connection) -> None:

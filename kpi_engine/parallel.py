@@ -53,7 +53,7 @@ def plan_shards(conn: sqlite3.Connection, sources: list[str], period: Period, wo
 def shard_bounds(conn: sqlite3.Connection, sources: list[str], count: int) -> list[Shard]:
     """``count`` shards with equal numbers of tickets, cut at fact keys (ranges of ``kpi_facts`` rowids:
     each worker reads its own contiguous part of the table)."""
-    where = f"WHERE source IN {sql_list(sources)}"
+    where = f"WHERE +source IN {sql_list(sources)}"  # +: walk the table in kid order, not the (source, id) index
     total = conn.execute(f"SELECT COUNT(*) FROM kpi_facts {where}").fetchone()[0]
     cuts: list[int] = []
     for i in range(1, count):
@@ -118,7 +118,7 @@ def _main() -> int:
     job = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - written by run_sharded
     conn = sqlite3.connect(f"file:{quote(job.pop('path'))}?mode=ro", uri=True)
     try:
-        conn.execute("PRAGMA cache_size=-65536")
+        conn.execute("PRAGMA cache_size=-16384")  # the facts are scanned once: the OS page cache serves them
         parts = collect_parts(conn, **job)
     finally:
         conn.close()

@@ -8,6 +8,7 @@ distinct-count inputs are sets and unite. So every value is measured once.
 
 from __future__ import annotations
 
+import heapq
 from array import array
 from collections.abc import Iterable
 from typing import Any
@@ -60,13 +61,51 @@ class Dist:
         self.lists, self.count, self.total = state
 
 
+class IdSet:
+    """A set of integer ids (``kpi_names``) as sorted unique C arrays, united lazily; only its size is read.
+
+    Why not a Python set of the id strings: a two-year breakdown holds a million requester ids per
+    process (over 100 bytes each as str-in-set, 8 here) and ships them between processes.
+    """
+
+    __slots__ = ("lists",)
+
+    def __init__(self) -> None:
+        self.lists: list[array[int]] = []
+
+    @classmethod
+    def from_concat(cls, text: str | None) -> IdSet:
+        out = cls()
+        if text:
+            out.lists.append(array("q", sorted(set(map(int, text.split(","))))))
+        return out
+
+    def merge(self, other: IdSet) -> None:
+        self.lists.extend(other.lists)
+
+    def __len__(self) -> int:
+        if len(self.lists) == 1:
+            return len(self.lists[0])
+        count, last = 0, None
+        for value in heapq.merge(*self.lists):
+            if value != last:
+                count, last = count + 1, value
+        return count
+
+    def __getstate__(self) -> list[array[int]]:
+        return self.lists
+
+    def __setstate__(self, state: list[array[int]]) -> None:
+        self.lists = state
+
+
 def merge_value(a: Any, b: Any) -> Any:
     """Merge two partial values of the same kind."""
     if a is None:
         return b
     if b is None:
         return a
-    if isinstance(a, Dist):
+    if isinstance(a, Dist | IdSet):
         a.merge(b)
         return a
     if isinstance(a, set):
@@ -99,8 +138,8 @@ class Parts:
         out: dict[str, Any] = {}
         for part in self.by_key.values():
             for name, value in part.items():
-                if isinstance(value, Dist):
-                    copy = Dist()
+                if isinstance(value, Dist | IdSet):
+                    copy = type(value)()
                     copy.merge(value)
                     value = copy
                 out[name] = merge_value(out.get(name), value)

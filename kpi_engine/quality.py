@@ -4,8 +4,9 @@ CSAT: satisfied = ``score_1_5 >= 4`` (connectors map Zendesk good=5/bad=1, Inter
 1-5, Freshdesk's scales; imported CSAT is 1-5). NPS: 0-10 responses, promoters 9-10,
 detractors 0-6. CES 2.0: 1-7 agreement; mean and share of 5-7; responses on other
 scales are kept apart (not counted). Ratings of deleted/spam/merged tickets are
-excluded; survey responses without a ticket count for the whole store (and for the
-requester's organization in ``--by organization``).
+excluded (their tickets have no facts, see :mod:`kpi_engine.fact_store`); survey responses
+without a ticket count for the whole store (and for the requester's organization in
+``--by organization``).
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ from typing import Any
 
 from kpi_engine.partials import num
 from kpi_engine.stats import pct, ratio, rounded
-from kpi_engine.workspace import NONE_KEY, Workspace, ticket_set
+from kpi_engine.workspace import NONE_KEY, Workspace
 
-_DIMS = {
+_DIMS = {  # f: the rated ticket's facts (absent for survey responses without a ticket)
     "source": "r.source",
-    "channel": f"COALESCE(t.channel, '{NONE_KEY}')",
-    "priority": f"CASE WHEN t.id IS NULL THEN '{NONE_KEY}' ELSE COALESCE(t.severity, 1) END",
-    "agent": f"COALESCE(r.assignee_id, t.assignee_id, '{NONE_KEY}')",
-    "group": f"COALESCE(t.group_id, '{NONE_KEY}')",
-    "organization": f"COALESCE(t.organization_id, p.organization_id, '{NONE_KEY}')",
+    "channel": f"COALESCE(f.chan, '{NONE_KEY}')",
+    "priority": f"CASE WHEN f.kid IS NULL THEN '{NONE_KEY}' ELSE f.sev END",
+    "agent": f"COALESCE(r.assignee_id, f.asg, '{NONE_KEY}')",
+    "group": f"COALESCE(f.grp, '{NONE_KEY}')",
+    "organization": f"COALESCE(f.org, p.organization_id, '{NONE_KEY}')",
 }
 
 
@@ -31,9 +32,9 @@ def collect(ws: Workspace, source: str | None) -> None:
     people = ("LEFT JOIN people p ON p.source = COALESCE(json_extract(r.raw, '$.person_source'), r.source) "
               "AND p.id = r.requester_id" if ws.by == "organization" else "")
     where_source = "AND r.source = :source" if source is not None else ""
-    shard = ws.in_shard("t.rowid")
+    shard = ws.in_shard("f.kid")
     if shard:  # a sharded run: rated tickets by their shard, survey responses without a known ticket in the first
-        where_source += f" AND ((t.rowid IS NOT NULL{shard}){' OR t.rowid IS NULL' if ws.shard.first else ''})"
+        where_source += f" AND ((f.kid IS NOT NULL{shard}){' OR f.kid IS NULL' if ws.shard.first else ''})"
     params = {**ws.params, "source": source}
     rows = ws.execute(f"""SELECT key, kind, COUNT(*), SUM(good), SUM(promoter), SUM(detractor), SUM(score), SUM(easy)
         FROM (SELECT {key} AS key, r.kind AS kind,
@@ -42,9 +43,10 @@ def collect(ws: Workspace, source: str | None) -> None:
                 CASE WHEN r.kind = 'nps' THEN r.score <= 6 END AS detractor,
                 r.score AS score,
                 CASE WHEN r.kind = 'ces' THEN r.score >= 5 END AS easy
-              FROM ratings r LEFT JOIN tickets t ON t.source = r.source AND t.id = r.ticket_id {people}
+              FROM ratings r LEFT JOIN kpi_facts f ON f.source = r.source AND f.id = r.ticket_id {people}
               WHERE r.created_at >= :since AND r.created_at < :until {where_source}
-                AND (t.id IS NULL OR {ticket_set('t')})
+                AND (r.ticket_id IS NULL OR f.kid IS NOT NULL
+                     OR NOT EXISTS (SELECT 1 FROM tickets t WHERE t.source = r.source AND t.id = r.ticket_id))
                 AND ((r.kind = 'csat' AND r.score_1_5 BETWEEN 1 AND 5)
                   OR (r.kind = 'nps' AND r.score BETWEEN 0 AND 10)
                   OR (r.kind = 'ces' AND r.score BETWEEN 1 AND 7)))

@@ -11,45 +11,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from kpi_engine.partials import Dist, num
+from kpi_engine import sla as sla_family
+from kpi_engine.partials import Dist, IdSet, num
 from kpi_engine.responsiveness import durations
 from kpi_engine.stats import mean, pct, ratio, rounded
 from kpi_engine.workspace import Workspace
 
-REOPENS = "(CASE WHEN k.fs IS NOT NULL THEN k.reop ELSE COALESCE(k.v_reop, 0) END)"
 WAITS = ("requester", "agent", "on_hold")
 
 
-def _guarded(value: str, life: str) -> str:
-    """A time in statuses, or NULL without history or when the history is inconsistent."""
-    return f"(CASE WHEN hist AND {value} BETWEEN 0 AND {life} THEN {value} END)"
-
-
 def collect(ws: Workspace) -> None:
-    key = ws.key("k.s")
+    """One pass over the tickets solved in the period; per-ticket values are stored facts
+    (:mod:`kpi_engine.fact_store`: time in statuses already guarded, reopens, FCR)."""
     b = ws.business
-    fres_b = "MAX(k.bfq - k.bc, 0)" if b else "NULL"
-    # inner: raw per-ticket values, computed once (LIMIT -1 keeps SQLite from inlining them per use)
-    inner = f"""SELECT {key} AS key, k.s - k.c AS life, MAX(k.s - k.c, 0) AS full,
-            {'k.bs - k.bc' if b else 'NULL'} AS life_b, {'MAX(k.bs - k.bc, 0)' if b else 'NULL'} AS full_b,
-            MAX(k.fq - k.c, 0) AS fres, {fres_b} AS fres_b, k.fs IS NOT NULL AS hist,
-            k.aw_t AS aw, k.oh_t AS oh, k.sv_t + k.s AS sv, k.aw_b AS aw_b, k.oh_b AS oh_b, k.sv_b + k.bs AS sv_b,
-            {REOPENS} AS reopens, ({REOPENS} = 0 AND k.nr = 1 AND (k.lc IS NULL OR k.lc < k.fr)) AS fcr,
-            (COALESCE(k.nr, 0) < 2) AS one_touch, COALESCE(k.n, 0) AS inter,
-            COALESCE(k.nr, 0) AS replies
-        FROM _kpi_k k
-        WHERE {ws.during('k.s')} LIMIT -1"""
+    sla_terms = sla_family.resolution_terms(ws)
     waits = []
     for sfx in ("", "_b"):
-        life = f"life{sfx}"
-        values = {"requester": f"({life} - aw{sfx} - sv{sfx})", "agent": f"aw{sfx}", "on_hold": f"oh{sfx}"}
-        for w in WAITS:
-            guarded = _guarded(values[w], life) if (sfx == "" or b) else "NULL"
-            waits.append(f"SUM({guarded}), COUNT({guarded})")
-    rows = ws.rows(f"""SELECT key, COUNT(*), group_concat(full), group_concat(full_b), group_concat(fres),
-            group_concat(fres_b), {', '.join(waits)}, SUM(reopens > 0), SUM(reopens), SUM(fcr),
-            SUM(one_touch), SUM(inter), SUM(replies)
-        FROM ({inner}) GROUP BY key""")
+        for w in ("rq", "ag", "oh"):
+            col = f"k.w_{w}{sfx}" if (sfx == "" or b) else "NULL"
+            waits.append(f"SUM({col}), COUNT({col})")
+    rows = ws.rows(f"""SELECT {ws.key('k.s')} AS key, COUNT(*), group_concat(MAX(k.s - k.c, 0)),
+            group_concat({'MAX(k.bs - k.bc, 0)' if b else 'NULL'}), group_concat(MAX(k.fq - k.c, 0)),
+            group_concat({'MAX(k.bfq - k.bc, 0)' if b else 'NULL'}), {', '.join(waits)}, SUM(k.nreop > 0),
+            SUM(k.nreop), SUM(k.fcr), SUM(COALESCE(k.nr, 0) < 2), SUM(COALESCE(k.n, 0)), SUM(COALESCE(k.nr, 0)),
+            group_concat(k.asg_n){''.join(f", SUM({expr})" for expr in sla_terms.values())}
+        FROM _kpi_k k WHERE {ws.during('k.s')} GROUP BY key""")
     for row in rows:
         key_value, solved = row[0], row[1]
         add = ws.parts.add
@@ -65,10 +51,9 @@ def collect(ws: Workspace) -> None:
         for name in ("reopened", "reopens", "fcr", "one_touch", "inter", "replies"):
             add(key_value, name, row[i] or 0)
             i += 1
-    for key_value, text in ws.rows(f"""SELECT key, group_concat(v, char(31)) FROM (
-            SELECT DISTINCT {key} AS key, k.asg AS v FROM _kpi_k k
-            WHERE {ws.during('k.s')} AND k.asg IS NOT NULL) GROUP BY key"""):
-        ws.parts.add(key_value, "set_asg", set(text.split("\x1f")) if text else set())
+        add(key_value, "set_asg", IdSet.from_concat(row[i]))
+        for j, name in enumerate(sla_terms, start=i + 1):
+            add(key_value, name, row[j] or 0)
 
 
 def finalize(part: dict[str, Any], business: bool) -> dict[str, Any]:

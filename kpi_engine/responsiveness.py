@@ -11,23 +11,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from kpi_engine import sla as sla_family
 from kpi_engine.partials import Dist, dist
 from kpi_engine.stats import rounded
-from kpi_engine.workspace import Workspace
+from kpi_engine.workspace import TIME_DIMENSIONS, Workspace
 
 
 def collect(ws: Workspace) -> None:
     bus = "MAX(k.bfr - k.bc, 0)" if ws.business else "NULL"
-    rows = ws.rows(f"""SELECT key, group_concat(v), group_concat(vb) FROM (
+    sla_terms = sla_family.first_reply_terms(ws)
+    rows = ws.rows(f"""SELECT key, group_concat(v), group_concat(vb){''.join(f", SUM({n})" for n in sla_terms)} FROM (
             SELECT {ws.key('k.fr')} AS key, MAX(k.fr - k.c, 0) AS v, {bus} AS vb
+                {''.join(f", {expr} AS {n}" for n, expr in sla_terms.items())}
             FROM _kpi_k k WHERE {ws.during('k.fr')}) GROUP BY key""")
-    for key_value, cal, bus_values in rows:
+    for key_value, cal, bus_values, *sla_counts in rows:
         ws.parts.add(key_value, "frt", Dist.from_concat(cal))
         ws.parts.add(key_value, "frt_b", Dist.from_concat(bus_values))
-    # every response completed in the period (kpi_responses: one row per reply that answered customers)
+        for name, value in zip(sla_terms, sla_counts, strict=True):
+            ws.parts.add(key_value, name, value or 0)
+    # every response completed in the period (kpi_responses: one row per reply that answered customers);
+    # a ticket dimension needs the ticket's facts, a time bucket only the response's own row
+    if ws.by in TIME_DIMENSIONS or ws.by is None:
+        source, needed = "kpi_responses r", ws.needed("r")
+    else:
+        source, needed = "kpi_responses r JOIN _kpi_k k ON k.kid = r.kid", "1"
     rows = ws.rows(f"""SELECT {ws.key('r.at')} AS key, group_concat(r.cal), group_concat(r.bus)
-            FROM kpi_responses r JOIN _kpi_k k ON k.kid = r.kid
-            WHERE {ws.during('r.at')}{ws.in_shard('r.kid')} GROUP BY key""")
+            FROM {source} WHERE {needed} AND {ws.during('r.at')}{ws.in_shard('r.kid')} GROUP BY key""")
     for key_value, cal, bus_values in rows:
         ws.parts.add(key_value, "art", Dist.from_concat(cal))
         if ws.business:

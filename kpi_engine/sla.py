@@ -26,34 +26,39 @@ def _target_case(targets: dict[int, int]) -> str:
     return f"(CASE k.sev {whens} END)"
 
 
-def collect(ws: Workspace) -> None:
+def _business(ws: Workspace) -> bool:
+    return ws.sla.business_hours and ws.business
+
+
+def first_reply_terms(ws: Workspace) -> dict[str, str]:
+    """Per-ticket SQL terms (alias k) summed into partials by the first-reply pass of
+    :mod:`kpi_engine.responsiveness`: a first-reply target completes with the first reply, so its
+    counts ride on that pass instead of a scan of their own."""
+    if not ws.sla.first_reply:
+        return {}
+    target = _target_case(ws.sla.first_reply)
+    elapsed = "k.bfr - k.bc" if _business(ws) else "k.fr - k.c"
+    return {"sla_fr_n": f"({target} IS NOT NULL)", "sla_fr_ok": f"(({elapsed}) <= {target})"}
+
+
+def resolution_terms(ws: Workspace) -> dict[str, str]:
+    """Per-ticket SQL terms (alias k) summed by the solved-ticket pass of :mod:`kpi_engine.resolution`:
+    resolution targets, or the vendor's own SLA outcome when no targets are configured."""
     sla = ws.sla
-    business = sla.business_hours and ws.business
+    if sla.resolution:
+        target = _target_case(sla.resolution)
+        elapsed = "k.bs - k.bc" if _business(ws) else "k.s - k.c"
+        return {"sla_res_n": f"({target} IS NOT NULL)", "sla_res_ok": f"(({elapsed}) <= {target})"}
+    if not sla.first_reply:
+        return {"sla_vendor_n": "(k.vsla IN ('hit', 'missed'))", "sla_vendor_ok": "(k.vsla = 'hit')"}
+    return {}
+
+
+def collect(ws: Workspace) -> None:
+    """The counts themselves are summed by the first-reply and solved-ticket passes (see above)."""
+    sla = ws.sla
     if sla.business_hours and not ws.business and (sla.first_reply or sla.resolution):
         logger.info("[sla] business_hours is set but no [kpi] business_hours schedule: SLA in calendar time")
-    add = ws.parts.add
-    if sla.first_reply:
-        elapsed = "k.bfr - k.bc" if business else "k.fr - k.c"
-        for key_value, n, ok in ws.rows(f"""SELECT key, COUNT(*), SUM(ok) FROM (
-                SELECT {ws.key('k.fr')} AS key, ({elapsed}) <= {_target_case(sla.first_reply)} AS ok
-                FROM _kpi_k k WHERE {ws.during('k.fr')} AND {_target_case(sla.first_reply)} IS NOT NULL)
-                GROUP BY key"""):
-            add(key_value, "sla_fr_n", n)
-            add(key_value, "sla_fr_ok", ok or 0)
-    if sla.resolution:
-        elapsed = "k.bs - k.bc" if business else "k.s - k.c"
-        for key_value, n, ok in ws.rows(f"""SELECT key, COUNT(*), SUM(ok) FROM (
-                SELECT {ws.key('k.s')} AS key, ({elapsed}) <= {_target_case(sla.resolution)} AS ok
-                FROM _kpi_k k WHERE {ws.during('k.s')}
-                  AND {_target_case(sla.resolution)} IS NOT NULL) GROUP BY key"""):
-            add(key_value, "sla_res_n", n)
-            add(key_value, "sla_res_ok", ok or 0)
-    if not sla.first_reply and not sla.resolution:
-        for key_value, n, ok in ws.rows(f"""SELECT {ws.key('k.s')} AS key, COUNT(*), SUM(k.vsla = 'hit')
-                FROM _kpi_k k WHERE {ws.during('k.s')} AND k.vsla IN ('hit', 'missed')
-                GROUP BY key"""):
-            add(key_value, "sla_vendor_n", n)
-            add(key_value, "sla_vendor_ok", ok or 0)
 
 
 def finalize(part: dict[str, Any]) -> dict[str, Any]:

@@ -117,6 +117,13 @@ class Workspace:
     def params(self) -> dict[str, Any]:
         return {"since": self.period.since, "until": self.period.until, "as_of": self.as_of, "now": self.now}
 
+    def needed(self, alias: str) -> str:
+        """Whether the ticket of a facts or responses row (``alias``) is one the period needs (see
+        :meth:`open_facts`). Unary + everywhere: the (source, id) index must never drive a scan."""
+        since, until = self.period.since, self.period.until
+        return (f"+{alias}.source IN {self.src} AND +{alias}.c < {until} AND (+{alias}.c >= {since} "
+                f"OR {alias}.sa >= {since} OR {alias}.sa IS NULL OR {alias}.st IN {sql_list(UNSOLVED)})")
+
     def during(self, column: str) -> str:
         """``column`` in [since, until): through the column's index for a short period, by a plain scan
         (unary +) when the period covers most tickets, where an index would only add a lookup per row."""
@@ -198,9 +205,7 @@ class Workspace:
         self.conn.execute("DROP VIEW IF EXISTS temp._kpi_k")
         # +k.source: the (source, id) index must never drive these scans; the time columns' indexes may
         self.conn.execute(f"""CREATE TEMP VIEW _kpi_k AS SELECT k.*, {self.dim_sql('k')} AS dk FROM kpi_facts k
-            WHERE +k.source IN {self.src} AND +k.c < {until}
-              AND (+k.c >= {since} OR k.sa >= {since} OR k.sa IS NULL OR k.st IN {sql_list(UNSOLVED)})
-              {self.in_shard('k.kid')}""")
+            WHERE {self.needed('k')}{self.in_shard('k.kid')}""")
         self.temp_views.append("_kpi_k")
 
     def create_temp(self, name: str, ddl: str) -> None:

@@ -63,6 +63,11 @@ def resume_and_count(config: Path, db: Path) -> dict[str, int]:
                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr
     with sqlite3.connect(db) as conn:
+        # `deskpulse sync` leaves the KPI facts current: every ticket it touched was recomputed
+        assert conn.execute("SELECT COUNT(*) FROM kpi_dirty").fetchone()[0] == 0
+        live = conn.execute("SELECT COUNT(*) FROM tickets WHERE status IS NOT 'deleted' AND COALESCE(is_spam, 0) = 0 "
+                            "AND COALESCE(is_merged, 0) = 0").fetchone()[0]
+        assert conn.execute("SELECT COUNT(*) FROM kpi_facts").fetchone()[0] == live
         return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                 for t in ("tickets", "messages", "people", "organizations", "ratings")}
 
