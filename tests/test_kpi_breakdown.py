@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import CostSettings, KpiSettings, SlaSettings
-from kpi_engine import facts
+from kpi_engine import fact_store, facts
 from kpi_engine.engine import compute
 from kpi_engine.periods import Period
 from sync.store import Store
@@ -99,10 +99,34 @@ def test_ticket_dimensions_partition_the_totals(store: Store, by: str) -> None:
 
 
 def test_scan_and_seek_plans_agree(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(facts, "SCAN_SHARE", 2.0)  # never scan
-    seek = run(store, date(2026, 1, 1), date(2026, 4, 21), by="week")
-    monkeypatch.setattr(facts, "SCAN_SHARE", 0.0)  # always scan
-    scan = run(store, date(2026, 1, 1), date(2026, 4, 21), by="week")
+    """Both plans of kpi_engine.facts store the same facts. Facts are built once and kept, so each plan
+    gets a full rebuild of its own (a stale fingerprint), checked to have really used that plan."""
+    plans: list[bool] = []
+    real_fill = facts._fill
+
+    def spy(*args: object) -> None:
+        plans.append(bool(args[-1]))  # _fill(ws, table, cols, source_table, alias, scope, scan)
+        real_fill(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(facts, "_fill", spy)
+
+    def rebuilt(share: float) -> tuple[dict, dict[str, list[tuple]]]:
+        monkeypatch.setattr(facts, "SCAN_SHARE", share)
+        plans.clear()
+        store.conn.execute("DELETE FROM kpi_facts_meta")
+        result = run(store, date(2026, 1, 1), date(2026, 4, 21), by="week")
+        assert plans and set(plans) == {share == 0.0}
+        rows = {}
+        for table in fact_store.TABLES:
+            width = len(store.conn.execute(f"SELECT * FROM main.{table} LIMIT 0").description)
+            order = ", ".join(str(i + 1) for i in range(width))
+            rows[table] = store.conn.execute(f"SELECT * FROM main.{table} ORDER BY {order}").fetchall()
+        assert rows["kpi_facts"] and rows["kpi_responses"] and rows["kpi_status_changes"]
+        return result, rows
+
+    seek, seek_rows = rebuilt(2.0)  # never scan
+    scan, scan_rows = rebuilt(0.0)  # always scan
+    assert seek_rows == scan_rows
     assert seek == scan
 
 
