@@ -17,17 +17,15 @@ from typing import Annotated
 
 import click
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from config.errors import DeskpulseError, UsageError
-from config.settings import Settings
 from sync.context import AppContext, get_ctx
 from sync.engine import SourceReport, SyncEngine
+from sync.kpi_facts import refresh_kpi_facts
 from sync.logs import setup_logging
 from sync.redaction import Redactor
-from sync.store import Store
 
 logger = logging.getLogger("deskpulse.sync")
 
@@ -102,28 +100,13 @@ def run_sync(actx: AppContext, *, only: str | None = None, full: bool = False,
                 if report.source in tasks:
                     progress.update(tasks[report.source], stream="done" if report.ok else "failed", total=1,
                                     completed=1)
-        _refresh_kpi_facts(store, settings, console)  # type: ignore[arg-type]
+        try:
+            refresh_kpi_facts(store, settings.kpi, console)  # type: ignore[union-attr]
+        except sqlite3.Error as exc:  # not the sync's contract: its data is committed; the next KPI run refreshes
+            logger.warning("KPI facts not refreshed (%s); the next KPI run will do it", exc)
     finally:
         store.close()
     return reports
-
-
-def _refresh_kpi_facts(store: Store, settings: Settings, console: Console) -> None:
-    """Bring the stored KPI facts up to date now, so the next `deskpulse kpi` starts at once.
-
-    Not part of the sync's contract: a failure here is logged and left to the next KPI run (which
-    refreshes anyway); the synced data is already committed.
-    """
-    from kpi_engine import fact_store
-
-    try:
-        with console.status("updating KPI facts"):
-            count = fact_store.refresh(store.conn, settings.kpi)
-    except sqlite3.Error as exc:
-        logger.warning("KPI facts not refreshed (%s); the next KPI run will do it", exc)
-        return
-    if count:
-        logger.info("KPI facts updated for %d tickets", count)
 
 
 def print_reports(actx: AppContext, reports: list[SourceReport]) -> None:

@@ -23,6 +23,7 @@ from kpi_engine.registry import CATALOG, NOT_COMPUTABLE
 from kpi_engine.units import arrow, humanize
 from kpi_engine.workspace import DIMENSIONS, list_sources
 from sync.context import AppContext, get_ctx
+from sync.kpi_facts import refresh_kpi_facts
 
 FORMATS = ("table", "json", "csv")
 DEFAULT_DAYS = 30
@@ -165,6 +166,7 @@ def register(app: typer.Typer) -> None:
         store = app.store(settings)
         try:
             _check_source(store.conn, settings, source)
+            refresh_kpi_facts(store, settings.kpi, app.err_console, now=now)
             result = compute(store.conn, kpi=settings.kpi, sla=settings.sla, costs=settings.costs,
                              since=period.since, until=period.until, source=source, by=by, now=now)
         finally:
