@@ -24,14 +24,12 @@ from kpi_engine.facts import _is_any
 from kpi_engine.partials import num
 from kpi_engine.periods import bucket_case
 from kpi_engine.stats import pct
-from kpi_engine.workspace import TIME_DIMENSIONS, UNSOLVED, Workspace
+from kpi_engine.workspace import TIME_DIMENSIONS, UNSOLVED, Workspace, sql_list
 
 DAY = 86400
 AGES = (("0_24h", DAY), ("24_48h", 2 * DAY), ("48h_7d", 7 * DAY))
 UNSOLVED_NOW = _is_any("k.st", UNSOLVED)
-FIRST_SOLVE = "COALESCE(k.fs, k.s)"
-AWAIT_END = (f"(CASE WHEN k.fr IS NULL THEN {FIRST_SOLVE} WHEN {FIRST_SOLVE} IS NULL THEN k.fr "
-             f"ELSE MIN(k.fr, {FIRST_SOLVE}) END)")
+AWAIT_END = "k.awe"  # stored per ticket: min(first agent reply, first solve) (kpi_engine.facts.AWAIT_END)
 REOPENED = "COALESCE(k.reop, 0) > 0"
 
 
@@ -49,13 +47,17 @@ def _snapshot(ws: Workspace, b: int, key: str, window: int | None = None) -> lis
     latest solve is before b stayed solved since (its first solve is earlier still). LIMIT -1 keeps
     the per-ticket state a computed column instead of re-evaluating it in every SUM that uses it.
     """
-    lo = f"AND k.c >= {b - window}" if window else ""
     ages = ", ".join(f"SUM({b} - k.c < {limit})" for _, limit in AGES)
+    columns = f"""{key} AS key, {state(str(b))} AS st, ({AWAIT_END} IS NULL OR {AWAIT_END} > {b}) AS aw, k.c AS c
+            FROM _kpi_k k WHERE k.c < {b}"""
+    if window:  # a week of tickets: through the creation index
+        inner = f"SELECT {columns} AND k.c >= {b - window} AND ({UNSOLVED_NOW} OR k.s IS NULL OR k.s > {b})"
+    else:  # three disjoint branches, each through its own index, instead of a scan of every ticket
+        inner = " UNION ALL ".join(f"SELECT {columns} AND {cond}" for cond in (
+            f"k.st IN {sql_list(UNSOLVED)}", f"NOT {UNSOLVED_NOW} AND k.s > {b}",
+            f"NOT {UNSOLVED_NOW} AND k.s IS NULL"))
     return ws.rows(f"""SELECT key, SUM(st), {ages.replace('SUM(', 'SUM(st AND ')}, SUM(aw) FROM (
-            SELECT {key} AS key, {state(str(b))} AS st,
-                   ({AWAIT_END} IS NULL OR {AWAIT_END} > {b}) AS aw, k.c AS c
-            FROM _kpi_k k
-            WHERE k.c < {b} {lo} AND ({UNSOLVED_NOW} OR k.s IS NULL OR k.s > {b}) LIMIT -1) AS k GROUP BY key""")
+            {inner} LIMIT -1) AS k GROUP BY key""")
 
 
 def _add(ws: Workspace, key: Any, size: int, ages: list[int], awaiting: int) -> None:

@@ -46,7 +46,7 @@ from kpi_engine.workspace import Workspace, list_sources
 logger = logging.getLogger("deskpulse.kpi.facts")
 
 #: bump when the facts' SQL or columns change: stores rebuild their facts on the next computation
-FACTS_VERSION = 4
+FACTS_VERSION = 6
 #: business-time rows reach this far past the refresh (covers tickets dated slightly in the future)
 HORIZON = 400 * 86400
 
@@ -55,7 +55,7 @@ TABLES = (*KEYED, "kpi_names")
 #: kpi_facts columns, in order (see the module docstring; ``b*`` are business-time epochs)
 COLUMNS = ("kid", "source", "id", "c", "sa", "s", "st", "sev", "req", "org", "asg", "grp", "chan", "esc", "v_reop",
            "v_fres", "vsla", "bc", "bs", "fr", "bfr", "nr", "n", "nc", "lc", "fs", "reop", "fq", "bfq", "nreop", "fcr",
-           "w_rq", "w_ag", "w_oh", "w_rq_b", "w_ag_b", "w_oh_b", "req_n", "org_n", "asg_n")
+           "w_rq", "w_ag", "w_oh", "w_rq_b", "w_ag_b", "w_oh_b", "req_n", "org_n", "asg_n", "awe")
 
 
 def table_ddl(schema: str) -> list[str]:
@@ -64,7 +64,9 @@ def table_ddl(schema: str) -> list[str]:
     return [
         f"CREATE TABLE IF NOT EXISTS {schema}.kpi_facts ({cols})",
         f"CREATE UNIQUE INDEX IF NOT EXISTS {schema}.kpi_facts_key ON kpi_facts (source, id)",
-        f"CREATE INDEX IF NOT EXISTS {schema}.kpi_facts_c ON kpi_facts (c)",
+        # (c, source): month counts read the index alone; (st): the backlog's tickets unsolved now
+        f"CREATE INDEX IF NOT EXISTS {schema}.kpi_facts_c ON kpi_facts (c, source)",
+        f"CREATE INDEX IF NOT EXISTS {schema}.kpi_facts_st ON kpi_facts (st)",
         f"CREATE INDEX IF NOT EXISTS {schema}.kpi_facts_s ON kpi_facts (s)",
         f"CREATE INDEX IF NOT EXISTS {schema}.kpi_facts_fr ON kpi_facts (fr)",
         f"""CREATE TABLE IF NOT EXISTS {schema}.kpi_responses (kid INTEGER NOT NULL, n INTEGER NOT NULL,
@@ -128,7 +130,7 @@ def _workspace(conn: sqlite3.Connection, kpi: KpiSettings, now: int) -> Workspac
 
 def _insert_facts(ws: Workspace, schema: str) -> None:
     """Copy the TEMP facts of :func:`kpi_engine.facts.build` into ``schema``'s tables."""
-    from kpi_engine.facts import DELTA, FIRST_SOLVE, REOPENS, wait_sql
+    from kpi_engine.facts import AWAIT_END, DELTA, FIRST_SOLVE, REOPENS, wait_sql
 
     ws.execute(f"""INSERT OR IGNORE INTO {schema}.kpi_names (name) SELECT req FROM _kpi_t WHERE req IS NOT NULL
         UNION SELECT org FROM _kpi_t WHERE org IS NOT NULL UNION SELECT asg FROM _kpi_t WHERE asg IS NOT NULL""", {})
@@ -142,7 +144,7 @@ def _insert_facts(ws: Workspace, schema: str) -> None:
             e.fs, e.reop, {FIRST_SOLVE}, {ws.bexpr('bq', FIRST_SOLVE)}, {REOPENS},
             ({REOPENS} = 0 AND m.nr = 1 AND (m.lc IS NULL OR m.lc < m.fr)),
             {cal['requester']}, {cal['agent']}, {cal['on_hold']}, {bus['requester']}, {bus['agent']}, {bus['on_hold']},
-            {names['req']}, {names['org']}, {names['asg']}
+            {names['req']}, {names['org']}, {names['asg']}, {AWAIT_END}
         FROM _kpi_t k LEFT JOIN _kpi_m m ON m.kid = k.kid LEFT JOIN _kpi_e e ON e.kid = k.kid
             LEFT JOIN _kpi_x x ON x.kid = k.kid{ws.bjoin('bf', 'm.fr')}{ws.bjoin('bq', FIRST_SOLVE)}""", {})
     rows = []

@@ -256,6 +256,10 @@ FACTS = "_kpi_t k LEFT JOIN _kpi_m m ON m.kid = k.kid LEFT JOIN _kpi_e e ON e.ki
 FIRST_SOLVE = "(CASE WHEN e.fs IS NOT NULL THEN e.fs WHEN k.v_fres IS NOT NULL THEN k.c + k.v_fres END)"
 #: a ticket's reopens: from its status history, else the vendor's count
 REOPENS = "(CASE WHEN e.fs IS NOT NULL THEN e.reop ELSE COALESCE(k.v_reop, 0) END)"
+#: end of "awaiting a first reply" (aliases k, e, m): the first agent reply or the first solve, whichever is first
+FIRST_SOLVE_OR_LATEST = "COALESCE(e.fs, k.s)"
+AWAIT_END = (f"(CASE WHEN m.fr IS NULL THEN {FIRST_SOLVE_OR_LATEST} WHEN {FIRST_SOLVE_OR_LATEST} IS NULL THEN m.fr "
+             f"ELSE MIN(m.fr, {FIRST_SOLVE_OR_LATEST}) END)")
 #: a status event's change to "unsolved" (alias x): +1 solved -> unsolved, -1 into a solved status, else 0
 DELTA = (f"(CASE WHEN {_is_any('x.old_value', SOLVED)} THEN {_is_any('x.new_value', UNSOLVED)} "
          f"ELSE -{_is_any('x.new_value', SOLVED)} END)")

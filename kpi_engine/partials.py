@@ -8,6 +8,7 @@ distinct-count inputs are sets and unite. So every value is measured once.
 
 from __future__ import annotations
 
+import json
 from array import array
 from collections.abc import Iterable
 from typing import Any
@@ -76,7 +77,7 @@ class IdSet:
     def from_concat(cls, text: str | None) -> IdSet:
         out = cls()
         if text:
-            out.lists.append(array("q", sorted(set(map(int, text.split(","))))))
+            out.lists.append(array("q", sorted(set(json.loads(f"[{text}]")))))
         return out
 
     def merge(self, other: IdSet) -> None:

@@ -9,6 +9,7 @@ lists, so a ``--by month`` run sorts every value once, not twice.
 
 from __future__ import annotations
 
+import json
 import math
 from bisect import bisect_right
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ def parse_values(text: str | None) -> list[int]:
     """A ``group_concat`` of integers -> sorted list (empty for NULL)."""
     if not text:
         return []
-    values = list(map(int, text.split(",")))
+    values: list[int] = json.loads(f"[{text}]")  # the C parser: faster than int() per split item
     values.sort()
     return values
 

@@ -49,7 +49,7 @@ def _full_months(ws: Workspace, months: list[Bucket], known: dict[object, dict[s
         if hi <= lo:
             continue
         for key_value, mb, count in ws.rows(f"""SELECT {dim} AS key, {bucket_case('k.c', run)} AS mb,
-                COUNT(*) FROM kpi_facts k WHERE k.source IN {ws.src}
+                COUNT(*) FROM kpi_facts k WHERE +k.source IN {ws.src}
                   AND k.c >= {lo} AND k.c < {hi}{ws.in_shard('k.kid')}
                 GROUP BY key, mb"""):
             if mb is not None:
