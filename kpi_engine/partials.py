@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 from array import array
 from collections.abc import Iterable
+from itertools import chain
 from typing import Any
 
-from kpi_engine.stats import parse_values, percentile_of_lists
+from kpi_engine.stats import MAX_SELECT_LISTS, MERGE_BELOW, parse_values, percentile_of_lists
 
 
 class Dist:
@@ -49,6 +50,9 @@ class Dist:
         self.total += other.total
 
     def percentile(self, q: float) -> float | None:
+        if len(self.lists) > 1 and (self.count <= MERGE_BELOW or len(self.lists) > MAX_SELECT_LISTS):
+            # merged once here, not again for every percentile asked (median, then p90)
+            self.lists = [array("q", sorted(chain.from_iterable(self.lists)))]
         return percentile_of_lists(self.lists, q)
 
     def mean(self) -> float | None:

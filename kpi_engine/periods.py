@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -88,8 +89,9 @@ class Bucket:
     end: int
 
 
+@lru_cache(maxsize=256)  # every key of a breakdown asks again for the same period's months
 def month_buckets(period: Period) -> list[Bucket]:
-    """Calendar months touching the period, clipped to it."""
+    """Calendar months touching the period, clipped to it (a shared list: do not modify)."""
     out: list[Bucket] = []
     day = period.since_date.replace(day=1)
     while True:

@@ -8,6 +8,7 @@ the ticket's current tags or group: :func:`kpi_engine.facts.build_escalations`).
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from kpi_engine.partials import IdSet, num
@@ -21,6 +22,7 @@ def month_shift(first: date, months: int) -> date:
     return date(y, m + 1, 1)
 
 
+@lru_cache(maxsize=4096)  # every breakdown key asks for the same few months
 def _month_bucket(month: date, tz: str) -> Bucket:
     return Bucket(month.strftime("%Y-%m"), local_midnight(month, tz), local_midnight(month_shift(month, 1), tz))
 
@@ -123,6 +125,7 @@ def monthly_volume(part: dict[str, Any], full_part: dict[str, Any], view: Period
     return out
 
 
+@lru_cache(maxsize=256)
 def _month_floor(epoch: int, tz: str) -> int:
     from kpi_engine.periods import local_date
     return local_midnight(local_date(epoch, tz).replace(day=1), tz)

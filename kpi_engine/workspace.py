@@ -95,7 +95,7 @@ class Workspace:
         self.schedule = Schedule.from_settings(kpi)
         self.buckets: list[Bucket] = []
         if by == "month":
-            self.buckets = month_buckets(period)
+            self.buckets = list(month_buckets(period))
         elif by == "week":
             self.buckets = week_buckets(period)
         self.as_of = period.until

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kpi_engine import stats
 from kpi_engine.partials import Dist, Parts
 from kpi_engine.stats import change_pct, pct, percentile, percentile_of_lists, ratio
 
@@ -20,10 +23,12 @@ def test_percentile_matches_numpy_examples() -> None:
 
 
 @given(st.lists(st.lists(st.integers(-10**9, 10**9), max_size=30), max_size=6),
-       st.sampled_from([0, 10, 50, 90, 99, 100]))
-def test_percentile_of_lists_equals_percentile_of_the_union(lists: list[list[int]], q: int) -> None:
+       st.sampled_from([0, 10, 50, 90, 99, 100]), st.sampled_from([0, 20_000]))
+def test_percentile_of_lists_equals_percentile_of_the_union(lists: list[list[int]], q: int, merge_below: int) -> None:
+    """Both strategies: selection across the sorted lists (merge_below 0) and merging small ones."""
     union = sorted(v for lst in lists for v in lst)
-    assert percentile_of_lists([sorted(lst) for lst in lists], q) == percentile(union, q)
+    with mock.patch.object(stats, "MERGE_BELOW", merge_below), mock.patch.object(stats, "MAX_SELECT_LISTS", 64):
+        assert percentile_of_lists([sorted(lst) for lst in lists], q) == percentile(union, q)
 
 
 def test_empty_denominators_give_none() -> None:
