@@ -20,6 +20,8 @@ import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from config.settings import CostSettings, KpiSettings, SlaSettings
@@ -66,6 +68,17 @@ def list_sources(conn: sqlite3.Connection) -> list[str]:
         "SELECT (SELECT MIN(source) FROM tickets WHERE source > s.x) FROM s WHERE s.x IS NOT NULL) "
         "SELECT x FROM s WHERE x IS NOT NULL").fetchall()
     return [r[0] for r in rows]
+
+
+@lru_cache(maxsize=8)
+def _day_rows(timezone: str, hours: tuple[tuple[str, str], ...], holidays: tuple[date, ...], t0: int,
+              t1: int) -> tuple[int, list[tuple[int, ...]]]:
+    """The schedule's day rows, computed once per process for the same schedule and range (a fact build
+    covers every day since 1970: about 0.2 s of Python each time otherwise)."""
+    schedule = Schedule.from_settings(KpiSettings(timezone=timezone, business_hours=dict(hours),
+                                                  holidays=list(holidays)))
+    assert schedule is not None
+    return schedule.day_rows(t0, t1)
 
 
 @dataclass(frozen=True)
@@ -221,8 +234,9 @@ class Workspace:
             f"SELECT MIN(created_at) FROM tickets WHERE source IN {self.src}").fetchone()[0]
         lo = min(lo if lo is not None else self.period.since, self.period.since)
         hi = max(self.period.until, self.now) + 7 * 86400
-        assert self.schedule is not None
-        width, rows = self.schedule.day_rows(lo - 86400, hi)
+        hi += -hi % (30 * 86400)  # rounded up: repeated builds in one process share the cached rows
+        width, rows = _day_rows(self.kpi.timezone, tuple(sorted(self.kpi.business_hours.items())),
+                                tuple(self.kpi.holidays), lo - 86400, hi)
         self.bh_width = width
         cols = ", ".join(f"a{i} INTEGER, b{i} INTEGER" for i in range(1, width + 1))
         self.create_temp("_kpi_bh", f"CREATE TEMP TABLE _kpi_bh (u INTEGER PRIMARY KEY, cum INTEGER, {cols})")
