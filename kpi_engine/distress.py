@@ -22,8 +22,7 @@ import logging
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -33,6 +32,7 @@ from config.settings import DistressSettings, SlaSettings
 from kpi_engine import distress_rank as rk
 from kpi_engine.distress_data import AccountData, load_accounts
 from kpi_engine.sentiment import score_pending
+from kpi_engine.transactions import savepoint
 
 __all__ = ["AccountCdi", "CdiResult", "backfill", "compute_cdi", "record_history", "refresh"]
 
@@ -218,18 +218,6 @@ def _add_trends(conn: sqlite3.Connection, result: CdiResult, settings: DistressS
             acct.trend = "↑" if delta > TREND_DEAD_BAND else ("↓" if delta < -TREND_DEAD_BAND else "→")
 
 
-@contextmanager
-def _savepoint(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("SAVEPOINT dp_cdi_history")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK TO dp_cdi_history")
-        conn.execute("RELEASE dp_cdi_history")
-        raise
-    conn.execute("RELEASE dp_cdi_history")
-
-
 def record_history(conn: sqlite3.Connection, result: CdiResult, day: str | date | None = None, *,
                    computed_at: int | None = None) -> int:
     """Store ``result`` as the day's snapshot in ``cdi_history``: one row per account; idempotent.
@@ -243,7 +231,7 @@ def record_history(conn: sqlite3.Connection, result: CdiResult, day: str | date 
              json.dumps({"method": result.method, "values": a.components, "scaled": a.scaled,
                          "top_reasons": a.top_reasons}, separators=(",", ":"), sort_keys=True), stamp)
             for a in result.accounts]
-    with _savepoint(conn):
+    with savepoint(conn, "dp_cdi_history"):
         if result.source is None:
             conn.execute("DELETE FROM cdi_history WHERE day = ?", (key,))
         else:

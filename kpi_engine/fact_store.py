@@ -35,12 +35,11 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from config.settings import CostSettings, KpiSettings, SlaSettings
 from kpi_engine import facts
 from kpi_engine.periods import Period
+from kpi_engine.transactions import writing
 from kpi_engine.workspace import Workspace, list_sources
 
 logger = logging.getLogger("deskpulse.kpi.facts")
@@ -177,28 +176,6 @@ def _build(conn: sqlite3.Connection, kpi: KpiSettings, now: int, schema: str, se
         ws.close()
 
 
-@contextmanager
-def _writing(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction (a savepoint inside the caller's, if any): all of a refresh or none of it."""
-    if conn.in_transaction:
-        conn.execute("SAVEPOINT kpi_facts")
-        try:
-            yield
-        except BaseException:
-            conn.execute("ROLLBACK TO kpi_facts")
-            conn.execute("RELEASE kpi_facts")
-            raise
-        conn.execute("RELEASE kpi_facts")
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
 def _writable(conn: sqlite3.Connection) -> bool:
     try:
         return not conn.execute("PRAGMA main.query_only").fetchone()[0] and not _readonly_file(conn)
@@ -235,7 +212,7 @@ def refresh(conn: sqlite3.Connection, kpi: KpiSettings, *, now: int | None = Non
     """
     now = int(time.time()) if now is None else int(now)
     started = time.perf_counter()
-    with _writing(conn):
+    with writing(conn, "kpi_facts"):
         full, dirty = stale(conn, kpi)
         if not full and not dirty:
             return 0

@@ -21,10 +21,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 from kpi_engine.textclean import clean_message
+from kpi_engine.transactions import savepoint
 from kpi_engine.vader_fast import get_fast_vader
 
 __all__ = [
@@ -80,19 +80,6 @@ def score_texts(texts: Sequence[str | None], *, strip_mentions: bool = False) ->
     return _score_serial(texts, strip_mentions)
 
 
-@contextmanager
-def _savepoint(conn: sqlite3.Connection, name: str) -> Iterator[None]:
-    """Atomic writes whether or not the caller already holds a transaction."""
-    conn.execute(f"SAVEPOINT {name}")
-    try:
-        yield
-    except BaseException:
-        conn.execute(f"ROLLBACK TO {name}")
-        conn.execute(f"RELEASE {name}")
-        raise
-    conn.execute(f"RELEASE {name}")
-
-
 _PENDING_SQL = """
 SELECT m.rowid, m.source, m.id, m.body FROM messages AS m
 WHERE m.rowid > ? AND m.author_role = 'customer' AND m.public = 1
@@ -128,7 +115,7 @@ def score_pending(
             break
         last_rowid = rows[-1][0]
         scores = score_texts([row[3] for row in rows])
-        with _savepoint(conn, "dp_sentiment"):
+        with savepoint(conn, "dp_sentiment"):
             conn.executemany(_UPSERT_SQL, [(row[1], row[2], score, stamp)
                                            for row, score in zip(rows, scores, strict=True)])
         total += len(rows)

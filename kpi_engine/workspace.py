@@ -243,15 +243,10 @@ class Workspace:
         self.conn.executemany(f"INSERT INTO _kpi_bh VALUES ({', '.join('?' * (2 + 2 * width))})", rows)
 
     def close(self) -> None:
-        for name in reversed(self.temp_views):
-            try:
-                self.conn.execute(f"DROP VIEW IF EXISTS temp.{name}")
-            except sqlite3.Error:  # pragma: no cover - a broken connection is the caller's problem
-                logger.warning("could not drop temp view %s", name)
-        self.temp_views.clear()
-        for name in reversed(self.temp_tables):
-            try:
-                self.conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
-            except sqlite3.Error:  # pragma: no cover - a broken connection is the caller's problem
-                logger.warning("could not drop temp table %s", name)
-        self.temp_tables.clear()
+        for kind, names in (("VIEW", self.temp_views), ("TABLE", self.temp_tables)):
+            for name in reversed(names):
+                try:
+                    self.conn.execute(f"DROP {kind} IF EXISTS temp.{name}")
+                except sqlite3.Error:  # pragma: no cover - a broken connection is the caller's problem
+                    logger.warning("could not drop temp %s %s", kind.lower(), name)
+            names.clear()
