@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from rich.table import Table
 
+from kpi_engine import fact_store
 from sync.context import AppContext
 
 
@@ -37,15 +38,18 @@ def _cursor_text(raw: str | None) -> str:
 
 def status_data(actx: AppContext) -> dict:
     """Everything ``status`` shows, as data (also used by tests and ``--format json`` later)."""
-    store = actx.store()
+    settings = actx.settings(required=False)
+    store = actx.store(settings)
     try:
+        full, changed = fact_store.stale(store.conn, settings.kpi)
+        facts = {"tickets": store.scalar("SELECT COUNT(*) FROM kpi_facts"), "changed": changed, "rebuild": full}
         streams = store.query("SELECT * FROM sync_state ORDER BY source, stream")
         outbox = store.query("SELECT kind, status, count(*) AS n FROM outbox GROUP BY kind, status ORDER BY kind")
         quarantine = store.query("SELECT source, stream, count(*) AS n FROM quarantine GROUP BY source, stream")
         jobs = store.query("SELECT value FROM meta WHERE key = 'daemon_jobs'")
     finally:
         store.close()
-    return {"streams": streams, "outbox": outbox, "quarantine": quarantine,
+    return {"streams": streams, "outbox": outbox, "quarantine": quarantine, "kpi_facts": facts,
             "jobs": json.loads(jobs[0]["value"]) if jobs else []}
 
 
@@ -74,6 +78,11 @@ def show_status(actx: AppContext) -> None:
         console.print("outbox: " + ", ".join(f"{r['kind']} {r['status']} {r['n']}" for r in data["outbox"]))
     elif not pending:
         console.print("outbox: empty")
+    facts = data["kpi_facts"]
+    if facts["rebuild"]:
+        console.print("KPI facts: rebuilt by the next KPI run or sync (new store, upgrade or changed [kpi] settings)")
+    else:
+        console.print(f"KPI facts: {facts['tickets']:,} tickets; changed since the last refresh: {facts['changed']:,}")
     for job in data["jobs"]:
         line = f"job {job['id']}: next run {job.get('next_run') or 'paused'}"
         if job.get("failures"):

@@ -34,6 +34,25 @@ def test_status_on_an_empty_store_says_what_to_do(tmp_path: Path) -> None:
     assert "Nothing synced yet" in result.output
 
 
+def test_status_says_how_current_the_kpi_facts_are(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync.store import Store
+
+    monkeypatch.chdir(tmp_path)  # no deskpulse.toml here: default settings, as the CLI would use
+    db = tmp_path / "s.db"
+    with Store(db) as store:
+        store.upsert("tickets", [{"source": "zd", "id": "1", "status": "open", "created_at": 1_700_000_000,
+                                  "updated_at": 1_700_000_000}])
+    runner = CliRunner()
+    status = ["--db", str(db), "status"]
+    assert "rebuilt by the next KPI run" in runner.invoke(app, status).output
+    assert runner.invoke(app, ["--db", str(db), "kpi", "--format", "json"]).exit_code == 0
+    assert "KPI facts: 1 tickets; changed since the last refresh: 0" in runner.invoke(app, status).output
+    with Store(db) as store:
+        store.upsert("messages", [{"source": "zd", "id": "m1", "ticket_id": "1", "author_role": "agent",
+                                   "public": 1, "created_at": 1_700_000_060}])
+    assert "KPI facts: 1 tickets; changed since the last refresh: 1" in runner.invoke(app, status).output
+
+
 def test_sync_without_sources_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "deskpulse.toml"
     cfg.write_text("[store]\npath = 'x.db'\n")
