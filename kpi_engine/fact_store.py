@@ -39,7 +39,7 @@ import time
 from config.settings import CostSettings, KpiSettings, SlaSettings
 from kpi_engine import facts
 from kpi_engine.periods import Period
-from kpi_engine.transactions import writing
+from kpi_engine.transactions import savepoint, writing
 from kpi_engine.workspace import Workspace, list_sources
 
 logger = logging.getLogger("deskpulse.kpi.facts")
@@ -216,6 +216,15 @@ def refresh(conn: sqlite3.Connection, kpi: KpiSettings, *, now: int | None = Non
         full, dirty = stale(conn, kpi)
         if not full and not dirty:
             return 0
+        if not full:
+            try:
+                with savepoint(conn, "kpi_facts_changed"):
+                    count = _refresh_changed(conn, kpi, now)
+            except sqlite3.IntegrityError:
+                # a fact key is a ticket's rowid, which a VACUUM may renumber: rebuilt under the new ones
+                logger.warning("KPI facts no longer match the tickets' row ids (was the store VACUUMed?): "
+                               "rebuilding them all")
+                full = True
         if full:
             for table in TABLES:  # recreated: a new FACTS_VERSION may have changed their columns
                 conn.execute(f"DROP TABLE IF EXISTS main.{table}")
@@ -224,19 +233,22 @@ def refresh(conn: sqlite3.Connection, kpi: KpiSettings, *, now: int | None = Non
             count = _build(conn, kpi, now, "main", None)
             conn.execute("INSERT OR REPLACE INTO kpi_facts_meta (key, value) VALUES ('fingerprint', ?)",
                          [fingerprint(conn, kpi)])
-        else:
-            conn.execute("CREATE TEMP TABLE IF NOT EXISTS _kpi_dirty_kids (kid INTEGER PRIMARY KEY)")
-            conn.execute("""INSERT OR IGNORE INTO _kpi_dirty_kids SELECT f.kid FROM kpi_dirty d
-                JOIN main.kpi_facts f ON f.source = d.source AND f.id = d.ticket_id""")
-            for table in KEYED:
-                conn.execute(f"DELETE FROM main.{table} WHERE kid IN (SELECT kid FROM _kpi_dirty_kids)")
-            conn.execute("DROP TABLE temp._kpi_dirty_kids")
-            count = _build(conn, kpi, now, "main", "SELECT t.rowid FROM kpi_dirty d JOIN tickets t "
-                                                   "ON t.source = d.source AND t.id = d.ticket_id")
         conn.execute("DELETE FROM kpi_dirty")
     logger.info("KPI facts %s: %d tickets in %.2fs", "rebuilt" if full else "refreshed", count,
                 time.perf_counter() - started)
     return count
+
+
+def _refresh_changed(conn: sqlite3.Connection, kpi: KpiSettings, now: int) -> int:
+    """Replace the facts of the tickets in ``kpi_dirty`` (a deleted ticket's facts just go)."""
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS _kpi_dirty_kids (kid INTEGER PRIMARY KEY)")
+    conn.execute("""INSERT OR IGNORE INTO _kpi_dirty_kids SELECT f.kid FROM kpi_dirty d
+        JOIN main.kpi_facts f ON f.source = d.source AND f.id = d.ticket_id""")
+    for table in KEYED:
+        conn.execute(f"DELETE FROM main.{table} WHERE kid IN (SELECT kid FROM _kpi_dirty_kids)")
+    conn.execute("DROP TABLE temp._kpi_dirty_kids")
+    return _build(conn, kpi, now, "main", "SELECT t.rowid FROM kpi_dirty d JOIN tickets t "
+                                          "ON t.source = d.source AND t.id = d.ticket_id")
 
 
 STORED, UNCOMMITTED, TEMP = "stored", "uncommitted", "temp"

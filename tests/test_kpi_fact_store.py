@@ -828,3 +828,21 @@ def test_facts_tables_of_an_older_facts_version_are_rebuilt() -> None:
     assert result == kpis(copy_store(s.conn).conn, "month", kpi=CAL)
     assert set(fact_store.TABLES) <= {r[0] for r in s.conn.execute("SELECT name FROM sqlite_master")}
     assert fact_store.stale(s.conn, CAL) == (False, 0)  # the stored facts were rebuilt, not a TEMP copy made
+
+
+def test_facts_follow_ticket_rowids_renumbered_behind_the_triggers_back() -> None:
+    """A fact key is the ticket's rowid, which a VACUUM may renumber without firing a trigger. A later
+    refresh whose new keys collide with stale ones rebuilds everything, and the numbers stay right."""
+    s = generate(Store(":memory:"), tickets=80)
+    kpis(s.conn)  # facts stored under the current rowids
+    s.conn.execute("DROP TRIGGER kpi_dirty_tickets_update")
+    top = scalar(s.conn, "SELECT MAX(rowid) FROM tickets")
+    s.conn.execute("UPDATE tickets SET rowid = -rowid")  # reversed order, as a VACUUM is free to do
+    s.conn.execute(f"UPDATE tickets SET rowid = {top + 1} + rowid")
+    fact_store.install(s.conn)  # the triggers are back; nothing was logged
+    assert dirty(s.conn) == set()
+    source, tid = s.conn.execute("SELECT source, id FROM tickets WHERE rowid = 1").fetchone()
+    message(s, source, tid, END - 3 * DAY, "agent")  # its new key (1) is another ticket's old one
+    assert fact_store.stale(s.conn, KPI) == (False, 1)
+    result = all_kpis(s.conn)
+    assert result == all_kpis(copy_store(s.conn).conn)
