@@ -25,14 +25,20 @@ END = int(Period.from_dates(date(2026, 4, 20), date(2026, 4, 21), TZ).since)
 NOT_PER_BUCKET = {"cdi_red", "cdi_yellow", "cdi_green"}
 
 
-@pytest.fixture(scope="module")
-def store() -> Store:
-    s = Store(":memory:")
-    gen = gen_store.Gen(s, tickets=900, seed=3, end=END, days=120)
+def generated(path: str | Path, *, tickets: int, seed: int, days: int) -> Store:
+    """A store of ``tickets`` generated tickets (bench/gen_store.py) ending at END."""
+    s = Store(path)
+    gen = gen_store.Gen(s, tickets=tickets, seed=seed, end=END, days=days)
     gen.people()
-    for i in range(900):
+    for i in range(tickets):
         gen.ticket(i)
     gen.flush()
+    return s
+
+
+@pytest.fixture(scope="module")
+def store() -> Store:
+    s = generated(":memory:", tickets=900, seed=3, days=120)
     s.conn.execute("INSERT INTO ratings (source, id, kind, score, score_1_5, created_at) "
                    "VALUES ('survey', 'n1', 'nps', 9, 4.2, ?), ('survey', 'n2', 'nps', 3, 2.2, ?)",
                    [END - 20 * 86400, END - 50 * 86400])
@@ -139,12 +145,7 @@ def test_unknown_dimension_and_empty_period(store: Store) -> None:
 
 def test_sharded_workers_give_the_same_result(tmp_path: Path) -> None:
     """Partials of ticket slices computed in worker processes merge into exactly the in-process result."""
-    s = Store(tmp_path / "shards.db")
-    gen = gen_store.Gen(s, tickets=400, seed=5, end=END, days=90)
-    gen.people()
-    for i in range(400):
-        gen.ticket(i)
-    gen.flush()
+    s = generated(tmp_path / "shards.db", tickets=400, seed=5, days=90)
     s.conn.execute("INSERT INTO ratings (source, id, kind, score, score_1_5, created_at) "
                    "VALUES ('survey', 'n1', 'nps', 10, 5, ?)", [END - 86400])
     p = Period.from_dates(date(2026, 2, 1), date(2026, 4, 21), TZ)
@@ -161,12 +162,7 @@ def test_a_failed_shard_worker_is_an_error_not_a_partial_result(tmp_path: Path, 
     """A worker that dies, or exits 0 without its partials, fails the computation (never a silent half)."""
     from kpi_engine import parallel
 
-    s = Store(tmp_path / "fail.db")
-    gen = gen_store.Gen(s, tickets=60, seed=2, end=END, days=30)
-    gen.people()
-    for i in range(60):
-        gen.ticket(i)
-    gen.flush()
+    s = generated(tmp_path / "fail.db", tickets=60, seed=2, days=30)
     monkeypatch.setattr(parallel, "_shard_command", lambda: [sys.executable, "-c", script])
     p = Period.from_dates(date(2026, 3, 25), date(2026, 4, 21), TZ)
     with pytest.raises(RuntimeError, match="KPI shard worker failed") as err:
