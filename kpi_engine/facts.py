@@ -1,15 +1,17 @@
-"""Per-ticket facts in TEMP tables: the tickets a period needs, their message and status-history summaries.
+"""The definitions of the per-ticket facts, computed into TEMP tables for a set of tickets.
 
-``_kpi_t``  one row per relevant ticket (kid = row id, in (source, id) order)
+:mod:`kpi_engine.fact_store` runs this for the tickets that changed (or all of them) and keeps
+the result in the store; :mod:`kpi_engine.per_ticket` runs it for checks against vendor metrics.
+
+``_kpi_t``  one row per selected ticket in the KPI ticket set (kid = the ticket's rowid)
 ``_kpi_m``  per ticket: first agent reply, message / reply / customer-message counts, last
             customer message, and the ordered customer/reply sequence (average response time)
 ``_kpi_e``  per ticket: status-history summary (first solve, reopens, time in statuses)
 ``_kpi_x``  tickets escalated by a priority/group/tag change
 
-Two plans fill ``_kpi_m``/``_kpi_e``: for a small period, seek each relevant ticket's rows
-through the (source, ticket_id, created_at) indexes; when the period covers most of the
-store, one ordered scan of the whole index grouped by ticket is cheaper than a million seeks.
-Both produce identical rows.
+Two plans fill ``_kpi_m``/``_kpi_e``: for a few tickets, seek each one's rows through the
+(source, ticket_id, created_at) indexes; for most of the store, one ordered scan of the whole
+index grouped by ticket is cheaper than a million seeks. Both produce identical rows.
 
 Time in statuses without a per-event "next event" lookup: a status event records the status
 it leaves (``old_value``) and the one it enters (``new_value``). For a solved ticket, time in
@@ -80,7 +82,8 @@ def _in(expr: str, values: tuple[str, ...]) -> str:
 
 
 def build_tickets(ws: Workspace) -> int:
-    """``_kpi_t``: tickets created before ``until`` that the period can need; returns the row count."""
+    """``_kpi_t``: the tickets ``ws.selection`` picks (without one, those created before ``until`` that the
+    period can need) that are in the KPI ticket set; returns the row count."""
     groups = escalation_groups(ws)
     # tickets.tags is a compact JSON list (Store.upsert): an exact '"tag"' match needs no tokenizing
     tags = [t.replace("'", "''") for t in ws.kpi.escalation.tags]
@@ -251,7 +254,6 @@ def build(ws: Workspace) -> None:
     build_escalations(ws, scan)
 
 
-FACTS = "_kpi_t k LEFT JOIN _kpi_m m ON m.kid = k.kid LEFT JOIN _kpi_e e ON e.kid = k.kid"
 #: a ticket's first solve (aliases k, e): from its status history, else the vendor's first resolution time
 FIRST_SOLVE = "(CASE WHEN e.fs IS NOT NULL THEN e.fs WHEN k.v_fres IS NOT NULL THEN k.c + k.v_fres END)"
 #: a ticket's reopens: from its status history, else the vendor's count
