@@ -263,13 +263,13 @@ def prepare(conn: sqlite3.Connection, kpi: KpiSettings, *, now: int | None = Non
                      without the facts tables); drop them with :func:`drop_temp`
     """
     if installed(conn):
+        full, dirty = stale(conn, kpi)
+        if not full and not dirty:  # current: no write, so no wait for a sync holding the write lock
+            return STORED
         if _writable(conn):
             outer = conn.in_transaction
             changed = refresh(conn, kpi, now=now)
             return UNCOMMITTED if outer and changed else STORED
-        full, dirty = stale(conn, kpi)
-        if not full and not dirty:
-            return STORED
         logger.info("the store is read-only and its KPI facts are stale: computing them for this run only")
     began = not conn.in_transaction
     for sql in table_ddl("temp"):

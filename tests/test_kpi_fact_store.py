@@ -846,3 +846,24 @@ def test_facts_follow_ticket_rowids_renumbered_behind_the_triggers_back() -> Non
     assert fact_store.stale(s.conn, KPI) == (False, 1)
     result = all_kpis(s.conn)
     assert result == all_kpis(copy_store(s.conn).conn)
+
+
+def test_current_facts_are_read_while_another_connection_writes(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """`deskpulse kpi` next to a syncing daemon: with current facts it neither waits for the write lock
+    nor falls back to building facts of its own."""
+    s = generate(Store(tmp_path / "busy.db"), tickets=60)
+    expected = kpis(s.conn, kpi=CAL)
+    reader = sqlite3.connect(tmp_path / "busy.db", timeout=0.05, isolation_level=None)
+    statements: list[str] = []
+    reader.set_trace_callback(statements.append)
+    s.conn.execute("BEGIN IMMEDIATE")  # the writer holds the lock (a sync committing a page)
+    try:
+        monkeypatch.setattr(fact_store, "_build", lambda *a, **k: pytest.fail("facts rebuilt while current"))
+        assert kpis(reader, kpi=CAL) == expected
+        # not even a probe of the write lock (a store connection would wait up to its 30 s busy timeout)
+        writes = [q for q in statements if q.split()[0].upper() in ("INSERT", "UPDATE", "DELETE", "SAVEPOINT", "BEGIN")]
+        assert writes == []
+    finally:
+        s.conn.execute("ROLLBACK")
+        reader.close()
