@@ -99,6 +99,21 @@ class SourceBase(_Model):
     max_retry_wait: float = Field(default=300.0, gt=0, description="cap on a single Retry-After wait, seconds")
     requests_per_minute: int | None = Field(default=None, gt=0, description="account-wide budget override")
     distress_field: str | None = Field(default=None, description="custom field id/name for the CDI on this source")
+    lookback: str = Field(
+        default="1h", description="re-read window behind every time-based bookmark (clock skew, late-indexed records)")
+
+    @field_validator("lookback")
+    @classmethod
+    def _check_lookback(cls, value: str) -> str:
+        seconds = 0 if value.strip() in ("0", "0s") else parse_duration(value)
+        if seconds > 7 * 86400:
+            raise ValueError(f"'{value}' is outside 0s..7d")
+        return value
+
+    @property
+    def lookback_s(self) -> int:
+        """The lookback in seconds (see DESIGN.md, sync contract 2)."""
+        return 0 if self.lookback.strip() in ("0", "0s") else parse_duration(self.lookback)
 
     @field_validator("base_url")
     @classmethod

@@ -20,6 +20,17 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 
+def time_bookmark(newest_stored: int | None, run_start: int, lookback_s: int) -> int:
+    """The next start of a time-based stream: ``min(newest stored, run start) - lookback``.
+
+    A bookmark set to the run's start alone (a signpost) loses records that an eventually consistent
+    search index or a skewed clock makes visible later with an older timestamp (API-NOTES 6.1, 6.4;
+    the Singer SDK's replication-key rule). The overlap is re-read and absorbed by upserts.
+    """
+    newest = run_start if newest_stored is None else min(int(newest_stored), int(run_start))
+    return max(0, newest - int(lookback_s))
+
+
 @dataclass(slots=True)
 class Quarantined:
     """A record that failed to parse: kept with its error so nothing is silently dropped."""
