@@ -15,6 +15,7 @@ updates the same rows instead of duplicating them.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import json
@@ -41,6 +42,7 @@ class ImportReport:
     rows: int = 0
     imported: int = 0
     matched: int = 0
+    skipped: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
@@ -76,33 +78,86 @@ def _score_1_5(kind: str, score: int) -> float:
     return float(score) if kind == "csat" else round(1 + 4 * (score - low) / (high - low), 3)
 
 
+def _index_people(store: Store) -> None:
+    """Respondents are matched by e-mail (case-insensitive) or external_id; ``people`` has no index on either,
+    so one pass builds TEMP lookup tables (first match by source, id, as before) instead of a scan per row."""
+    conn = store.conn
+    conn.execute("DROP TABLE IF EXISTS temp.survey_email")
+    conn.execute("DROP TABLE IF EXISTS temp.survey_external")
+    conn.execute("CREATE TEMP TABLE survey_email (k TEXT PRIMARY KEY, source TEXT, id TEXT) WITHOUT ROWID")
+    conn.execute("CREATE TEMP TABLE survey_external (k TEXT PRIMARY KEY, source TEXT, id TEXT) WITHOUT ROWID")
+    conn.execute("INSERT OR IGNORE INTO temp.survey_email SELECT lower(email), source, id FROM people "
+                 "WHERE email IS NOT NULL AND email != '' ORDER BY source, id")
+    conn.execute("INSERT OR IGNORE INTO temp.survey_external SELECT external_id, source, id FROM people "
+                 "WHERE external_id IS NOT NULL AND external_id != '' ORDER BY source, id")
+
+
 def _person(store: Store, email: str, external_id: str) -> tuple[str, str] | None:
     if email:
-        row = store.conn.execute("SELECT source, id FROM people WHERE lower(email) = lower(?) "
-                                 "ORDER BY source, id LIMIT 1", [email]).fetchone()
+        row = store.conn.execute("SELECT source, id FROM temp.survey_email WHERE k = lower(?)", [email]).fetchone()
         if row:
             return row[0], row[1]
     if external_id:
-        row = store.conn.execute("SELECT source, id FROM people WHERE external_id = ? ORDER BY source, id LIMIT 1",
+        row = store.conn.execute("SELECT source, id FROM temp.survey_external WHERE k = ?",
                                  [external_id]).fetchone()
         if row:
             return row[0], row[1]
     return None
 
 
-def import_survey(store: Store, path: Path | str, kind: str, source: str = "survey") -> ImportReport:
-    """Validate and upsert every good row of the CSV; raise UsageError when the file itself is unusable."""
+BATCH_ROWS = 5_000
+MAX_REPORTED_ERRORS = 1_000
+
+
+def check_encoding(path: Path, encoding: str) -> None:
+    """Decode the whole file once before importing anything, so a wrong encoding is one clear error, not a
+    half-imported file: Excel's "CSV" export is Windows-1252 (Latin-1-like), not UTF-8."""
+    try:
+        decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    except LookupError:
+        raise UsageError(f"--encoding '{encoding}' is not a known text encoding (try utf-8-sig or cp1252)") from None
+    line = 1
+    try:
+        with path.open("rb") as raw:
+            while chunk := raw.read(1 << 20):
+                try:
+                    text = decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    line += chunk[: exc.start].count(b"\n")
+                    raise UsageError(
+                        f"survey file {path} is not {encoding} (line {line}, byte 0x{chunk[exc.start]:02x}); "
+                        f"Excel exports are often Windows-1252: rerun with --encoding cp1252") from None
+                line += text.count("\n")
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise UsageError(f"survey file {path} ends inside a {encoding} character (truncated?)") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read survey file {path}: {exc.strerror or exc}") from None
+
+
+def import_survey(store: Store, path: Path | str, kind: str, source: str = "survey", *,
+                  encoding: str = "utf-8-sig") -> ImportReport:
+    """Validate and upsert every good row of the CSV; raise UsageError when the file itself is unusable.
+
+    Rows are committed in batches of ``BATCH_ROWS`` so memory stays flat for million-row exports; each batch
+    is one transaction, so an interrupted import keeps whole batches and a rerun upserts the same ids.
+    """
     if kind not in KINDS:
         raise UsageError(f"unknown --kind '{kind}' (use nps, ces or csat)")
     path = Path(path)
     report = ImportReport(str(path), kind, source)
+    check_encoding(path, encoding)
     try:
-        handle = path.open(encoding="utf-8-sig", newline="")
+        handle = path.open(encoding=encoding, newline="")
     except OSError as exc:
         raise UsageError(f"cannot read survey file {path}: {exc.strerror or exc}") from None
+    _index_people(store)
     with handle:
         reader = csv.reader(handle)
-        header = next(reader, None)
+        try:
+            header = next(reader, None)
+        except csv.Error as exc:
+            raise UsageError(f"survey file {path}: header row is not valid CSV ({exc})") from None
         if not header:
             raise UsageError(f"survey file {path} is empty (a header row is required)")
         columns = [h.strip().lower() for h in header]
@@ -111,8 +166,16 @@ def import_survey(store: Store, path: Path | str, kind: str, source: str = "surv
             missing.append("email or external_id")
         if missing:
             raise UsageError(f"survey file {path} lacks column(s): {', '.join(missing)}")
-        rows: list[dict[str, Any]] = []
-        for values in reader:
+        batch: list[dict[str, Any]] = []
+        while True:
+            try:
+                values = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:  # e.g. a field over csv.field_size_limit (128 KiB): that row only
+                report.rows += 1
+                _bad(report, reader.line_num, f"not valid CSV ({exc})")
+                continue
             line = reader.line_num
             if not any(v.strip() for v in values):
                 continue
@@ -121,13 +184,28 @@ def import_survey(store: Store, path: Path | str, kind: str, source: str = "surv
             try:
                 row = _row(store, cells, kind, source, line, report)
             except ValueError as exc:
-                report.errors.append((line, str(exc)))
+                _bad(report, line, str(exc))
                 continue
-            rows.append(row)
-    with store.transaction():
-        store.upsert("ratings", rows)
-    report.imported = len(rows)
+            batch.append(row)
+            if len(batch) >= BATCH_ROWS:
+                _flush(store, batch, report)
+        _flush(store, batch, report)
     return report
+
+
+def _bad(report: ImportReport, line: int, reason: str) -> None:
+    """Count every bad row; keep the first MAX_REPORTED_ERRORS reasons (a broken export must not fill memory)."""
+    report.skipped += 1
+    if len(report.errors) < MAX_REPORTED_ERRORS:
+        report.errors.append((line, reason))
+
+
+def _flush(store: Store, batch: list[dict[str, Any]], report: ImportReport) -> None:
+    if batch:
+        with store.transaction():
+            store.upsert("ratings", batch)
+        report.imported += len(batch)
+        batch.clear()
 
 
 def _row(store: Store, cells: dict[str, str], kind: str, source: str, line: int,
@@ -161,16 +239,21 @@ def register(app: typer.Typer) -> None:
         file: Path = typer.Argument(..., help="CSV with email|external_id, score, date[, comment, ticket_id]"),
         kind: str = typer.Option(..., "--kind", help="nps | ces | csat"),
         source: str = typer.Option("survey", "--source", help="source name stored on the ratings"),
+        encoding: str = typer.Option("utf-8-sig", "--encoding",
+                                     help="file encoding (Excel's CSV export is usually cp1252)"),
     ) -> None:
         """Import NPS/CES/CSAT survey responses from a CSV file."""
         app = get_ctx(ctx)
         store = app.store()
         try:
-            report = import_survey(store, file, kind, source)
+            report = import_survey(store, file, kind, source, encoding=encoding)
         finally:
             store.close()
         for line, reason in report.errors:
             app.err_console.print(f"line {line}: {reason}", markup=False, highlight=False)
+        if report.skipped > len(report.errors):
+            app.err_console.print(f"... and {report.skipped - len(report.errors):,} more bad rows", markup=False,
+                                  highlight=False)
         app.console.print(f"{report.imported} of {report.rows} {kind} responses imported from {file} "
-                          f"({report.matched} matched to people); {len(report.errors)} skipped",
+                          f"({report.matched} matched to people); {report.skipped} skipped",
                           markup=False, highlight=False)

@@ -101,3 +101,74 @@ def test_cli(store: Store, tmp_path: Path) -> None:
     assert "line 3: score 9 is outside 1-5 for csat" in result.stderr
     bad = CliRunner().invoke(app, ["import-survey", str(path), "--kind", "xyz"])
     assert isinstance(bad.exception, DeskpulseError) and bad.exception.exit_code == 2
+
+
+def test_latin1_export_is_one_clear_error_and_imports_with_encoding(tmp_path: Path) -> None:
+    """Excel's CSV export is Windows-1252: the default utf-8 refuses it up front (exit 2, line named, nothing
+    imported), and --encoding cp1252 reads it, through the installed console script."""
+    import subprocess
+
+    path = tmp_path / "excel.csv"
+    path.write_bytes("email,score,date,comment\nann@example.com,5,2026-03-02,ok\n"
+                     "zoe@example.com,4,2026-03-03,très bien\n".encode("cp1252"))
+    db = tmp_path / "s.db"
+    cmd = ["deskpulse", "--db", str(db), "--config", str(tmp_path / "none.toml"), "import-survey", str(path),
+           "--kind", "csat"]
+    bad = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert bad.returncode == 2, bad.stderr
+    assert bad.stderr.count("\n") == 1 and "not utf-8-sig (line 3" in bad.stderr and "--encoding cp1252" in bad.stderr
+    assert "internal error" not in bad.stderr
+    good = subprocess.run([*cmd, "--encoding", "cp1252"], capture_output=True, text=True, timeout=60, check=False)
+    assert good.returncode == 0, good.stderr
+    with Store(db) as s:
+        assert s.query("SELECT comment FROM ratings ORDER BY created_at") == [{"comment": "ok"},
+                                                                              {"comment": "très bien"}]
+
+
+def test_unknown_encoding_is_a_usage_error(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text("email,score,date\na@b.c,5,2026-03-02\n", encoding="utf-8")
+    with pytest.raises(UsageError, match="--encoding 'klingon' is not a known text encoding"):
+        import_survey(store, path, "csat", encoding="klingon")
+
+
+def test_oversized_field_fails_its_row_only(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    path.write_text("email,score,date,comment\nann@example.com,5,2026-03-02,fine\n"
+                    f"bob@example.com,4,2026-03-03,{'x' * 200_000}\ncarl@example.com,3,2026-03-04,\n",
+                    encoding="utf-8")
+    report = import_survey(store, path, "csat")
+    assert report.imported == 2 and report.skipped == 1
+    assert report.errors[0][0] == 3 and "field larger than field limit" in report.errors[0][1]
+    assert store.scalar("SELECT COUNT(*) FROM ratings") == 2
+
+
+def test_rows_are_committed_in_batches_so_a_crash_keeps_earlier_batches(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A million-row export streams: whole batches are committed as it goes (memory flat, nothing lost
+    before a failure), and only MAX_REPORTED_ERRORS reasons are kept while every bad row is counted."""
+    import sync.survey as survey
+
+    monkeypatch.setattr(survey, "BATCH_ROWS", 10)
+    monkeypatch.setattr(survey, "MAX_REPORTED_ERRORS", 3)
+    lines = ["email,score,date"] + [f"u{i}@example.com,{1 + i % 5},2026-03-02" for i in range(35)]
+    lines += ["u@example.com,99,2026-03-02"] * 5
+    path = tmp_path / "many.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = import_survey(store, path, "csat")
+    assert (report.imported, report.skipped, len(report.errors)) == (35, 5, 3)
+
+    real_upsert, calls = store.upsert, []
+
+    def failing_upsert(table: str, rows: list, **kw: object) -> int:
+        calls.append(len(rows))
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real_upsert(table, rows, **kw)
+
+    store.conn.execute("DELETE FROM ratings")
+    monkeypatch.setattr(store, "upsert", failing_upsert)
+    with pytest.raises(OSError, match="disk full"):
+        import_survey(store, path, "csat")
+    assert calls == [10, 10, 10]
+    assert store.scalar("SELECT COUNT(*) FROM ratings") == 20
