@@ -23,7 +23,7 @@ from connectors.base import Connector, Page, Stream
 from connectors.errors import FatalAPIError
 from sync.redaction import Redactor
 from sync.registry import build_connector
-from sync.store import Store
+from sync.store import Store, StoreError
 
 log = logging.getLogger("deskpulse.sync")
 
@@ -154,6 +154,8 @@ class SyncEngine:
                     self.on_page(name, stream.name, page, report.rows)
                 if self.stop.is_set():
                     break
+        except StoreError:
+            raise  # the store, not this stream, is broken (disk full, corrupt): every later write would fail too
         except DeskpulseError as exc:
             report.error = self.redactor.redact(str(exc))
             report.fatal = isinstance(exc, FatalAPIError)

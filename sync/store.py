@@ -174,6 +174,29 @@ class StoreError(DeskpulseError):
     """The database cannot be opened, migrated or written."""
 
 
+def explain_sqlite_error(exc: sqlite3.Error, path: Path | str) -> StoreError:
+    """One line naming the store and what the operator can do about it.
+
+    Why here: SQLite's own messages ("file is not a database", "database or disk is full") name neither the
+    file nor a remedy, and they surface wherever a write happens; the store is the one place that knows both.
+    Whatever was committed before stays committed (every page and its cursor commit together).
+    """
+    text = str(exc)
+    low = text.lower()
+    if "not a database" in low or "malformed" in low or "corrupt" in low:
+        hint = ("it is corrupt or not a deskpulse store: move it aside and run 'deskpulse sync' to rebuild it "
+                "(or restore a backup; 'sqlite3 FILE .recover' may rescue its rows)")
+    elif "disk is full" in low or "database or disk is full" in low:
+        hint = "the disk is full: free space and run again (everything committed so far is kept)"
+    elif "readonly" in low or "read-only" in low or "unable to open" in low or "permission" in low:
+        hint = "it cannot be written: check that the file and its folder exist and are writable by this user"
+    elif "locked" in low or "busy" in low:
+        hint = "another process held its write lock too long: run again, or stop the other deskpulse process"
+    else:
+        hint = "run again; if it persists, check the file with 'sqlite3 FILE \"PRAGMA integrity_check\"'"
+    return StoreError(f"store {path}: {text}; {hint}")
+
+
 def _create_v1(db: sqlite_utils.Database) -> None:
     for name, spec in TABLES.items():
         db[name].create(spec["columns"], pk=spec["pk"] if len(spec["pk"]) > 1 else spec["pk"][0],
@@ -244,21 +267,25 @@ class Store:
     def __init__(self, path: Path | str, *, migrate: bool = True) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"store {path}: cannot create its folder ({exc.strerror or exc}); check the "
+                                 f"path and that this user may write there") from None
+        self._depth = 0
+        self._stmt_cache: dict[tuple[str, tuple[str, ...]], str] = {}
         try:
             self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0,
                                         check_same_thread=False)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=OFF")
+            self.conn.execute("PRAGMA cache_size=-16384")  # 16 MiB: keeps a sync under ~150 MB RSS
+            self.db = sqlite_utils.Database(self.conn)
+            if migrate:
+                self.migrate()
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open database {path}: {exc}") from None
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA foreign_keys=OFF")
-        self.conn.execute("PRAGMA cache_size=-16384")  # 16 MiB: keeps a sync under ~150 MB RSS
-        self.db = sqlite_utils.Database(self.conn)
-        self._stmt_cache: dict[tuple[str, tuple[str, ...]], str] = {}
-        self._depth = 0
-        if migrate:
-            self.migrate()
+            raise explain_sqlite_error(exc, path) from None
 
     # -- schema -------------------------------------------------------------------------------------
     @property
@@ -298,15 +325,20 @@ class Store:
             finally:
                 self._depth -= 1
             return
-        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise explain_sqlite_error(exc, self.path) from None
         self._depth = 1
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
             self.conn.execute("COMMIT")
+        except BaseException as exc:
+            if self.conn.in_transaction:  # SQLite may already have rolled back (e.g. on a full disk)
+                self.conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise explain_sqlite_error(exc, self.path) from None
+            raise
         finally:
             self._depth = 0
 
