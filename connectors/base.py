@@ -103,5 +103,15 @@ class Connector(ABC):
         """Apply one ticket write. Connectors that support write-back override this."""
         raise NotImplementedError(f"{self.kind} connector does not support write-back")
 
+    def resolve_field(self, name: str) -> str | None:
+        """The key under which the store keeps the custom field configured as ``name`` (None: no such field).
+
+        Write-back plans by comparing a ticket's stored ``custom_fields`` with the wanted value, so it must
+        look under the store's key, not the configured spelling: a mismatch rewrites every ticket every
+        run. The default is the name itself (the vendor's key is what users configure); connectors that
+        accept other spellings (Freshdesk without ``cf_``, a Zendesk field by title) override this.
+        """
+        return name
+
     def close(self) -> None:
         """Release the HTTP session."""

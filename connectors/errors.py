@@ -34,6 +34,12 @@ class SkippableAPIError(APIError):
     """One record or one call failed in a way that must not stop the sync (404 on a child, 422 on a write)."""
 
 
+class BadResponseError(APIError):
+    """A 2xx answer whose body is not the JSON the caller needs (an HTML page from a proxy, garbage, a wrong
+    shape). Only this call failed: not retried by the HTTP layer, not fatal for the source, so one bad answer
+    fails one write and the others go on."""
+
+
 class FatalAPIError(APIError):
     """Authentication, permission or contract errors: stop this source's sync and tell the user."""
 

@@ -120,7 +120,9 @@ class FreshdeskConnector(Connector):
             return WriteResult("refused", f"not a Freshdesk ticket id: {ticket_id!r}")
         path = f"{TICKETS_PATH}/{ticket_id}"
         try:
-            current = json_object(self.http.request("GET", path))
+            # Strict: the PUT replaces the tag list, so an unreadable pre-read must fail the write, not read as
+            # "no tags" and clobber the agents' tags.
+            current = self.http.json_answer(self.http.request("GET", path), "GET")
             existing = [str(t) for t in current.get("tags") or []]
             removed = set(request.remove_tags)
             wanted = [t for t in existing if t not in removed]
@@ -143,6 +145,10 @@ class FreshdeskConnector(Connector):
             raise
         tags = updated.get("tags")
         return WriteResult("applied", "", [str(t) for t in tags] if isinstance(tags, list) else wanted)
+
+    def resolve_field(self, name: str) -> str | None:
+        """``deskpulse_cdi`` and ``cf_deskpulse_cdi`` both name the store key ``cf_deskpulse_cdi`` (see write)."""
+        return _cf(name)
 
     def close(self) -> None:
         self.http.close()

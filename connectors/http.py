@@ -33,6 +33,7 @@ from config.errors import ConfigError
 from connectors.errors import (
     APIError,
     AuthenticationError,
+    BadResponseError,
     FatalAPIError,
     RetriableAPIError,
     SkippableAPIError,
@@ -90,6 +91,10 @@ class _TransportError(RetriableAPIError):
     def __init__(self, message: str, *, cause: str, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.cause = cause
+
+
+_JSON_TYPES = {"list": "array", "str": "string", "int": "number", "float": "number", "bool": "boolean",
+               "NoneType": "null"}
 
 
 def json_object(resp: requests.Response) -> dict[str, Any]:
@@ -195,6 +200,31 @@ class HttpClient:
         shown = self._shown(resp.url or path)
         raise FatalAPIError(f"source {self.source}: response to GET {shown} is not valid JSON "
                             f"(HTTP {resp.status_code})", status=resp.status_code, source=self.source, endpoint=shown)
+
+    def json_answer(self, resp: requests.Response, method: str, *, need: Collection[str] = ()) -> dict[str, Any]:
+        """The JSON object a 2xx answer carries when the caller cannot go on without it (a created tag's id,
+        a ticket read before a tag merge); ``need`` lists keys that must be present and not null.
+
+        Anything else (HTML from a proxy, garbage, a list, a missing key) raises :class:`BadResponseError`
+        naming the source, method, endpoint and what came back, so one bad answer fails one call instead of
+        crashing the run. An echo the caller can do without goes through :func:`json_object` instead.
+        """
+        shown = self._shown(resp.url or "/")
+        where = f"source {self.source}: answer to {method.upper()} {shown}"
+        try:
+            body = resp.json()
+        except ValueError:
+            kind = (resp.headers.get("Content-Type") or "no content type").split(";")[0].strip()
+            body = None
+            problem = f"is not JSON (HTTP {resp.status_code}, {kind}, {len(resp.content)} bytes)"
+        else:
+            missing = [key for key in need if not isinstance(body, dict) or body.get(key) is None]
+            json_type = _JSON_TYPES.get(type(body).__name__, "value")
+            problem = (f"is a JSON {json_type}, not an object" if not isinstance(body, dict) else
+                       f"lacks {', '.join(missing)}" if missing else "")
+        if not problem:
+            return body
+        raise BadResponseError(f"{where} {problem}", status=resp.status_code, source=self.source, endpoint=shown)
 
     def close(self) -> None:
         if self._owns_session:

@@ -153,15 +153,17 @@ class IntercomConnector(Connector):
             if name in self._tag_ids:
                 return self._tag_ids[name]
         if create:
-            body = self.http.request("POST", "/tags", json={"name": name}).json()
+            body = self.http.json_answer(self.http.request("POST", "/tags", json={"name": name}), "POST",
+                                         need=("id",))
             tag_id = str(body["id"])
             with self._lock:
                 self._tag_ids[name] = tag_id
             return tag_id
         if not self._tags_listed:
-            listing = self.http.get_json("/tags") or {}
+            listing = self.http.json_answer(self.http.request("GET", "/tags"), "GET")
+            items = listing.get("data") or listing.get("tags") or []
             with self._lock:
-                for tag in listing.get("data") or listing.get("tags") or []:
+                for tag in items if isinstance(items, list) else []:
                     if isinstance(tag, dict) and tag.get("name") is not None and tag.get("id") is not None:
                         self._tag_ids.setdefault(str(tag["name"]), str(tag["id"]))
                 self._tags_listed = True

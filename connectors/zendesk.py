@@ -197,16 +197,22 @@ class ZendeskConnector(Connector):
         tags = json_object(resp).get("tags")
         return [str(t) for t in tags] if isinstance(tags, list) else None
 
+    def resolve_field(self, name: str) -> str | None:
+        """The store keys custom fields by id (``zendesk_map.custom_fields``): a title is looked up once."""
+        field_id = self._field_id(name)
+        return None if field_id is None else str(field_id)
+
     def _field_id(self, key: str) -> int | None:
         """A custom field given by id (``"27642"``) or by title, looked up once from ticket_fields."""
         if str(key).isdigit():
             return int(key)
         if self._field_ids is None:
-            self._field_ids = {}
+            found: dict[str, int] = {}  # cached only once complete: a failed listing is retried, not half-kept
             for page in self.stream("ticket_fields").pages(None):
                 for row in page.records.get("fields", ()):
                     if row.get("name"):
-                        self._field_ids[str(row["name"]).lower()] = int(row["id"])
+                        found[str(row["name"]).lower()] = int(row["id"])
+            self._field_ids = found
         return self._field_ids.get(str(key).lower())
 
     def close(self) -> None:

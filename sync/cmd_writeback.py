@@ -14,7 +14,7 @@ from connectors.base import Connector
 from sync.context import AppContext, get_ctx
 from sync.registry import build_connector
 from sync.store import Store
-from sync.writeback import ApplyReport, Plan, apply, plan
+from sync.writeback import ApplyReport, Plan, apply, ensure_fresh_cdi, plan
 
 
 class ConnectorPool:
@@ -36,6 +36,8 @@ class ConnectorPool:
 
 def print_plan(actx: AppContext, planned: Plan, *, limit: int = 50) -> None:
     console = actx.console
+    if planned.cdi is not None:
+        console.print(planned.cdi.describe(), markup=False)
     if not planned.flagged:
         console.print("No account is red or rising fast: nothing to write.")
         return
@@ -55,14 +57,18 @@ def print_plan(actx: AppContext, planned: Plan, *, limit: int = 50) -> None:
 
 def run_writeback(actx: AppContext, settings: Settings, *, do_apply: bool, limit: int | None = None,
                   store: Store | None = None) -> tuple[Plan, ApplyReport | None]:
+    """Plan (and with ``do_apply`` write) against a CDI at least as fresh as the newest sync."""
     own = store is None
     store = store or actx.store(settings)
     pool = ConnectorPool(settings)
     try:
-        planned = plan(store, settings)
+        now = actx.clock()
+        basis = ensure_fresh_cdi(store, settings, now=now)
+        planned = plan(store, settings, now=now, connectors=pool)
+        planned.cdi = basis
         if not do_apply:
             return planned, None
-        return planned, apply(store, settings, planned, pool, limit=limit)
+        return planned, apply(store, settings, planned, pool, limit=limit, now=actx.clock)
     finally:
         pool.close()
         if own:
@@ -90,7 +96,10 @@ def register(app: typer.Typer) -> None:
         if fmt == "json":
             actx.console.print_json(json.dumps({
                 "planned": [w.__dict__ for w in planned.writes], "skipped": planned.skipped,
+                "cdi": None if planned.cdi is None else planned.cdi.__dict__,
                 "applied": None if report is None else report.__dict__}))
+            if report is not None and report.failed:
+                raise typer.Exit(1)
             return
         print_plan(actx, planned)
         if report is None:
@@ -98,5 +107,9 @@ def register(app: typer.Typer) -> None:
             return
         actx.console.print(f"applied {report.applied}, gone {report.gone}, refused {report.refused}, "
                            f"failed {report.failed}" + (f", {report.capped} left by the cap" if report.capped else ""))
+        for error in report.errors[:10]:
+            actx.console.print(f"failed: {error}", markup=False, highlight=False)
+        if len(report.errors) > 10:
+            actx.console.print(f"…and {len(report.errors) - 10} more failed write(s): see 'deskpulse status'")
         if report.failed:
             raise typer.Exit(1)

@@ -20,6 +20,17 @@ from sync.store import Store
 log = logging.getLogger("deskpulse.pipeline")
 
 
+def refresh_cdi(store: Store, settings: Settings, now: int) -> None:
+    """Score new messages, backfill and record today's CDI in ``cdi_history``: what write-back acts on.
+
+    The daemon runs it after every sync; ``deskpulse writeback`` runs it when the stored CDI predates the
+    newest sync (``sync.writeback.ensure_fresh_cdi``).
+    """
+    from kpi_engine import distress
+
+    distress.refresh(store.conn, settings=settings.distress, as_of=now, tz=settings.kpi.timezone, sla=settings.sla)
+
+
 class Pipeline:
     def __init__(self, settings: Settings, db_path: Path, *, stop: threading.Event | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -39,7 +50,7 @@ class Pipeline:
 
     def refresh(self, *, writeback: bool) -> None:
         """KPI snapshot of the current and last week, sentiment + CDI for today, then (if enabled) write-back."""
-        from kpi_engine import distress, snapshots
+        from kpi_engine import snapshots
 
         now = int(self.clock())
         settings = self.settings
@@ -47,15 +58,14 @@ class Pipeline:
             for week in snapshots.current_and_last_week(now, settings.kpi.timezone):
                 snapshots.snapshot_week(store.conn, kpi=settings.kpi, sla=settings.sla, costs=settings.costs,
                                         week=week, now=now, refresh=True)
-            distress.refresh(store.conn, settings=settings.distress, as_of=now, tz=settings.kpi.timezone,
-                             sla=settings.sla)
+            refresh_cdi(store, settings, now)
             if writeback and not self.stop.is_set():
                 from sync.cmd_writeback import ConnectorPool
                 from sync.writeback import apply, plan
 
                 pool = ConnectorPool(settings)
                 try:
-                    report = apply(store, settings, plan(store, settings, now=now), pool)
+                    report = apply(store, settings, plan(store, settings, now=now, connectors=pool), pool)
                 finally:
                     pool.close()
                 log.info("write-back: applied %d, gone %d, refused %d, failed %d, left by cap %d", report.applied,

@@ -8,9 +8,14 @@ next sync and yields no new write, so self-writes (which bump ``updated_at``
 and come back in the next sync) can never loop, and a crash between a write
 and its outbox record costs at most one repeated, idempotent write.
 
-Flagged accounts are read from ``cdi_history`` (written by the distress step),
-so write-back never recomputes the CDI and always acts on what
-``deskpulse distress`` showed.
+Flagged accounts are read from ``cdi_history`` (written by the distress step).
+The daemon records it after every sync; ``deskpulse writeback`` first checks it
+is at least as fresh as the newest synced data and computes it when it is not
+(:func:`ensure_fresh_cdi`), then says which day it used.
+
+Removal on recovery (``remove_when_recovered``) touches only a tag whose
+presence deskpulse's own latest write explains (:func:`own_tags`): once it has
+removed its tag, an agent's re-add belongs to the agent.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -75,10 +80,49 @@ class PlannedWrite:
 
 
 @dataclass
+class CdiBasis:
+    """Which CDI a write-back run acts on, and whether it had to be computed first."""
+
+    day: str | None
+    computed_at: int | None
+    recomputed: bool
+
+    def describe(self) -> str:
+        if self.day is None:
+            return "No CDI could be computed (nothing synced yet?)."
+        when = describe_now(self.computed_at) if self.computed_at else "at an unknown time"
+        if self.recomputed:
+            return f"Using the CDI of {self.day}, computed just now (the stored one predated the last sync)."
+        return f"Using the CDI of {self.day}, computed {when} (after the last sync)."
+
+
+@dataclass
 class Plan:
     writes: list[PlannedWrite] = field(default_factory=list)
     flagged: list[FlaggedAccount] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+    cdi: CdiBasis | None = None  # which CDI the plan acted on, when the caller checked (ensure_fresh_cdi)
+
+
+def ensure_fresh_cdi(store: Store, settings: Settings, *, now: float) -> CdiBasis:
+    """Make the CDI write-back reads at least as fresh as the newest synced data; compute it if not.
+
+    ``deskpulse sync`` stores tickets but computes no CDI (the daemon does, after each sync): acting on the
+    stored one would tag by yesterday's distress, or find nothing at all on a fresh install. Fresh means
+    recorded (``cdi_history.computed_at``) no earlier than the last sync activity of any stream.
+    """
+    newest_sync = store.scalar("SELECT max(max(coalesce(last_run_at, 0), coalesce(last_success_at, 0), "
+                               "coalesce(last_error_at, 0))) FROM sync_state")
+    day = store.scalar("SELECT max(day) FROM cdi_history")
+    computed = store.scalar("SELECT max(computed_at) FROM cdi_history WHERE day = ?", [day]) if day else None
+    if day is not None and computed is not None and int(computed) >= int(newest_sync or 0):
+        return CdiBasis(day, int(computed), False)
+    from sync.pipeline import refresh_cdi
+
+    refresh_cdi(store, settings, int(now))
+    day = store.scalar("SELECT max(day) FROM cdi_history")
+    computed = store.scalar("SELECT max(computed_at) FROM cdi_history WHERE day = ?", [day]) if day else None
+    return CdiBasis(day, None if computed is None else int(computed), True)
 
 
 def _digest(text: str) -> str:
@@ -119,12 +163,47 @@ def _field_for(settings: Settings, source_name: str) -> str | None:
     return src.distress_field or settings.distress.field
 
 
-def plan(store: Store, settings: Settings, *, now: float | None = None) -> Plan:
-    """Desired states of every open ticket of a flagged account, minus what the store shows is already there."""
+def resolve_fields(settings: Settings, sources: Iterable[str], connectors: Callable[[str], Connector] | None,
+                   skipped: dict[str, int] | None = None) -> dict[str, str | None]:
+    """Each source's configured CDI field as the key the store keeps it under, resolved once per run.
+
+    The plan compares a ticket's stored ``custom_fields`` with the wanted value; looking under the
+    configured spelling when the store uses another key (Freshdesk ``deskpulse_cdi`` vs
+    ``cf_deskpulse_cdi``, a Zendesk title vs its id) would rewrite every flagged ticket every run.
+    Without ``connectors`` (tests of the planner alone) the configured name is used as is. A field the
+    vendor does not know, or a lookup that fails, leaves that source without field writes this run
+    (counted in ``skipped``); tags still go out.
+    """
+    out: dict[str, str | None] = {}
+    for source in sources:
+        name = _field_for(settings, source)
+        if not name or connectors is None:
+            out[source] = name
+            continue
+        try:
+            out[source] = connectors(source).resolve_field(name)
+        except APIError as exc:
+            log.warning("write-back: could not look up field %r on source %s: %s", name, source, exc)
+            out[source] = None
+        if out[source] is None and skipped is not None:
+            reason = f"field {name!r} not found on {source}"
+            skipped[reason] = skipped.get(reason, 0) + 1
+    return out
+
+
+def plan(store: Store, settings: Settings, *, now: float | None = None,
+         connectors: Callable[[str], Connector] | None = None) -> Plan:
+    """Desired states of every open ticket of a flagged account, minus what the store shows is already there.
+
+    ``connectors`` (the run's connector pool) resolves each source's configured field to its store key
+    first (:func:`resolve_fields`); pass it whenever the plan will be applied.
+    """
     now = time.time() if now is None else now
     tag = settings.distress.tag
     result = Plan(flagged=flagged_accounts(store, settings))
     configured = {s.name for s in settings.sources}
+    flagged_sources = sorted({a.source for a in result.flagged if a.source in configured})
+    field_keys = resolve_fields(settings, flagged_sources, connectors, result.skipped)
     wanted: set[tuple[str, str]] = set()
     outbox = {r["key"]: r for r in store.query("SELECT key, status, next_attempt_at FROM outbox WHERE kind='ticket'")}
 
@@ -147,7 +226,7 @@ def plan(store: Store, settings: Settings, *, now: float | None = None) -> Plan:
             f"SELECT id, tags, custom_fields FROM tickets WHERE source = ? AND {column} = ? "  # noqa: S608
             f"AND status IN ({','.join('?' * len(OPEN_STATUSES))}) AND coalesce(is_spam,0)=0 "
             "AND coalesce(is_merged,0)=0 ORDER BY id", [acc.source, value, *OPEN_STATUSES])
-        field_name = _field_for(settings, acc.source)
+        field_name = field_keys.get(acc.source)
         field_value = f"{acc.cdi} | {acc.why}"[:255]
         for ticket in tickets:
             wanted.add((acc.source, ticket["id"]))
@@ -166,15 +245,35 @@ def plan(store: Store, settings: Settings, *, now: float | None = None) -> Plan:
                         f"{acc.source}:{ticket['id']}:field:{field_name}:{_digest(field_value)}", acc.source,
                         ticket["id"], "set_field", f"{field_name}={field_value}", acc.why, acc.account))
     if settings.distress.remove_when_recovered:
-        for row in store.query("SELECT o.source, o.target FROM outbox o WHERE o.kind='ticket' AND o.status='done' "
-                               "AND o.key LIKE '%:tag:' || ? ", [tag]):
-            if (row["source"], row["target"]) in wanted:
+        for source, target in own_tags(store, tag):
+            if (source, target) in wanted or source not in configured:
                 continue
-            tags = store.scalar("SELECT tags FROM tickets WHERE source=? AND id=?", [row["source"], row["target"]])
+            tags = store.scalar("SELECT tags FROM tickets WHERE source=? AND id=?", [source, target])
             if tags and tag in json.loads(tags):
-                consider(PlannedWrite(f"{row['source']}:{row['target']}:untag:{tag}:{int(now) // 86400}",
-                                      row["source"], row["target"], "remove_tag", tag, "account recovered"))
+                consider(PlannedWrite(f"{source}:{target}:untag:{tag}:{int(now) // 86400}",
+                                      source, target, "remove_tag", tag, "account recovered"))
     return result
+
+
+def own_tags(store: Store, tag: str) -> list[tuple[str, str]]:
+    """(source, ticket) pairs where deskpulse's own latest applied write of ``tag`` is an add.
+
+    Only such a tag's presence is explained by deskpulse, so only it may be removed on recovery. Once
+    deskpulse has removed its tag, an agent who puts it back owns it: the old ``done`` add must not count
+    again. Writes are ordered by when they were applied (``done_at``); an add and a removal applied in the
+    same second read as "removed" (the tag is then left alone: never clobber on doubt). Failed or pending
+    removals do not count, so a removal that did not happen is retried.
+    """
+    latest: dict[tuple[str, str], tuple[int, bool]] = {}  # (done_at, is_removal): True sorts last, wins a tie
+    rows = store.query(
+        "SELECT source, target, done_at, json_extract(payload, '$.action') AS action FROM outbox "
+        "WHERE kind='ticket' AND status='done' AND json_extract(payload, '$.value') = ? "
+        "AND json_extract(payload, '$.action') IN ('add_tag', 'remove_tag')", [tag])
+    for row in rows:
+        pair = (row["source"], row["target"])
+        mark = (int(row["done_at"] or 0), row["action"] == "remove_tag")
+        latest[pair] = max(latest.get(pair, mark), mark)
+    return sorted(pair for pair, (_, removed) in latest.items() if not removed)
 
 
 @dataclass
@@ -245,13 +344,22 @@ def apply(store: Store, settings: Settings, planned: Plan, connectors: Callable[
                     next_attempt_at=t + RETRY_BASE_S)
             dead_sources.add(write.source)
             continue
-        except APIError as exc:
+        except APIError as exc:  # incl. BadResponseError: one bad answer fails this write, the rest go on
             attempts = prior_attempts + 1
             status = "dead" if attempts >= MAX_ATTEMPTS else "failed"
             report.failed += 1
             report.errors.append(str(exc))
             _record(store, write, status, error=str(exc)[:500], attempts_inc=1, now=t,
                     next_attempt_at=t + RETRY_BASE_S * 2 ** (attempts - 1))
+            continue
+        except Exception as exc:  # noqa: BLE001 - a connector bug must fail one write, not strand the outbox
+            log.exception("write-back: %s on %s failed unexpectedly", write.action, write.key)
+            error = f"source {write.source}: internal error {type(exc).__name__} writing ticket {write.ticket_id} " \
+                    "(see the log)"
+            report.failed += 1
+            report.errors.append(error)
+            _record(store, write, "failed", error=error, attempts_inc=1, now=t,
+                    next_attempt_at=t + RETRY_BASE_S * 2 ** prior_attempts)
             continue
         if result.outcome == "applied":
             report.applied += 1
