@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from rich.markup import escape
 from rich.table import Table
 
 from kpi_engine import fact_store
 from sync.context import AppContext
+from sync.store import Store
 
 
 def _when(epoch: int | None) -> str:
@@ -39,17 +41,23 @@ def _cursor_text(raw: str | None) -> str:
 def status_data(actx: AppContext) -> dict:
     """Everything ``status`` shows, as data (also used by tests and ``--format json`` later)."""
     settings = actx.settings(required=False)
-    store = actx.store(settings)
+    # no store yet: read an empty in-memory one (same schema, every section empty) instead of creating the file
+    store = actx.store(settings) if actx.store_exists(settings) else Store(":memory:")
     try:
         full, changed = fact_store.stale(store.conn, settings.kpi)
         facts = {"tickets": store.scalar("SELECT COUNT(*) FROM kpi_facts"), "changed": changed, "rebuild": full}
         streams = store.query("SELECT * FROM sync_state ORDER BY source, stream")
         outbox = store.query("SELECT kind, status, count(*) AS n FROM outbox GROUP BY kind, status ORDER BY kind")
+        failed_writes = store.query(
+            "SELECT source, target, status, attempts, last_error, next_attempt_at, updated_at FROM outbox "
+            "WHERE kind = 'ticket' AND status IN ('failed', 'dead') AND last_error IS NOT NULL "
+            "ORDER BY updated_at DESC, key LIMIT 20")
         quarantine = store.query("SELECT source, stream, count(*) AS n FROM quarantine GROUP BY source, stream")
         jobs = store.query("SELECT value FROM meta WHERE key = 'daemon_jobs'")
     finally:
         store.close()
-    return {"streams": streams, "outbox": outbox, "quarantine": quarantine, "kpi_facts": facts,
+    return {"streams": streams, "outbox": outbox, "failed_writes": failed_writes, "quarantine": quarantine,
+            "kpi_facts": facts,
             "jobs": json.loads(jobs[0]["value"]) if jobs else []}
 
 
@@ -57,34 +65,40 @@ def show_status(actx: AppContext) -> None:
     data = status_data(actx)
     console = actx.console
     if not data["streams"]:
-        console.print(f"Nothing synced yet into {actx.store_path()}. Run 'deskpulse sync' (or 'deskpulse demo').")
+        console.print(f"Nothing synced yet into {escape(str(actx.store_path()))}. Run 'deskpulse sync' (or 'deskpulse demo').")
     else:
-        table = Table(title=f"sync state ({actx.store_path()})", title_justify="left", show_edge=False)
+        table = Table(title=f"sync state ({escape(str(actx.store_path()))})", title_justify="left", show_edge=False)
         for col in ("source", "stream", "status", "last success", "rows", "cursor", "last error"):
             table.add_column(col, justify="right" if col == "rows" else "left", overflow="fold")
         for row in data["streams"]:
             colour = {"ok": "green", "error": "red", "running": "yellow"}.get(row["status"] or "", "white")
             error = row["last_error"] if row["status"] == "error" else ""
-            table.add_row(row["source"], row["stream"], f"[{colour}]{row['status']}[/]",
+            # stored text (names, cursors, server errors) is escaped: Rich would eat "[kpi]" or choke on "[/x]"
+            table.add_row(escape(row["source"]), escape(row["stream"]), f"[{colour}]{escape(row['status'] or '')}[/]",
                           _when(row["last_success_at"]), f"{row['rows_total'] or 0:,}",
-                          _cursor_text(row["cursor"]), error or "")
+                          escape(_cursor_text(row["cursor"])), escape(error or ""))
         console.print(table)
     if data["quarantine"]:
         total = sum(r["n"] for r in data["quarantine"])
         console.print(f"[yellow]{total} quarantined record(s)[/]: "
-                      + ", ".join(f"{r['source']}/{r['stream']} {r['n']}" for r in data["quarantine"]))
+                      + escape(", ".join(f"{r['source']}/{r['stream']} {r['n']}" for r in data["quarantine"])))
     pending = [r for r in data["outbox"] if r["status"] not in ("done",)]
     if data["outbox"]:
-        console.print("outbox: " + ", ".join(f"{r['kind']} {r['status']} {r['n']}" for r in data["outbox"]))
+        console.print("outbox: " + escape(", ".join(f"{r['kind']} {r['status']} {r['n']}" for r in data["outbox"])))
     elif not pending:
         console.print("outbox: empty")
+    for row in data["failed_writes"]:  # newest first, at most 20: each with its one-line reason
+        what = (f"retry after {_when(row['next_attempt_at'])}" if row["status"] == "failed"
+                else f"given up after {row['attempts']} attempt(s)")
+        console.print(f"[red]write failed[/] {row['source']} ticket {row['target']} ({what}): ", end="")
+        console.print(row["last_error"], markup=False, highlight=False)
     facts = data["kpi_facts"]
     if facts["rebuild"]:
-        console.print("KPI facts: rebuilt by the next KPI run or sync (new store, upgrade or changed [kpi] settings)")
+        console.print("KPI facts: rebuilt by the next KPI run or sync (new store, upgrade or changed \\[kpi] settings)")
     else:
         console.print(f"KPI facts: {facts['tickets']:,} tickets; changed since the last refresh: {facts['changed']:,}")
     for job in data["jobs"]:
-        line = f"job {job['id']}: next run {job.get('next_run') or 'paused'}"
+        line = escape(f"job {job['id']}: next run {job.get('next_run') or 'paused'}")
         if job.get("failures"):
             line += f" [red]({job['failures']} failures in a row, backing off until {job.get('backoff_until')})[/]"
         console.print(line)

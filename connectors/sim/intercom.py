@@ -21,6 +21,8 @@ second; ``limit_per_window=None`` means unlimited and no rate-limit headers;
 ``known_admins_only`` makes tag calls check ``admin_id`` (404
 ``admin_not_found``); ``inclusive=False`` reads ``>``/``<`` strictly (the
 UNCONFIRMED alternative); ``honor_sort=False`` ignores ``sort`` (id order).
+Fault kinds ``html``/``garbage``/``shape``/``no_id`` mangle the 2xx answer of
+a write call (``IntercomSim.BAD_ANSWERS``).
 Rendering lives in ``intercom_render.py``, the query language in
 ``intercom_search.py``, the directory endpoints in ``intercom_directory.py``.
 """
@@ -127,6 +129,27 @@ class IntercomSim(DirectoryRoutes, Simulator):
     @staticmethod
     def _visible(t: Ticket) -> bool:
         return not (t.deleted or t.spam or t.merged_into is not None)
+
+    # -- write faults -------------------------------------------------------------------------------
+    #: Fault kinds that mangle the 2xx answer of a write call (POST/PUT/DELETE) after the write ran: what a
+    #: TLS-intercepting proxy, a CDN error page or a truncated body looks like to the client. Not an
+    #: Intercom behaviour (its API answers JSON, API-NOTES 3.5): fault injection for the write path.
+    BAD_ANSWERS: dict[str, tuple[bytes, str]] = {
+        "html": (b"<!DOCTYPE html><html><body><h1>Bad gateway</h1></body></html>", "text/html; charset=utf-8"),
+        "garbage": (b'{"type": "tag", "id": "1', "application/json"),
+        "shape": (b'[{"type": "tag"}]', "application/json"),
+        "no_id": (b'{"type": "tag", "name": "x"}', "application/json"),
+    }
+
+    def handle(self, req: SimRequest) -> SimResponse:
+        """Serve as usual; a write whose answer is 2xx may then be mangled by an injected bad-answer fault."""
+        resp = super().handle(req)
+        if req.method != "GET" and 200 <= resp.status < 300:
+            fault = self.take_fault(req.path, tuple(self.BAD_ANSWERS))
+            if fault is not None:
+                body, content_type = self.BAD_ANSWERS[fault.kind]
+                resp = SimResponse(resp.status, body, {**resp.headers, "Content-Type": content_type})
+        return resp
 
     # -- envelope, auth, limits ---------------------------------------------------------------------
     def error(self, status: int, message: str, code: str | None = None) -> SimResponse:
