@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -28,6 +28,9 @@ from sync.logs import setup_logging
 from sync.redaction import Redactor
 
 logger = logging.getLogger("deskpulse.sync")
+#: ``demo``/``sim --tickets`` ceiling: each simulator holds its own copy of the generated world in memory
+#: (100,000 tickets measured at ~750 MB per copy, the demo keeps four), so 50,000 stays near 1.5 GB.
+MAX_DEMO_TICKETS = 50_000
 
 app = typer.Typer(
     name="deskpulse",
@@ -115,9 +118,10 @@ def print_reports(actx: AppContext, reports: list[SourceReport]) -> None:
         table.add_column(col, justify="right" if col in ("rows", "requests", "seconds") else "left")
     for rep in reports:
         errors = [f"{s.stream}: {s.error}" for s in rep.streams if s.error]
-        result = "[green]ok[/]" if rep.ok else "[red]" + "; ".join(errors or [rep.error or "failed"]) + "[/]"
-        table.add_row(rep.source, rep.kind, f"{rep.rows:,}", "" if rep.requests is None else f"{rep.requests:,}",
-                      f"{rep.seconds:.1f}", result)
+        # error text comes from servers and exceptions: escaped, or a "[/x]" in it breaks the table (MarkupError)
+        result = "[green]ok[/]" if rep.ok else "[red]" + escape("; ".join(errors or [rep.error or "failed"])) + "[/]"
+        table.add_row(escape(rep.source), rep.kind, f"{rep.rows:,}",
+                      "" if rep.requests is None else f"{rep.requests:,}", f"{rep.seconds:.1f}", result)
     actx.console.print(table)
 
 
@@ -150,8 +154,9 @@ def status(ctx: typer.Context) -> None:
 def sim(
     ctx: typer.Context,
     kind: Annotated[str, typer.Argument(help="zendesk, freshdesk, intercom or slack")],
-    port: Annotated[int, typer.Option("--port", help="Loopback port (0: any free port).")] = 0,
-    tickets: Annotated[int, typer.Option("--tickets", min=1, help="Tickets in the generated world.")] = 3000,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Loopback port (0: any free port).")] = 0,
+    tickets: Annotated[int, typer.Option("--tickets", min=1, max=MAX_DEMO_TICKETS,
+                                         help="Tickets in the generated world.")] = 3000,
     seed: Annotated[int, typer.Option("--seed", help="World seed (same seed, same world).")] = 7,
 ) -> None:
     """Run one simulator in the foreground on 127.0.0.1 until Ctrl-C."""
@@ -175,7 +180,9 @@ def sim(
 @app.command()
 def demo(
     ctx: typer.Context,
-    tickets: Annotated[int, typer.Option("--tickets", min=10, help="Tickets per simulated helpdesk.")] = 3000,
+    tickets: Annotated[int, typer.Option("--tickets", min=10, max=MAX_DEMO_TICKETS,
+                                         help=f"Tickets per simulated helpdesk (at most {MAX_DEMO_TICKETS:,}).")]
+    = 3000,
     seed: Annotated[int, typer.Option("--seed", help="World seed.")] = 7,
     kinds: Annotated[str, typer.Option("--kinds", help="Comma-separated helpdesks to simulate.")] = "",
 ) -> None:
@@ -203,36 +210,62 @@ def _register_commands() -> None:
 _register_commands()
 
 
+#: Click's exception classes exactly as Typer raises them. Typer 0.2x bundles its own copy of Click
+#: (``typer._click``), so ``click.UsageError`` from the click package never matches what it raises; the public
+#: ``typer.BadParameter`` is a subclass of both, whichever Click Typer uses, so they are taken from its MRO.
+_CLICK_USAGE_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+_CLICK_EXCEPTION: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def _one_line(text: str) -> str:
+    """Error text folded onto one line: a scheduler's log keeps one record per failure."""
+    return " ".join(text.split())
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point: one line per error, exit codes per DESIGN.md."""
+    """Console-script entry point: one line per error, exit codes per DESIGN.md.
+
+    0 only when everything asked succeeded; 1 when any source, stream, write or post failed (commands say so
+    by raising ``typer.Exit(1)`` after printing their table, or a :class:`DeskpulseError`); 2 for bad usage
+    or config; 130 on Ctrl-C. Click runs with ``standalone_mode=False`` so errors reach the handlers below
+    instead of Click's multi-line usage box; in that mode Click *returns* a ``typer.Exit`` code instead of
+    raising it, so the return value is the exit code.
+    """
     try:
-        app(args=argv, standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        code = app(args=argv, standalone_mode=False)
+    except typer.Exit as exc:  # raised outside a command (Typer catches it inside one and returns the code)
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("aborted", file=sys.stderr)  # noqa: T201
         return 130
-    except click.UsageError as exc:
-        print(f"error: {exc.format_message()}", file=sys.stderr)  # noqa: T201
+    except _CLICK_USAGE_ERROR as exc:  # unknown command or option, bad option value, missing argument
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare ``deskpulse``: the help is the message
+            help_text = exc.format_message()  # type: ignore[attr-defined]
+            if help_text.strip():  # Typer's Rich help printed itself already; plain Click hands it back
+                print(help_text)  # noqa: T201
+            print("error: no command given ('deskpulse --help' lists them)", file=sys.stderr)  # noqa: T201
+            return 2
+        print(f"error: {_one_line(exc.format_message())}", file=sys.stderr)  # type: ignore[attr-defined]  # noqa: T201
         return 2
-    except click.ClickException as exc:
-        print(f"error: {exc.format_message()}", file=sys.stderr)  # noqa: T201
-        return exc.exit_code
+    except _CLICK_EXCEPTION as exc:
+        print(f"error: {_one_line(_REDACTOR.redact(exc.format_message()))}", file=sys.stderr)  # type: ignore[attr-defined]  # noqa: T201,E501
+        return int(getattr(exc, "exit_code", 1))
     except DeskpulseError as exc:
-        print(f"error: {_safe(exc)}", file=sys.stderr)  # noqa: T201
+        print(f"error: {_one_line(_safe(exc))}", file=sys.stderr)  # noqa: T201
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)  # noqa: T201
         return 130
     except Exception as exc:  # noqa: BLE001 - a bug must still not print a secret or a raw traceback
-        print(f"internal error: {_safe(exc, with_type=True)} (please report; -vv for details)",  # noqa: T201
+        print(f"internal error: {_one_line(_safe(exc, with_type=True))} (please report; -vv for details)",  # noqa: T201
               file=sys.stderr)
         if "-vv" in (argv or sys.argv):
             import traceback
 
             print(_REDACTOR.redact(traceback.format_exc()), file=sys.stderr)  # noqa: T201
         return 1
-    return 0
+    # Typer returns the command's return value, or the code of a ``typer.Exit`` it caught. Commands return None.
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
 def _safe(exc: BaseException, *, with_type: bool = False) -> str:

@@ -44,6 +44,11 @@ class AppContext:
     def store(self, settings: Settings | None = None) -> Store:
         return Store(self.store_path(settings))
 
+    def store_exists(self, settings: Settings | None = None) -> bool:
+        """Whether the store file is there: read-only commands must not create one by opening it."""
+        path = self.store_path(settings)
+        return str(path) == ":memory:" or path.exists()
+
 
 def get_ctx(ctx: typer.Context) -> AppContext:
     """The AppContext the root callback stored on the Typer context."""

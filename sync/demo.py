@@ -13,8 +13,9 @@ from typing import Any
 
 from rich.table import Table
 
+from config.errors import UsageError
 from config.settings import Settings
-from sync.cli import print_reports, run_sync
+from sync.cli import MAX_DEMO_TICKETS, print_reports, run_sync
 from sync.context import AppContext
 from sync.simulators import DEMO_SPEEDUP, RunningSim, make_world, start_simulator
 from sync.store import Store
@@ -40,6 +41,8 @@ def demo_settings(sims: list[RunningSim], db: Path) -> Settings:
 
 def run_demo(actx: AppContext, *, tickets: int, seed: int, kinds: list[str]) -> dict[str, Any]:
     """Run the demo; returns what it showed (tests assert on it)."""
+    if not 10 <= tickets <= MAX_DEMO_TICKETS:  # the CLI bounds it too; a larger world runs out of memory
+        raise UsageError(f"--tickets {tickets} is outside 10..{MAX_DEMO_TICKETS:,}")
     console = actx.console
     kinds = kinds or list(DEFAULT_KINDS)
     db = actx.db_path or DEMO_DB

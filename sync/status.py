@@ -65,7 +65,8 @@ def show_status(actx: AppContext) -> None:
     data = status_data(actx)
     console = actx.console
     if not data["streams"]:
-        console.print(f"Nothing synced yet into {escape(str(actx.store_path()))}. Run 'deskpulse sync' (or 'deskpulse demo').")
+        console.print(f"Nothing synced yet into {escape(str(actx.store_path()))}. "
+                      "Run 'deskpulse sync' (or 'deskpulse demo').")
     else:
         table = Table(title=f"sync state ({escape(str(actx.store_path()))})", title_justify="left", show_edge=False)
         for col in ("source", "stream", "status", "last success", "rows", "cursor", "last error"):
