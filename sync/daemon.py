@@ -18,9 +18,11 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobExecutionEvent
@@ -46,10 +48,15 @@ class DaemonLockedError(DeskpulseError):
 
 
 class StoreLock:
-    """An exclusive ``flock`` next to the database: one daemon per store, released by the OS on any exit."""
+    """An exclusive ``flock`` next to the database: one daemon per store, released by the OS on any exit.
+
+    The lock file sits beside the *resolved* database path: a second daemon reaching the same file through a
+    symlink (of the file or of a folder above it) or a relative path must find the same lock.
+    """
 
     def __init__(self, db_path: Path) -> None:
-        self.path = Path(f"{db_path}.daemon.lock")
+        self.db_path = db_path
+        self.path = Path(f"{Path(db_path).resolve()}.daemon.lock")
         self.fd: int | None = None
 
     def acquire(self) -> None:
@@ -61,7 +68,7 @@ class StoreLock:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
             os.close(fd)
             raise DaemonLockedError(
-                f"another deskpulse daemon (pid {holder}) is already running on {self.path.name[:-12]}; "
+                f"another deskpulse daemon (pid {holder}) is already running on {self.db_path}; "
                 "stop it first or use another --db") from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
@@ -72,6 +79,21 @@ class StoreLock:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
+
+
+def digest_due(settings: Settings, now: float) -> bool:
+    """Whether this week's digest time (``[schedule] digest`` in the reporting timezone) has passed.
+
+    ``daemon --once`` posts the last complete week only from then on, like the scheduled job would; a week
+    already posted is a no-op (the outbox), so a cron calling ``--once`` every 15 minutes posts once.
+    """
+    day, hhmm = settings.schedule.digest.split()
+    hour, minute = (int(x) for x in hhmm.split(":"))
+    local = datetime.fromtimestamp(now, ZoneInfo(settings.kpi.timezone))
+    monday = local.date() - timedelta(days=local.weekday())
+    slot = datetime.combine(monday + timedelta(days=list(DAYS).index(day)), dtime(hour, minute),
+                            tzinfo=ZoneInfo(settings.kpi.timezone))
+    return local >= slot
 
 
 def digest_trigger(settings: Settings) -> CronTrigger:
@@ -144,6 +166,40 @@ class Daemon:
         if not self.stop.is_set():
             self.pipeline.digest()
         self.jobs_changed.set()
+
+    def run_once(self) -> list[str]:
+        """``daemon --once``: every job once, in the scheduled order; returns the ids of the jobs that failed.
+
+        Each source's sync, then one refresh (KPI snapshot, sentiment + distress, write-back when enabled),
+        then the digest when a Slack destination is configured and this week's digest time has passed. A job
+        that fails is logged and recorded for ``status`` like a scheduled one, and the next job still runs:
+        the caller exits 1 when this list is not empty.
+        """
+        failed: list[str] = []
+        digest_configured = self.settings.slack.webhook_url is not None or self.settings.slack.bot_token is not None
+        jobs: list[tuple[str, Callable[[], object]]] = [
+            (f"sync:{s.name}", lambda name=s.name: self.pipeline.sync(name)) for s in self.settings.sources]
+        jobs.append(("refresh", lambda: self.pipeline.refresh(writeback=self.settings.writeback.enabled)))
+        if digest_configured and digest_due(self.settings, self.clock()):
+            jobs.append(("digest", self.pipeline.digest))
+        for job_id, body in jobs:
+            if self.stop.is_set():
+                log.warning("stop requested: job %s and the rest not run", job_id)
+                break
+            try:
+                result = body()
+            except Exception as exc:  # noqa: BLE001 - one failed job must not skip the others
+                log.error("job %s failed: %s: %s", job_id, type(exc).__name__, exc)
+                self._record_meta(f"job_error:{job_id}", {"at": int(self.clock()),
+                                                          "error": f"{type(exc).__name__}: {exc}"[:500]})
+                failed.append(job_id)
+                continue
+            # sync answers False when a stream failed; refresh answers how many writes failed
+            if result is False or (job_id == "refresh" and isinstance(result, int) and result > 0):
+                log.error("job %s failed%s", job_id, f": {result} write(s) failed" if job_id == "refresh" else
+                          " (see the stream errors above)")
+                failed.append(job_id)
+        return failed
 
     # -- bookkeeping --------------------------------------------------------------------------------
     def _on_event(self, event: JobExecutionEvent) -> None:
@@ -221,9 +277,11 @@ def register(app: typer.Typer) -> None:
             lock = StoreLock(d.db_path)
             lock.acquire()
             try:
-                for source in settings.sources:
-                    d.sync_job(source.name)
+                failed = d.run_once()
             finally:
                 lock.release()
+            if failed:
+                log.error("daemon --once: %d job(s) failed: %s", len(failed), ", ".join(failed))
+                raise typer.Exit(1)
             return
         d.run()

@@ -48,8 +48,11 @@ class Pipeline:
                  "" if report.ok else " (with errors)")
         return report.ok
 
-    def refresh(self, *, writeback: bool) -> None:
-        """KPI snapshot of the current and last week, sentiment + CDI for today, then (if enabled) write-back."""
+    def refresh(self, *, writeback: bool) -> int:
+        """KPI snapshot of the current and last week, sentiment + CDI for today, then (if enabled) write-back.
+
+        Returns how many writes failed (``daemon --once`` exits 1 on any).
+        """
         from kpi_engine import snapshots
 
         now = int(self.clock())
@@ -70,6 +73,8 @@ class Pipeline:
                     pool.close()
                 log.info("write-back: applied %d, gone %d, refused %d, failed %d, left by cap %d", report.applied,
                          report.gone, report.refused, report.failed, report.capped)
+                return report.failed
+        return 0
 
     def digest(self) -> str:
         from sync.digest_job import last_complete_week, post_once
