@@ -13,6 +13,22 @@ Order: ``sort`` on ``updated_at``/``created_at`` is honoured when the simulator
 is told to; otherwise (or without ``sort``) results come in id order, the
 "order not guaranteed" reading a connector must survive.
 
+Dates by day (contacts only): OAS 2.11 ``/contacts/search`` "Searching for
+Timestamp Fields": timestamps "are matched by calendar day" in the workspace's
+timezone; ``=`` matches the whole day, ``>`` "matches from the start of the
+*next* day, not from the instant you passed", ``<`` everything before the start
+of that day; sorting still uses the full value. Hevo's Intercom source docs
+(API-NOTES 6.1) read ``>`` as "from midnight of T's day": ``DateRule.by_day``
+serves either reading (``"next_day"``, the spec's, or ``"same_day"``), so a
+connector can be shown to survive both. Conversations compare per second.
+
+Index lag (API-NOTES 6.1; OAS 2.11 ``/contacts/search`` "Contact Creation
+Delay": a record "may not appear in the response. This delay can take a few
+minutes"): with ``lag_s`` a change reaches the search index ``lag_s`` seconds
+(of the simulator's clock) after it was made. Until then search serves the
+record where the index last had it (a new record not at all); retrieve (GET)
+always serves the current record.
+
 Cost: with ``updated_at`` ordering the candidates come straight from a sorted
 ``(updated_at, id)`` index by bisection, so a page costs O(log n + page);
 other orders sort the matches once per (query, data version) and cache them.
@@ -22,6 +38,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import heapq
+import itertools
 import json
 import math
 from bisect import bisect_left, bisect_right, insort
@@ -51,6 +69,41 @@ class Compiled:
     pure_range: bool = True  # the query is nothing but those bounds: totals come from the index
 
 
+DAY = 86400
+
+
+@dataclass(frozen=True)
+class DateRule:
+    """How one search space compares date fields (see the module docstring).
+
+    ``inclusive``: per-second ``>``/``<`` include the bound (the 2.11 table's "Greater (or equal) than");
+    ``by_day``: None (per second), ``"next_day"`` (OAS 2.11 contacts) or ``"same_day"`` (Hevo's reading);
+    ``utc_offset_s``: the workspace timezone whose midnights are the day boundaries.
+    """
+
+    inclusive: bool = True
+    by_day: str | None = None
+    utc_offset_s: int = 0
+
+    def day_start(self, value: int) -> int:
+        return (value + self.utc_offset_s) // DAY * DAY - self.utc_offset_s
+
+    def bounds(self, op: str, v: int) -> tuple[int | None, int | None]:
+        """The inclusive [lo, hi] range of stored values that ``field op v`` matches."""
+        if self.by_day is None:
+            if op == ">":
+                return (v if self.inclusive else v + 1), None
+            if op == "<":
+                return None, (v if self.inclusive else v - 1)
+            return v, v
+        day = self.day_start(v)
+        if op == ">":
+            return (day + DAY if self.by_day == "next_day" else day), None
+        if op == "<":
+            return None, day - 1
+        return day, day + DAY - 1
+
+
 def _date(value: Any) -> int:
     if isinstance(value, bool):
         raise SearchError(f"invalid date value {value!r}")
@@ -66,7 +119,7 @@ def _scalar(value: Any) -> Any:
 
 
 def _filter(node: dict[str, Any], getters: dict[str, Callable[[Any], Any]], dates: frozenset[str],
-            inclusive: bool) -> Compiled:
+            rule: DateRule) -> Compiled:
     field, op, raw = node.get("field"), node.get("operator"), node.get("value")
     if field not in getters:
         raise SearchError(f"field '{field}' is not searchable", "field_not_found" if field else "parameter_not_found")
@@ -76,17 +129,14 @@ def _filter(node: dict[str, Any], getters: dict[str, Callable[[Any], Any]], date
     if field in dates:
         if op not in DATE_OPS:
             raise SearchError(f"operator '{op}' is not allowed on date field '{field}'")
-        v = _date(raw)
+        low, high = rule.bounds(str(op), _date(raw))
         upd = field == "updated_at"
-        if op == ">":
-            low = v if inclusive else v + 1
-            return Compiled(lambda r: (x := get(r)) is not None and x >= low, lo=low if upd else None,
-                            pure_range=upd)
-        if op == "<":
-            high = v if inclusive else v - 1
-            return Compiled(lambda r: (x := get(r)) is not None and x <= high, hi=high if upd else None,
-                            pure_range=upd)
-        return Compiled(lambda r: get(r) == v, lo=v if upd else None, hi=v if upd else None, pure_range=upd)
+
+        def within(r: Any) -> bool:
+            x = get(r)
+            return x is not None and (low is None or x >= low) and (high is None or x <= high)
+
+        return Compiled(within, lo=low if upd else None, hi=high if upd else None, pure_range=upd)
     if op in ("IN", "NIN"):
         if not isinstance(raw, list):
             raise SearchError(f"operator {op} needs a list value")
@@ -108,14 +158,14 @@ def _filter(node: dict[str, Any], getters: dict[str, Callable[[Any], Any]], date
 
 
 def compile_query(node: Any, getters: dict[str, Callable[[Any], Any]], dates: frozenset[str],
-                  depth: int = 1, inclusive: bool = True) -> Compiled:
+                  depth: int = 1, rule: DateRule = DateRule()) -> Compiled:
     """A search ``query`` object -> a predicate plus the updated_at range it implies."""
     if node is None:
         return Compiled(lambda r: True)
     if not isinstance(node, dict):
         raise SearchError("query must be an object")
     if "field" in node:
-        return _filter(node, getters, dates, inclusive)
+        return _filter(node, getters, dates, rule)
     op, children = node.get("operator"), node.get("value")
     if op not in ("AND", "OR") or not isinstance(children, list) or not children:
         raise SearchError("a query group needs operator AND/OR and a non-empty list of filters")
@@ -123,10 +173,14 @@ def compile_query(node: Any, getters: dict[str, Callable[[Any], Any]], dates: fr
         raise SearchError(f"queries may nest at most {MAX_DEPTH} levels")
     if len(children) > MAX_FILTERS:
         raise SearchError(f"at most {MAX_FILTERS} filters per {op} group")
-    parts = [compile_query(child, getters, dates, depth + 1, inclusive) for child in children]
+    parts = [compile_query(child, getters, dates, depth + 1, rule) for child in children]
     preds = [p.pred for p in parts]
-    if op == "OR":
-        return Compiled(lambda r: any(p(r) for p in preds), pure_range=False)
+    if op == "OR":  # bounded when every alternative is (e.g. updated_at > T OR updated_at = T)
+        ors_lo = [p.lo for p in parts]
+        ors_hi = [p.hi for p in parts]
+        return Compiled(lambda r: any(p(r) for p in preds),
+                        lo=None if None in ors_lo else min(x for x in ors_lo if x is not None),
+                        hi=None if None in ors_hi else max(x for x in ors_hi if x is not None), pure_range=False)
     los = [p.lo for p in parts if p.lo is not None]
     his = [p.hi for p in parts if p.hi is not None]
     return Compiled(lambda r: all(p(r) for p in preds), lo=max(los) if los else None,
@@ -149,12 +203,19 @@ class SearchSpace:
     """One searchable collection (conversations or contacts) with its sorted updated_at index."""
 
     def __init__(self, records: dict[int, Any], getters: dict[str, Callable[[Any], Any]],
-                 dates: frozenset[str], *, inclusive: bool = True) -> None:
+                 dates: frozenset[str], *, inclusive: bool = True, rule: DateRule | None = None,
+                 lag_s: float = 0.0, clock: Callable[[], float] | None = None) -> None:
         self.records = records
-        self.inclusive = inclusive
+        self.rule = rule if rule is not None else DateRule(inclusive=inclusive)
+        self.inclusive = self.rule.inclusive
         self.getters = getters
         self.dates = dates
         self.index: list[tuple[int, int]] = sorted((r.updated_at, rid) for rid, r in records.items())
+        self.indexed: dict[int, int] = {rid: r.updated_at for rid, r in records.items()}  # rid -> its index key
+        self.lag_s = lag_s
+        self.clock = clock
+        self._pending: list[tuple[float, int, int, int]] = []  # (due, seq, rid, updated_at): index lag
+        self._seq = itertools.count()
         self.version = 0
         self._cache: dict[tuple[str, str, bool], tuple[list[Any], list[Any]]] = {}
 
@@ -162,18 +223,41 @@ class SearchSpace:
         return len(self.records)
 
     def moved(self, rid: int, old_updated: int, new_updated: int) -> None:
-        """Keep the index in step after a record's updated_at changed."""
-        i = bisect_left(self.index, (old_updated, rid))
-        if i < len(self.index) and self.index[i] == (old_updated, rid):
-            del self.index[i]
-        insort(self.index, (new_updated, rid))
+        """A record's updated_at changed (or a record was added): the index follows, ``lag_s`` later."""
+        if self.lag_s > 0 and self.clock is not None:
+            heapq.heappush(self._pending, (self.clock() + self.lag_s, next(self._seq), rid, new_updated))
+            return
+        self._reindex(rid, new_updated)
+
+    def add(self, rid: int, record: Any) -> None:
+        """A new record: retrievable at once, searchable once the index has it (``lag_s``)."""
+        self.records[rid] = record
+        self.moved(rid, record.updated_at, record.updated_at)
+
+    def _reindex(self, rid: int, updated: int) -> None:
+        old = self.indexed.get(rid)
+        if old is not None:
+            i = bisect_left(self.index, (old, rid))
+            if i < len(self.index) and self.index[i] == (old, rid):
+                del self.index[i]
+        insort(self.index, (updated, rid))
+        self.indexed[rid] = updated
         self.version += 1
         self._cache.clear()
+
+    def settle(self) -> None:
+        """Apply every index update whose lag has passed (called before each search)."""
+        now = self.clock() if self.clock is not None else math.inf
+        while self._pending and self._pending[0][0] <= now:
+            _, _, rid, updated = heapq.heappop(self._pending)
+            if rid in self.records:
+                self._reindex(rid, updated)
 
     def search(self, query: Any, *, per_page: int, after: str | None, sort_field: str | None,
                descending: bool) -> tuple[list[Any], int, str | None, int]:
         """(records of the page, total_count, next cursor or None, page number)."""
-        compiled = compile_query(query, self.getters, self.dates, inclusive=self.inclusive)
+        compiled = compile_query(query, self.getters, self.dates, rule=self.rule)
+        self.settle()
         cursor = decode_cursor(after) if after else None
         page = cursor[2] + 1 if cursor else 1
         if sort_field == "updated_at":
