@@ -97,6 +97,9 @@ class SourceBase(_Model):
     timeout_read: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=6, ge=0, le=20)
     max_retry_wait: float = Field(default=300.0, gt=0, description="cap on a single Retry-After wait, seconds")
+    request_deadline: float = Field(
+        default=300.0, gt=0, le=3600,
+        description="overall limit on one HTTP attempt, seconds: a server that trickles bytes cannot hold a sync")
     requests_per_minute: int | None = Field(default=None, gt=0, description="account-wide budget override")
     distress_field: str | None = Field(default=None, description="custom field id/name for the CDI on this source")
     lookback: str = Field(

@@ -50,3 +50,19 @@ class AuthenticationError(FatalAPIError):
 
 class ParseError(DeskpulseError):
     """A record did not have the shape the connector expects; it goes to quarantine."""
+
+
+class PaginationLoopError(FatalAPIError):
+    """The vendor led a stream back to a page (cursor, link) it already served in this run.
+
+    Fatal for the stream, not the source: the engine records it on the stream and runs the next one.
+    Without it, a cursor that alternates A, B, A, B would keep a sync busy forever (DESIGN.md, sync contract 7).
+    """
+
+
+class Stopped(DeskpulseError):
+    """The stop signal (SIGTERM, SIGHUP, SIGINT) interrupted a wait or a request in flight.
+
+    Not a failure: the caller stops cleanly, the page being read is not committed and the stored cursor
+    stays where it was, so the next run resumes there.
+    """

@@ -55,6 +55,7 @@ def build_http(source: FreshdeskSource, *, clock: Callable[[], float] = time.tim
         auth=_FreshdeskAuth(source.api_key.get_secret_value(), "X"),
         headers={"Accept": "application/json", "Content-Type": "application/json"},
         timeout=(source.timeout_connect, source.timeout_read),
+        request_deadline=source.request_deadline,
         max_retries=source.max_retries,
         max_retry_wait=source.max_retry_wait,
         rate_headers=freshdesk_rate_headers,

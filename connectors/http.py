@@ -12,6 +12,16 @@ Secrets stay out by construction: messages are built from the method and the
 redacted URL *path* only, vendor error labels are short and scrubbed of known
 credential values, and transport exceptions (whose text quotes the full URL)
 are never chained into ours.
+
+No hangs (DESIGN.md, sync contract 7): a read timeout bounds each socket read,
+not the request, so a server that trickles a byte every few seconds would hold
+a sync forever. Every attempt therefore has an overall deadline
+(``request_deadline``), and a stop handle (``watch_stop``) ends every wait
+(back-off, Retry-After, pacing) and every request in flight. Both are enforced by
+one watcher per attempt that shuts the attempt's socket down, which is the only
+way to wake a thread blocked in ``recv`` (the approach psf/requests#4201 settles
+on: stream the body, bound the whole, close the connection when the time is up).
+A deadline overrun is retried like a timeout; a stop raises :class:`Stopped`.
 """
 
 from __future__ import annotations
@@ -19,6 +29,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import math
+import socket
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -26,8 +38,10 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import requests.adapters
 import requests.auth
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from config.errors import ConfigError
 from connectors.errors import (
@@ -37,6 +51,7 @@ from connectors.errors import (
     FatalAPIError,
     RetriableAPIError,
     SkippableAPIError,
+    Stopped,
 )
 from connectors.ratelimit import (
     Budget,
@@ -58,6 +73,8 @@ logger = logging.getLogger("deskpulse.http")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _REDIRECTS = {301, 302, 303, 307, 308}
 _MAX_REDIRECTS = 5
+_STOP_POLL_S = 0.1  # how often an attempt in flight looks at the stop handle
+DEFAULT_REQUEST_DEADLINE_S = 300.0
 
 
 def classify_status(status: int) -> type[APIError] | None:
@@ -97,6 +114,104 @@ _JSON_TYPES = {"list": "array", "str": "string", "int": "number", "float": "numb
                "NoneType": "null"}
 
 
+class _AttemptWatch:
+    """Bounds one attempt: at its deadline, or when the stop handle is set, shut its socket down.
+
+    ``shutdown`` (not ``close``) is what wakes a thread blocked in ``recv`` on Linux; the blocked read
+    then fails and :meth:`HttpClient._send_once` reports why from ``fired``. The socket is learnt from
+    the connection pool (:class:`_WatchedAdapter`, so the status line and headers are covered too) or,
+    failing that, from the response once its headers are in.
+    """
+
+    _current = threading.local()  # the attempt the calling thread is making, for the pool to report to
+
+    def __init__(self, deadline: float, stop: threading.Event | None) -> None:
+        self.deadline = deadline  # time.monotonic() value
+        self.stop = stop
+        self.conn: Any = None
+        self.fired: str | None = None  # "deadline" or "stopped"
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="deskpulse-http-deadline", daemon=True)
+
+    def __enter__(self) -> _AttemptWatch:
+        _AttemptWatch._current.watch = self
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _AttemptWatch._current.watch = None
+        with self._lock:
+            self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                self._fire("deadline")
+                return
+            if self._done.wait(min(left, _STOP_POLL_S) if self.stop is not None else left):
+                return
+            if self.stop is not None and self.stop.is_set():
+                self._fire("stopped")
+                return
+
+    def _fire(self, why: str) -> None:
+        with self._lock:
+            if self._done.is_set():
+                return
+            self.fired = why
+            sock = getattr(self.conn, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def expired(self) -> str | None:
+        """``fired``, or what the clock and the stop handle say now (checked between steps)."""
+        if self.fired is None and self.stop is not None and self.stop.is_set():
+            return "stopped"
+        if self.fired is None and time.monotonic() >= self.deadline:
+            return "deadline"
+        return self.fired
+
+    def learn(self, conn: Any) -> None:
+        with self._lock:
+            if conn is not None and self.conn is None:
+                self.conn = conn
+                if self.fired is not None:  # fired before the socket was known: shut it now
+                    with contextlib.suppress(OSError):
+                        sock = getattr(conn, "sock", None)
+                        if sock is not None:
+                            sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watched_pool(base: type[HTTPConnectionPool]) -> type[HTTPConnectionPool]:
+    class WatchedPool(base):  # type: ignore[valid-type,misc]
+        """Reports the connection an attempt uses to the attempt's watcher, before anything is sent."""
+
+        def _get_conn(self, timeout: float | None = None) -> Any:
+            conn = super()._get_conn(timeout)
+            watch = getattr(_AttemptWatch._current, "watch", None)
+            if watch is not None:
+                watch.learn(conn)
+            return conn
+
+    WatchedPool.__name__ = f"Watched{base.__name__}"
+    return WatchedPool
+
+
+_WATCHED_POOLS = {"http": _watched_pool(HTTPConnectionPool), "https": _watched_pool(HTTPSConnectionPool)}
+
+
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    """The default adapter, with pools that tell the attempt's watcher which socket to shut at its deadline."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
+
+
 def json_object(resp: requests.Response) -> dict[str, Any]:
     """A response body that should be a JSON object; anything else (empty, text, a list) reads as ``{}``.
 
@@ -119,7 +234,9 @@ class HttpClient:
                  rate_headers: RateHeaderParser | None = None, budgets: Sequence[Budget] = (),
                  requests_per_minute: int | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
-                 session: requests.Session | None = None) -> None:
+                 session: requests.Session | None = None,
+                 request_deadline: float | None = DEFAULT_REQUEST_DEADLINE_S,
+                 stop: threading.Event | None = None) -> None:
         scheme, host, _ = _origin(base_url)
         if scheme not in _DEFAULT_PORTS or not host:
             raise ConfigError(f"source {source}: base_url must be an http(s) URL, got {redact_url(base_url)}")
@@ -134,16 +251,29 @@ class HttpClient:
         self._max_retry_wait = max_retry_wait
         self._rate_headers = rate_headers
         self._sleep, self._clock = sleep, clock
+        self._deadline = request_deadline
+        self._stop = stop
         self._session = session if session is not None else requests.Session()
         self._owns_session = session is None
-        self._pacer = Pacer(budgets=budgets, requests_per_minute=requests_per_minute, clock=clock, sleep=sleep,
-                            on_wait=self._log_pacing)
+        if self._owns_session:
+            for prefix in ("https://", "http://"):
+                self._session.mount(prefix, _WatchedAdapter())
+        self._pacer = Pacer(budgets=budgets, requests_per_minute=requests_per_minute, clock=clock,
+                            sleep=self._pause, on_wait=self._log_pacing)
         self._lock = threading.Lock()
         self._sent = 0
         self._secrets = self._collect_secrets()
         install_log_redaction()
 
     # -- public ---------------------------------------------------------------------------------------
+    def watch_stop(self, stop: threading.Event | None) -> None:
+        """Make every later wait and request of this client end (with :class:`Stopped`) once ``stop`` is set.
+
+        The sync engine hands its stop event to each connector's client, so SIGTERM during a 300 s
+        ``Retry-After`` ends the wait at once instead of after it.
+        """
+        self._stop = stop
+
     @property
     def requests_sent(self) -> int:
         """HTTP requests actually sent, retries and redirect hops included."""
@@ -174,7 +304,7 @@ class HttpClient:
             return isinstance(exc, RetriableAPIError) and exc.status not in no_retry
 
         retrying = Retrying(stop=stop_after_attempt(attempts), wait=self._wait, retry=retry_if_exception(should_retry),
-                            sleep=self._sleep, reraise=True,
+                            sleep=self._pause, reraise=True,
                             before_sleep=lambda state: self._log_retry(state, method, shown, attempts))
         try:
             return retrying(self._send, method, url, params, json, headers, secrets)
@@ -256,22 +386,48 @@ class HttpClient:
                    secrets: frozenset[str]) -> requests.Response:
         path = urlsplit(url).path
         shown = self._shown(url)
+        self._check_stop(f"{method} {shown}")
         ticket = self._pacer.acquire(path)
         with self._lock:
             self._sent += 1
         started = time.perf_counter()
         failure: type[APIError] | None = None
+        cause = ""
+        budget = self._deadline if self._deadline is not None else math.inf
+        timeout = (min(self._timeout[0], budget), min(self._timeout[1], budget))
+        watch = _AttemptWatch(time.monotonic() + budget, self._stop)
         try:
-            resp = self._session.request(method, url, params=params, json=json, auth=self._auth,
-                                         headers={**self._headers, **(headers or {})}, timeout=self._timeout,
-                                         allow_redirects=False)
+            with watch:
+                resp = self._session.request(method, url, params=params, json=json, auth=self._auth,
+                                             headers={**self._headers, **(headers or {})}, timeout=timeout,
+                                             allow_redirects=False, stream=True)
+                try:
+                    watch.learn(getattr(resp.raw, "connection", None))
+                    if watch.expired() is None:
+                        _ = resp.content  # the whole body, under the watcher (a trickling server ends here)
+                finally:
+                    if watch.expired() is not None:
+                        resp.close()
+            why = watch.expired()
+            if why is not None:  # the body was complete, but too late, or a stop came meanwhile
+                failure, cause = _TransportError, why
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-            failure, cause = _TransportError, type(exc).__name__
+            failure, cause = _TransportError, watch.expired() or type(exc).__name__
         except requests.RequestException as exc:
-            failure, cause = FatalAPIError, type(exc).__name__
+            why = watch.expired()
+            failure, cause = (_TransportError, why) if why else (FatalAPIError, type(exc).__name__)
         except BaseException:  # an auth hook's bug, KeyboardInterrupt...: never leak a budget slot
             self._pacer.release(ticket, None)
             raise
+        if cause == "stopped":
+            self._pacer.release(ticket, None)
+            raise Stopped(f"source {self.source}: stopped during {method} {shown}")
+        if cause == "deadline":
+            self._pacer.release(ticket, None)
+            logger.debug("source %s: %s %s -> no complete response within %gs", self.source, method, shown, budget)
+            raise _TransportError(f"source {self.source}: no complete response within the {budget:g}s request "
+                                  f"deadline on {method} {shown}", cause="DeadlineExceeded", source=self.source,
+                                  endpoint=shown)
         if failure is not None:
             # Raised here, outside the except block, so not even __context__ holds the requests exception,
             # whose text quotes the full URL (query string included).
@@ -335,6 +491,29 @@ class HttpClient:
         wait = state.next_action.sleep if state.next_action is not None else 0.0
         logger.warning("source %s: %s on %s %s, waiting %.1fs (attempt %d/%d)", self.source, what, method, shown,
                        wait, state.attempt_number + 1, attempts)
+
+    def _pause(self, seconds: float) -> None:
+        """Every wait of this client (back-off, Retry-After, pacing): ended early by the stop handle.
+
+        The real ``time.sleep`` becomes ``stop.wait``, which returns the instant the handle is set; an
+        injected (fake) sleep is honoured as given, with the handle checked before and after it.
+        """
+        stop = self._stop
+        if stop is None:
+            self._sleep(seconds)
+            return
+        what = f"a {seconds:.1f}s wait"
+        self._check_stop(what)
+        if self._sleep is time.sleep:
+            stop.wait(seconds)
+        else:
+            self._sleep(seconds)
+        self._check_stop(what)
+
+    def _check_stop(self, what: str) -> None:
+        if self._stop is not None and self._stop.is_set():
+            logger.info("source %s: stop requested; abandoning %s", self.source, what)
+            raise Stopped(f"source {self.source}: stopped before {what}")
 
     def _log_pacing(self, wait: float, reason: str, path: str) -> None:
         logger.debug("source %s: pacing %s for %.2fs (%s)", self.source, redact_path(path, self._host), wait, reason)

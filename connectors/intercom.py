@@ -69,6 +69,7 @@ def build_http(source: IntercomSource, *, clock: Callable[[], float] = time.time
             "Accept": "application/json",
         },
         timeout=(source.timeout_connect, source.timeout_read),
+        request_deadline=source.request_deadline,
         max_retries=source.max_retries,
         max_retry_wait=source.max_retry_wait,
         rate_headers=functools.partial(intercom_rate_headers, window_s=window_s),

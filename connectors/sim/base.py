@@ -50,6 +50,7 @@ class SimResponse:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    trickle: float = 0.0  # loopback server only: seconds between body bytes (a "trickle" fault)
 
     @classmethod
     def json(cls, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> SimResponse:
@@ -68,7 +69,8 @@ class Fault:
 
     kind: ``"429"`` (with ``retry_after``), ``"5xx"`` (``status``), ``"slow"`` (sleep ``delay`` then serve),
     ``"malformed"`` (the simulator corrupts ``count`` records in the next page it serves), ``"drop"``
-    (close the connection without answering; loopback server only).
+    (close the connection without answering; loopback server only), ``"trickle"`` (serve the answer one body
+    byte every ``delay`` seconds: every read returns in time, the response never ends in time; loopback only).
     """
 
     kind: str
@@ -138,7 +140,7 @@ class Simulator:
         limited, rl_headers = self.rate_limit(req)
         if limited is not None:
             return self._count(limited)
-        fault = self.take_fault(req.path, ("429", "5xx", "slow", "drop"))
+        fault = self.take_fault(req.path, ("429", "5xx", "slow", "drop", "trickle"))
         if fault is not None:
             if fault.kind == "429":
                 hdrs = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
@@ -156,6 +158,8 @@ class Simulator:
             if match and method == req.method:
                 resp = handler(req, **match.groupdict())
                 resp.headers.update(rl_headers)
+                if fault is not None and fault.kind == "trickle":
+                    resp.trickle = fault.delay
                 return self._count(resp)
         return self._count(self.error(404, f"no route for {req.method} {req.path}"))
 
@@ -192,7 +196,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(resp.body)))
         self.end_headers()
-        self.wfile.write(resp.body)
+        if resp.trickle <= 0:
+            self.wfile.write(resp.body)
+            return
+        try:
+            for i in range(len(resp.body)):
+                self.wfile.write(resp.body[i:i + 1])
+                self.wfile.flush()
+                time.sleep(resp.trickle)
+        except OSError:  # the client gave up (its request deadline): stop trickling
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815
 
