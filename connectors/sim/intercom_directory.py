@@ -1,10 +1,27 @@
 """The Intercom simulator's directory endpoints and request helpers (split from ``intercom.py`` for size).
 
 Contacts (``POST /contacts/search``, ``GET /contacts[/{id}]``), companies
-(``GET /companies/scroll``: 50 per call, the scroll_param valid for 60 s and
-answered 404 once expired, UNCONFIRMED; ``GET /companies?page=&per_page<=60``;
+(``GET /companies/scroll``, below; ``GET /companies?page=&per_page<=60``;
 ``GET /companies/{id}``), admins, teams and tags (``GET /tags``, and
 ``POST /tags``, which creates or finds a tag by name).
+
+The company scroll, as the OAS 2.11 ``/companies/scroll`` description has it:
+"Each app can only have 1 scroll open at a time" (another request for a new
+scroll while one is open answers ``400`` ``scroll_exists``: the code singer's
+tap-intercom ``client.py`` tests for, the status Airbyte's source-intercom
+``manifest.yaml`` retries and intercom-ruby issue #292 reports, with Estuary's
+message text "scroll already exists for this workspace"); "If the scroll isn't
+used for 1 minute, it expires and calls with that scroll param will fail" (here:
+``404 not_found``, UNCONFIRMED code); "If the end of the scroll is reached,
+"companies" will be empty and the scroll parameter will expire" (the scroll is
+closed, freeing the app's one slot); a network failure answers ``500`` "Request
+failed due to an internal network error. Please restart the scroll operation."
+and "It is not possible to continue from a specific point" (``fail_scroll``:
+the scroll is closed). A workspace without companies answers the first call
+``404`` (Airbyte's manifest: "Ignoring 404 response, no company records
+found"; UNCONFIRMED body). ``hold_scroll`` stands for another integration of
+the same app holding the scroll (Hevo's Intercom docs: concurrent pipelines
+fail on it).
 """
 
 from __future__ import annotations
@@ -19,7 +36,7 @@ from typing import Any
 
 from connectors.sim.base import Fault, SimRequest, SimResponse
 from connectors.sim.intercom_render import COMPANY_BASE, CONTACT_BASE, Renderer, parse_hex_id
-from connectors.sim.intercom_search import SearchError, SearchSpace
+from connectors.sim.intercom_search import DateRule, SearchError, SearchSpace
 from connectors.sim.model import World
 
 SCROLL_PAGE = 50
@@ -45,15 +62,46 @@ class DirectoryRoutes:
     world: World
     render: Renderer
     contacts: SearchSpace
+    conversations: SearchSpace
     honor_sort: bool
     orgs: list[Any]
     org_by_id: dict[int, Any]
     users_per_org: Counter[int]
     admins: list[Any]
-    _scrolls: dict[str, tuple[int, float]]
+    _scrolls: dict[str, tuple[int, float]]  # scroll_param -> (offset, expires at); at most one open per app
+    _scroll_failures: int = 0
 
     def error(self, status: int, message: str, code: str | None = None) -> SimResponse:
         raise NotImplementedError
+
+    # -- search fidelity and scroll hooks (tests, demo) -------------------------------------------------
+    def _search_fidelity(self, index_lag_s: float, contact_dates: str, utc_offset_s: int) -> None:
+        """Give both search spaces Intercom's lag and the contacts' by-day date rule (see
+        ``intercom_search.py``). The clock is read at call time: harnesses swap ``self.clock``."""
+        if contact_dates not in ("next_day", "same_day"):
+            raise ValueError(f"contact_dates must be 'next_day' or 'same_day', not {contact_dates!r}")
+        for space in (self.contacts, self.conversations):
+            space.lag_s, space.clock = index_lag_s, lambda: self.clock()
+        self.contacts.rule = DateRule(by_day=contact_dates, utc_offset_s=utc_offset_s)
+
+    def touch_contact(self, person_id: int, *, at: int | None = None) -> int:
+        """Simulate an edit of a contact: a later ``updated_at`` (searchable after the index lag)."""
+        with self.lock:
+            person = self.contacts.records[person_id]
+            when = at if at is not None else max(int(self.clock()), person.updated_at + 1)
+            self.contacts.moved(person_id, person.updated_at, when)
+            person.updated_at = when
+            return when
+
+    def hold_scroll(self, seconds: float = SCROLL_TTL) -> None:
+        """Another integration of this app opens the company scroll now and keeps it ``seconds``."""
+        with self.lock:
+            self._scrolls[f"other-integration-{uuid.uuid4().hex}"] = (0, self.clock() + seconds)
+
+    def fail_scroll(self, count: int = 1) -> None:
+        """The next ``count`` continuation calls (with a scroll_param) fail with Intercom's 500."""
+        with self.lock:
+            self._scroll_failures += count
 
     # -- helpers --------------------------------------------------------------------------------------
     def _body(self, req: SimRequest) -> dict[str, Any]:
@@ -153,16 +201,30 @@ class DirectoryRoutes:
     @locked
     def _scroll_companies(self, req: SimRequest) -> SimResponse:
         now = self.clock()
+        for key in [k for k, (_, expires) in self._scrolls.items() if expires < now]:
+            del self._scrolls[key]  # unused for a minute: expired, the app's slot is free again
         param = req.arg("scroll_param")
         if param:
             state = self._scrolls.get(param)
-            if state is None or state[1] < now:
+            if state is None:
                 return self.error(404, "scroll parameter not found or expired", "not_found")
+            if self._scroll_failures > 0:
+                self._scroll_failures -= 1
+                del self._scrolls[param]
+                return self.error(500, "Request failed due to an internal network error. "
+                                       "Please restart the scroll operation.", "server_error")
             offset = state[0]
         else:
+            if self._scrolls:
+                return self.error(400, "scroll already exists for this workspace", "scroll_exists")
+            if not self.orgs:
+                return self.error(404, "Resource Not Found", "not_found")
             param, offset = uuid.uuid4().hex, 0
         chunk = self.orgs[offset:offset + SCROLL_PAGE]
-        self._scrolls[param] = (offset + len(chunk), now + SCROLL_TTL)
+        if chunk:
+            self._scrolls[param] = (offset + len(chunk), now + SCROLL_TTL)
+        else:
+            del self._scrolls[param]  # the end: "the scroll parameter will expire"
         return SimResponse.json({"type": "list", "data": [self._company(o) for o in chunk], "pages": None,
                                  "total_count": len(self.orgs), "scroll_param": param})
 
