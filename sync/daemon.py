@@ -163,9 +163,22 @@ class Daemon:
         self.jobs_changed.set()
 
     def digest_job(self) -> None:
+        """The digest at its minute, and the catch-up on start and every sync interval: the current digest
+        week is posted when due and not yet posted (a daemon down or busy at the digest minute still posts
+        it; a failed post is retried with back-off); otherwise a no-op. Exactly-once is the outbox claim's job
+        (sync.digest_job), so running this often, or next to an operator's post, never posts twice."""
         if not self.stop.is_set():
             self.pipeline.digest()
         self.jobs_changed.set()
+
+    def add_digest_catchup(self) -> None:
+        """Start-up hook: the digest job once right after the first syncs (queued behind them on the single
+        worker, so it reads fresh data), then every sync interval (at least a minute)."""
+        start = datetime.fromtimestamp(self.clock(), UTC) + timedelta(seconds=1)
+        self.scheduler.add_job(self.digest_job, IntervalTrigger(seconds=max(self.settings.schedule.sync_every_s, 60),
+                                                                timezone=UTC),
+                               id="digest-catchup", name="digest catch-up", replace_existing=True,
+                               next_run_time=start)
 
     def run_once(self) -> list[str]:
         """``daemon --once``: every job once, in the scheduled order; returns the ids of the jobs that failed.
@@ -244,6 +257,7 @@ class Daemon:
             signal.signal(signal.SIGTERM, self.request_stop)
             signal.signal(signal.SIGINT, self.request_stop)
             self.add_jobs()
+            self.add_digest_catchup()  # a week whose digest minute passed while down (or busy) is posted now
             self.scheduler.start()
             self.record_jobs()
             log.warning("daemon started: %d source(s), sync every %s, digest %s (%s)", len(self.settings.sources),

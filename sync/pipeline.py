@@ -77,10 +77,11 @@ class Pipeline:
         return 0
 
     def digest(self) -> str:
-        from sync.digest_job import last_complete_week, post_once
+        """Post the current digest week if it is due and not posted (sync.digest_job.post_due): safe to call
+        at the digest minute, on start and on every catch-up run; raises when a post fails or is unknown."""
+        from sync.digest_job import post_due
 
-        week = last_complete_week(self.clock(), self.settings.kpi.timezone)
         with Store(self.db_path) as store:
-            outcome = post_once(store, self.settings, week, now=self.clock())
-        log.info("digest %s: %s", week, outcome)
+            outcome = post_due(store, self.settings, now=self.clock())
+        log.info("digest: %s", outcome)
         return outcome
