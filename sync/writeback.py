@@ -102,6 +102,7 @@ class Plan:
     flagged: list[FlaggedAccount] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
     cdi: CdiBasis | None = None  # which CDI the plan acted on, when the caller checked (ensure_fresh_cdi)
+    wanted_keys: set[str] | None = None  # every write still wanted, incl. those waiting to retry (plan() sets it)
 
 
 def ensure_fresh_cdi(store: Store, settings: Settings, *, now: float) -> CdiBasis:
@@ -200,7 +201,7 @@ def plan(store: Store, settings: Settings, *, now: float | None = None,
     """
     now = time.time() if now is None else now
     tag = settings.distress.tag
-    result = Plan(flagged=flagged_accounts(store, settings))
+    result = Plan(flagged=flagged_accounts(store, settings), wanted_keys=set())
     configured = {s.name for s in settings.sources}
     flagged_sources = sorted({a.source for a in result.flagged if a.source in configured})
     field_keys = resolve_fields(settings, flagged_sources, connectors, result.skipped)
@@ -208,6 +209,7 @@ def plan(store: Store, settings: Settings, *, now: float | None = None,
     outbox = {r["key"]: r for r in store.query("SELECT key, status, next_attempt_at FROM outbox WHERE kind='ticket'")}
 
     def consider(write: PlannedWrite) -> None:
+        result.wanted_keys.add(write.key)  # type: ignore[union-attr]
         prior = outbox.get(write.key)
         if prior is not None and prior["status"] == "dead":
             result.skipped["refused or gone earlier"] = result.skipped.get("refused or gone earlier", 0) + 1
@@ -370,7 +372,21 @@ def apply(store: Store, settings: Settings, planned: Plan, connectors: Callable[
             report.gone += result.outcome == "gone"
             report.refused += result.outcome != "gone"
             _record(store, write, "dead", error=f"{result.outcome}: {result.detail}"[:500], attempts_inc=1, now=t)
+    _supersede(store, planned, int(now()))
     return report
+
+
+def _supersede(store: Store, planned: Plan, now: int) -> None:
+    """Failed writes the plan no longer wants (the account recovered, the ticket closed, a removal retried
+    under the next day's key) become ``superseded``: never retried, no longer listed as failures by status."""
+    if planned.wanted_keys is None:
+        return
+    stale = [(now, r["key"]) for r in store.query("SELECT key FROM outbox WHERE kind='ticket' AND status='failed'")
+             if r["key"] not in planned.wanted_keys]
+    if stale:
+        with store.transaction():
+            store.conn.executemany("UPDATE outbox SET status='superseded', next_attempt_at=NULL, updated_at=? "
+                                   "WHERE key=? AND status='failed'", stale)
 
 
 def describe_now(now: float) -> str:

@@ -292,3 +292,25 @@ def test_status_data_lists_failed_writes_with_their_reason(tmp_path: Path) -> No
     text = console.export_text()
     assert "write failed fd ticket o1-0 (retry after" in text and "HTTP 503 on PUT /api/v2/tickets/x" in text
     assert "write failed fd ticket o1-1 (given up after 1 attempt(s)): refused: 422 RecordInvalid" in text
+
+
+def test_a_failed_write_no_longer_wanted_is_superseded_and_leaves_status(tmp_path: Path) -> None:
+    from sync.context import AppContext
+    from sync.status import status_data
+
+    s = fd_settings()
+    t0 = 1_800_000_000
+    db = tmp_path / "s.db"
+    with Store(db) as store:
+        seed(store)
+        desk = desk_from(store)
+        desk.fail_on = {"o1-0": "5xx"}
+        apply(store, s, plan(store, s, now=t0), lambda src: desk, now=lambda: t0)
+        assert [r["target"] for r in status_data(AppContext(db_path=db, _settings=s))["failed_writes"]] == ["o1-0"]
+        apply(store, s, plan(store, s, now=t0 + 10), lambda src: desk, now=lambda: t0 + 10)  # still wanted
+        assert store.scalar("SELECT status FROM outbox WHERE target = 'o1-0'") == "failed"
+        store.conn.execute("UPDATE cdi_history SET cdi = 10, band = 'green' WHERE account = 'fd:o1'")
+        desk.fail_on = {}
+        assert apply(store, s, plan(store, s, now=t0 + 900), lambda src: desk, now=lambda: t0 + 900).applied == 0
+        assert store.scalar("SELECT status FROM outbox WHERE target = 'o1-0'") == "superseded"
+    assert status_data(AppContext(db_path=db, _settings=s))["failed_writes"] == []
