@@ -94,7 +94,7 @@ class IntercomConnector(Connector):
         self.ctx = StreamContext(
             source=source.name, http=self.http, clock=clock, per_page=source.per_page, start_time=start_time,
             value_attribute=source.value_attribute or value_field, safety_margin_s=safety_margin_s,
-            workers=workers, companies_refresh_s=companies_refresh_s,
+            workers=workers, companies_refresh_s=companies_refresh_s, lookback_s=source.lookback_s,
         )
         self._tag_ids: dict[str, str] = {}
         self._tags_listed = False

@@ -1,29 +1,49 @@
 """Intercom streams: reference lists, the company scroll, and the two search-driven incremental streams.
 
 The incremental streams (contacts, conversations) use ``POST /<kind>/search``
-filtered on ``updated_at``. Three facts shape them (API-NOTES 3.2):
+filtered on ``updated_at``. What shapes them:
 
-* ``>`` is documented as *inclusive*, but is not confirmed either way, so we
-  search ``> watermark - 1`` (every record at or after the watermark under both
-  readings) and deduplicate the boundary with ``seen`` ({id: updated_at} of
-  records already stored at that version): a re-run costs one search, no GETs.
-  A version younger than ``safety_margin_s`` when read is never trusted for
-  that: a second edit in the same second would keep the same updated_at.
-* The result order is not guaranteed, so nothing is derived from the order of
-  results: the next watermark is the *signpost*, the time this run started minus
-  ``safety_margin_s`` (clock skew, search-index lag). Anything edited during or
-  shortly before the run is read again by the next one; nothing is ever skipped.
-* Pages are committed one at a time: the cursor after a page carries the
-  run's query (watermark, signpost) and Intercom's ``starting_after``, so a
-  crash after any page resumes with the same query where it stopped. If the
-  stored ``starting_after`` is refused (expired), the query restarts from its
-  first page; upserts make the re-read harmless. A finished run stores
-  ``{"watermark": signpost, "seen": {...}}``.
+* **The bookmark never passes what was seen** (DESIGN.md sync contract 2,
+  API-NOTES 6.1/6.4). Intercom's search index is eventually consistent (a
+  change can take minutes to become searchable: OAS 2.11 ``/contacts/search``
+  "Contact Creation Delay"; Hevo re-reads an hour) and the local clock may run
+  ahead of Intercom's. A finished run therefore stores
+  ``since = min(newest updated_at stored, run start) - lookback``
+  (:func:`connectors.base.time_bookmark`, the source's ``lookback``), where
+  "newest" is Intercom's own timestamp carried across runs, so a run that
+  stores nothing never moves the bookmark and a fast local clock cannot push
+  it past Intercom's present. The overlap is re-read; upserts absorb it.
+* **One query reads from ``since`` under every reading of the date filters**:
+  ``updated_at > since OR updated_at = since`` (Airbyte's source-intercom
+  ``manifest.yaml`` sends the same). For conversations (per second) that is
+  ``>= since`` whether ``>`` is inclusive (the 2.11 table) or strict. Contacts
+  compare dates by calendar day in the workspace's timezone (OAS 2.11
+  "Searching for Timestamp Fields": ``=`` is the whole day, ``>`` starts at the
+  *next* day; Hevo reads ``>`` as from that day's midnight): the ``=`` arm
+  brings the bookmark's whole day, so nothing from ``since`` on is missed under
+  either reading, at the price of re-reading the contacts updated earlier that
+  day (harmless upserts). Pages follow ``starting_after``, never a moved time
+  filter, so a day with more than a page of contacts is paged through once and
+  a repeated cursor stops the stream (no loop).
+* **Overlap without refetching** (``seen``: {id: updated_at} of records stored
+  at ``since`` or later): a conversation in the overlap whose version is
+  already stored is not fetched again, so a quiet run costs one search per
+  stream. A version younger than ``safety_margin_s`` when read is never
+  trusted for that (a second edit in the same second would keep its
+  updated_at). ``seen`` is pruned to the next bookmark as the run goes and
+  capped (``seen_cap``; beyond it a re-read costs a GET, never a record).
+* **The result order is not relied on**: ``sort`` asks for ascending
+  ``updated_at``, but nothing is derived from the order of results.
+* **Pages are committed one at a time**: the cursor after a page carries the
+  run's query (``since``, ``run_start``), Intercom's ``starting_after``,
+  ``newest`` and ``seen``, so a crash after any page resumes with the same query
+  where it stopped. If the stored ``starting_after`` is refused (expired), the
+  query restarts from its first page; upserts make the re-read harmless.
 
 Pagination assumption (documented): Intercom's cursors are keyset cursors
 (``WzE3MTk0OTI4NDMwMDAsMzc4XQ`` decodes to ``[sort value, id]``), so a record
 that changes mid-run moves *behind* the cursor rather than shifting others past
-it; the signpost catches whatever moved.
+it; its new version is at or after the next bookmark.
 """
 
 from __future__ import annotations
@@ -35,9 +55,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.base import Page, Quarantined, Stream
-from connectors.errors import AuthenticationError, FatalAPIError, ParseError, SkippableAPIError
-from connectors.http import HttpClient
+from connectors.base import Page, Quarantined, Stream, time_bookmark
+from connectors.errors import APIError, AuthenticationError, FatalAPIError, ParseError, SkippableAPIError
+from connectors.http import HttpClient, vendor_code
 from connectors.intercom_map import (
     Rows,
     contact_company,
@@ -69,6 +89,12 @@ class StreamContext:
     safety_margin_s: int = 300
     workers: int = 4
     companies_refresh_s: int = 6 * 3600
+    lookback_s: int = 3600  # the source's ``lookback``: re-read window behind the search bookmark
+    seen_cap: int = 20_000  # most overlap versions remembered to skip refetching (bounds the cursor)
+    scroll_wait_s: float = 60.0  # Intercom frees a scroll a minute after its last use (OAS 2.11)
+    scroll_waits: int = 3  # waits for a scroll held elsewhere (scroll_exists) before giving up this run
+    scroll_restarts: int = 3  # restarts of our own scroll (expired, or a 500 "restart the scroll operation")
+    companies_chunk: int = 2_000  # companies read back-to-back per committed page: a scroll idles < 60 s
     companies: ContactCompanies = field(init=False)
 
     def __post_init__(self) -> None:
@@ -171,8 +197,26 @@ class CompaniesStream(Stream):
 
     Intercom has no updated-since filter for companies, so an incremental run
     would re-read them all; a company's value and age change slowly, hence the
-    refresh interval (a run inside it costs no request). A scroll_param expires
-    after about a minute: a resume that finds it refused starts the scroll over.
+    refresh interval (a run inside it costs no request). What the scroll
+    demands (OAS 2.11 ``/companies/scroll``; peers' handling in Airbyte's
+    source-intercom ``manifest.yaml`` and singer's tap-intercom ``client.py``):
+
+    * one open scroll per app: ``400 scroll_exists`` means another integration
+      (or our own scroll from a run that just died) holds it; it frees a minute
+      after its last use, so wait ``scroll_wait_s`` through the HTTP layer's
+      stoppable wait and retry, at most ``scroll_waits`` times;
+    * a ``scroll_param`` unused for a minute expires, and a ``500`` asks to
+      "restart the scroll operation": both start the scroll over (no
+      ``scroll_param``), at most ``scroll_restarts`` times a run;
+    * a first call answered ``404`` means the workspace has no companies: an
+      empty, successful refresh (failing it would fail every run);
+    * pages are read back-to-back and committed in chunks of
+      ``companies_chunk`` companies, so a slow store or consumer between
+      commits rarely leaves the scroll idle for its minute.
+
+    Companies never stop contacts and conversations: whatever fails here is
+    raised as a stream-level error (the engine records it and runs the next
+    stream), the companies stored before stay, and the next run tries again.
     """
 
     name = "companies"
@@ -189,20 +233,50 @@ class CompaniesStream(Stream):
             yield Page({}, state, done=True)
             return
         started = int(state.get("started_at") or now)
-        restarts = 0  # a scroll_param expires after a minute: a resume or a long backoff between pages ends it
+        try:
+            yield from self._scroll(param, started)
+        except FatalAPIError as exc:  # permission, contract...: this stream's failure, never the source's
+            raise SkippableAPIError(f"{exc} (companies not refreshed; contacts and conversations go on)",
+                                    status=exc.status, source=self.ctx.source, endpoint=exc.endpoint,
+                                    vendor_code=vendor_code(exc)) from None
+
+    def _scroll(self, param: str | None, started: int) -> Iterator[Page]:
+        rows: list[dict[str, Any]] = []
+        quarantine: list[Quarantined] = []
+        waits = restarts = 0
         while True:
             try:
-                body = self.ctx.http.get_json("/companies/scroll", {"scroll_param": param} if param else None) or {}
-            except (SkippableAPIError, FatalAPIError) as exc:
-                if (param is None or restarts >= 2 or isinstance(exc, AuthenticationError)
-                        or exc.status not in (400, 404, 422)):
+                # A 500 on a scroll_param means "restart the scroll": never resend the dead param (no_retry).
+                body = self.ctx.http.get_json("/companies/scroll", {"scroll_param": param} if param else None,
+                                              no_retry=(500,) if param else ()) or {}
+            except APIError as exc:
+                if exc.status == 400 and vendor_code(exc) == "scroll_exists":
+                    if waits >= self.ctx.scroll_waits:
+                        raise SkippableAPIError(
+                            f"source {self.ctx.source}: Intercom's company scroll is held by another integration "
+                            f"(scroll_exists, still after {waits} waits of {self.ctx.scroll_wait_s:g}s); companies "
+                            "not refreshed this run", status=400, source=self.ctx.source,
+                            endpoint="/companies/scroll", vendor_code="scroll_exists") from None
+                    waits += 1
+                    logger.warning("source %s: Intercom's company scroll is open elsewhere (scroll_exists); "
+                                   "waiting %gs for it to expire (%d/%d)", self.ctx.source, self.ctx.scroll_wait_s,
+                                   waits, self.ctx.scroll_waits)
+                    _wait(self.ctx.http, self.ctx.scroll_wait_s)
+                    continue
+                if param is None and exc.status == 404 and not isinstance(exc, AuthenticationError):
+                    logger.info("source %s: Intercom has no companies (404 on the first scroll call)",
+                                self.ctx.source)
+                    yield Page({"organizations": rows}, {"refreshed_at": started}, quarantine, done=True)
+                    return
+                if (param is None or restarts >= self.ctx.scroll_restarts or isinstance(exc, AuthenticationError)
+                        or exc.status not in (400, 404, 422, 500)):
                     raise
-                logger.info("source %s: company scroll expired (HTTP %s); starting it over", self.ctx.source,
-                            exc.status)
+                logger.info("source %s: company scroll ended by Intercom (HTTP %s); starting it over",
+                            self.ctx.source, exc.status)
                 param, restarts = None, restarts + 1
+                rows, quarantine = [], []  # not committed: the new scroll reads them again
                 continue
             items = body.get("data") or []
-            rows, quarantine = [], []
             for record in items:
                 try:
                     rows.append(map_company(record, self.ctx.value_attribute))
@@ -213,12 +287,21 @@ class CompaniesStream(Stream):
             if not items or not param:
                 yield Page({"organizations": rows}, {"refreshed_at": started}, quarantine, done=True)
                 return
-            yield Page({"organizations": rows}, {"scroll_param": param, "started_at": started}, quarantine)
+            if len(rows) + len(quarantine) >= self.ctx.companies_chunk:
+                yield Page({"organizations": rows}, {"scroll_param": param, "started_at": started}, quarantine)
+                rows, quarantine = [], []
+
+
+def _wait(http: HttpClient, seconds: float) -> None:
+    """Wait through the HTTP layer, never ``time.sleep``: the client's wait is the one the stop signal ends
+    (DESIGN.md sync contract 7) and the one tests' fake clocks drive."""
+    wait = getattr(http, "wait", None) or getattr(http, "_pause", None) or http._sleep
+    wait(seconds)
 
 
 # -- search-driven incremental streams ----------------------------------------------------------------
 class _SearchStream(Stream):
-    """The watermark/signpost/seen machinery shared by contacts and conversations (see module docstring)."""
+    """The bookmark/overlap/seen machinery shared by contacts and conversations (see module docstring)."""
 
     path = ""
     list_key = ""
@@ -226,33 +309,53 @@ class _SearchStream(Stream):
     def __init__(self, ctx: StreamContext) -> None:
         self.ctx = ctx
 
-    def expand(self, items: list[Any], seen: dict[str, int], keep: tuple[int, int],
-               pool: ThreadPoolExecutor | None) -> tuple[Rows, list[Quarantined]]:
-        """Map one search page; remember in ``seen`` what was stored with ``keep[0] <= updated_at < keep[1]``."""
+    def expand(self, items: list[Any], seen: dict[str, int], trusted_before: int,
+               pool: ThreadPoolExecutor | None) -> tuple[Rows, list[Quarantined], int | None]:
+        """Map one search page: its rows, its quarantine and the newest ``updated_at`` it stored. Versions
+        already in ``seen`` are skipped; stored ones older than ``trusted_before`` are remembered there."""
         raise NotImplementedError
 
     def _query(self, since: int, after: str | None) -> dict[str, Any]:
         pagination: dict[str, Any] = {"per_page": self.ctx.per_page}
         if after:
             pagination["starting_after"] = after
+        # ">" OR "=": everything from ``since`` on, whether ">" is inclusive or strict per second, or (contacts)
+        # compares calendar days from the next day's (OAS 2.11) or the same day's (Hevo) midnight.
         return {
-            "query": {"operator": "AND", "value": [{"field": "updated_at", "operator": ">", "value": since}]},
+            "query": {"operator": "OR", "value": [{"field": "updated_at", "operator": ">", "value": since},
+                                                  {"field": "updated_at", "operator": "=", "value": since}]},
             "pagination": pagination,
             "sort": {"field": "updated_at", "order": "ascending"},
         }
 
+    def _start(self, state: dict[str, Any]) -> tuple[int, int, str | None]:
+        """(since, run_start, starting_after) of the query this run makes or resumes."""
+        if "run_start" in state and "since" in state:  # resuming a run that stopped after a committed page
+            return int(state["since"]), int(state["run_start"]), state.get("starting_after")
+        if "since" in state:
+            since = int(state["since"])
+        elif "watermark" in state:  # a bookmark of an earlier version (a signpost): re-read its lookback too
+            since = max(0, int(state["watermark"]) - self.ctx.lookback_s)
+        else:
+            since = self.ctx.start_time
+        return since, int(self.ctx.clock()), None
+
+    def _bookmark(self, since: int, newest: int | None, run_start: int) -> int:
+        """``min(newest stored, run start) - lookback``; unchanged while nothing was ever stored."""
+        return since if newest is None else time_bookmark(newest, run_start, self.ctx.lookback_s)
+
+    def _prune(self, seen: dict[str, int], floor: int) -> dict[str, int]:
+        """Only versions the next query can match are worth remembering; at most ``seen_cap`` (newest kept)."""
+        kept = {k: v for k, v in seen.items() if v >= floor}
+        if len(kept) > self.ctx.seen_cap:
+            kept = dict(sorted(kept.items(), key=lambda kv: kv[1])[-self.ctx.seen_cap:])
+        return kept
+
     def pages(self, cursor: Any | None) -> Iterator[Page]:
         state = dict(cursor) if isinstance(cursor, Mapping) else {}
-        seen: dict[str, int] = {str(k): int(v) for k, v in (state.get("seen") or {}).items()}
-        if "signpost" in state:  # resuming a run that stopped after a committed page
-            watermark, signpost = int(state["watermark"]), int(state["signpost"])
-            after = state.get("starting_after")
-        else:
-            watermark = int(state.get("watermark", self.ctx.start_time))
-            signpost = int(self.ctx.clock()) - self.ctx.safety_margin_s
-            after = None
-        since = max(watermark - 1, 0)  # covers updated_at >= watermark whether '>' is inclusive or strict
-        keep_from = signpost - 1  # records at or after this are re-matched by the next run: remember them
+        since, run_start, after = self._start(state)
+        newest = int(state["newest"]) if isinstance(state.get("newest"), int) else None
+        seen = self._prune({str(k): int(v) for k, v in (state.get("seen") or {}).items()}, since)
         resumed = after is not None
         pool_cm: ThreadPoolExecutor | _NoPool = _NoPool()
         if self.ctx.workers > 1:
@@ -268,7 +371,7 @@ class _SearchStream(Stream):
                     if not resumed or isinstance(exc, AuthenticationError) or exc.status not in (400, 404, 422):
                         raise
                     logger.info("source %s: %s cursor refused on resume (HTTP %s); restarting the query from "
-                                "watermark %d", self.ctx.source, self.name, exc.status, watermark)
+                                "%d", self.ctx.source, self.name, exc.status, since)
                     after, resumed = None, False
                     continue
                 resumed = False
@@ -276,18 +379,22 @@ class _SearchStream(Stream):
                 items = body.get(self.list_key)
                 if items is None:
                     items = body.get("data") or []
-                records, quarantine = self.expand(list(items), seen, (keep_from, trusted_before),
-                                                  pool if isinstance(pool, ThreadPoolExecutor) else None)
+                records, quarantine, page_newest = self.expand(
+                    list(items), seen, trusted_before, pool if isinstance(pool, ThreadPoolExecutor) else None)
+                if page_newest is not None:
+                    newest = page_newest if newest is None else max(newest, page_newest)
+                # The next bookmark is at least this floor (newest only grows): older versions can go.
+                seen = self._prune(seen, self._bookmark(since, newest, run_start))
                 nxt = _next_cursor(body)
                 if nxt is not None and nxt == after:
                     raise FatalAPIError(f"source {self.ctx.source}: Intercom returned the same {self.name} "
                                         "search cursor twice (pagination loop)")
                 if nxt is None:
-                    done_seen = {k: v for k, v in seen.items() if v >= keep_from}
-                    yield Page(records, {"watermark": signpost, "seen": done_seen}, quarantine, done=True)
+                    yield Page(records, {"since": self._bookmark(since, newest, run_start), "newest": newest,
+                                         "seen": seen}, quarantine, done=True)
                     return
-                yield Page(records, {"watermark": watermark, "signpost": signpost, "starting_after": nxt,
-                                     "seen": dict(seen)}, quarantine)
+                yield Page(records, {"since": since, "run_start": run_start, "starting_after": nxt,
+                                     "newest": newest, "seen": dict(seen)}, quarantine)
                 after = nxt
 
 
@@ -301,11 +408,17 @@ class _NoPool:
         return None
 
 
-def _remember(seen: dict[str, int], rid: str, updated: int, keep: tuple[int, int]) -> None:
-    if keep[0] <= updated < keep[1]:
+def _remember(seen: dict[str, int], rid: str, updated: int, trusted_before: int) -> None:
+    if updated < trusted_before:
         seen[rid] = updated
     else:
         seen.pop(rid, None)
+
+
+def _newest(newest: int | None, updated: int | None) -> int | None:
+    if updated is None:
+        return newest
+    return updated if newest is None else max(newest, updated)
 
 
 def _next_cursor(body: Mapping[str, Any]) -> str | None:
@@ -323,9 +436,10 @@ class ContactsStream(_SearchStream):
     name = "contacts"
     path, list_key = "/contacts/search", "data"
 
-    def expand(self, items: list[Any], seen: dict[str, int], keep: tuple[int, int],
-               pool: ThreadPoolExecutor | None) -> tuple[Rows, list[Quarantined]]:
+    def expand(self, items: list[Any], seen: dict[str, int], trusted_before: int,
+               pool: ThreadPoolExecutor | None) -> tuple[Rows, list[Quarantined], int | None]:
         rows, quarantine = [], []
+        newest: int | None = None
         for item in items:
             try:
                 cid, updated = parse_list_item(item)
@@ -337,9 +451,11 @@ class ContactsStream(_SearchStream):
             self.ctx.companies.learn(cid, row["organization_id"])
             if seen.get(cid) == updated:
                 continue
+            # Contacts updated earlier on the bookmark's day come back too (by-day dates): stored again, a no-op.
             rows.append(row)
-            _remember(seen, cid, updated, keep)
-        return {"people": rows}, quarantine
+            newest = _newest(newest, updated)
+            _remember(seen, cid, updated, trusted_before)
+        return {"people": rows}, quarantine, newest
 
 
 class ConversationsStream(_SearchStream):
@@ -350,9 +466,10 @@ class ConversationsStream(_SearchStream):
     name = "conversations"
     path, list_key = "/conversations/search", "conversations"
 
-    def expand(self, items: list[Any], seen: dict[str, int], keep: tuple[int, int],
-               pool: ThreadPoolExecutor | None) -> tuple[Rows, list[Quarantined]]:
+    def expand(self, items: list[Any], seen: dict[str, int], trusted_before: int,
+               pool: ThreadPoolExecutor | None) -> tuple[Rows, list[Quarantined], int | None]:
         quarantine: list[Quarantined] = []
+        newest: int | None = None
         todo: list[str] = []
         for item in items:
             try:
@@ -374,8 +491,9 @@ class ConversationsStream(_SearchStream):
                 continue
             rows, updated = outcome
             _merge(records, rows)
-            _remember(seen, cid, updated, keep)
-        return records, quarantine
+            newest = _newest(newest, updated)
+            _remember(seen, cid, updated, trusted_before)
+        return records, quarantine, newest
 
     def _fetch(self, cid: str) -> tuple[Rows, int] | Quarantined | None:
         """GET one conversation and map it (runs in a worker thread)."""

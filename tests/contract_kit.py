@@ -182,10 +182,7 @@ HELPDESKS: tuple[Helpdesk, ...] = (
              quiet_run={"GET /admins": 1, "GET /teams": 1, "POST /contacts/search": 1,
                         "POST /conversations/search": 1},
              people=("contacts", "admins"), organizations="companies", messages_of=_intercom_messages,
-             listed=_intercom_listed, add_message=_intercom_add_message, delete=None,
-             known_gaps={"test_a_run_whose_pages_are_minutes_apart_still_completes": (
-                 "Intercom's companies scroll_param lives 60 s: a consumer taking > 60 s between EVERY page can "
-                 "never finish a scroll (one long gap is restarted: test_company_scroll_expiring_mid_run_...)")}),
+             listed=_intercom_listed, add_message=_intercom_add_message, delete=None),
 )
 
 

@@ -114,22 +114,22 @@ def test_generated_world_matches_ground_truth(rm: Any) -> None:
     assert bots == 0
 
 
-def test_inclusive_boundary_is_deduplicated(rm: Any) -> None:
-    margin = 300
+@pytest.mark.parametrize("inclusive", [True, False])
+def test_overlap_is_reread_but_nothing_stored_is_fetched_again(rm: Any, inclusive: bool) -> None:
     fake = FakeTime()
-    updated = int(fake.now) - margin - 1  # exactly the next run's boundary second
-    sim = make_sim(same_time_world(5, updated), fake=fake)
+    updated = int(fake.now) - 2 * 3600  # the account's newest second, shared by five conversations
+    sim = make_sim(same_time_world(5, updated), fake=fake, inclusive=inclusive)
     mount(rm, sim)
     store = Store(":memory:")
     cursors: dict[str, Any] = {}
     source = make_source(per_page=2)  # five equal timestamps straddle three pages
     sync(make_connector(fake, source), store, cursors, streams=("conversations",))
     assert gets(sim) == 5
-    assert cursors["conversations"]["watermark"] == updated + 1
+    assert cursors["conversations"]["since"] == updated - 3600  # newest stored - lookback (1h), not run start
     searches = sim.requests_made("POST /conversations/search")
     fake.now += 900
     sync(make_connector(fake, source), store, cursors, streams=("conversations",))
-    assert sim.requests_made("POST /conversations/search") - searches == 3  # the boundary is re-matched ...
+    assert sim.requests_made("POST /conversations/search") - searches == 3  # the overlap is re-matched ...
     assert gets(sim) == 5  # ... but nothing already stored is fetched again
     sim.touch(203, body="one more thing")
     fake.now += 900
@@ -146,7 +146,7 @@ def test_watermark_misses_nothing_under_either_reading_of_greater_than(rm: Any, 
     store = Store(":memory:")
     cursors: dict[str, Any] = {}
     sync(make_connector(fake), store, cursors, streams=("conversations",))
-    watermark = cursors["conversations"]["watermark"]
+    watermark = cursors["conversations"]["since"]
     sim.touch(102, body="exactly at the watermark", at=watermark)
     fake.now += 3600
     sync(make_connector(fake), store, cursors, streams=("conversations",))
@@ -355,8 +355,11 @@ def test_company_scroll_expiring_mid_run_is_restarted() -> None:
             gaps["n"] += 1
             fake.now += 90  # the next scroll request finds its scroll_param expired
 
+    connector = make_connector(fake)
+    connector.ctx.companies_chunk = 50  # one scroll call per committed page, so the gap falls between calls
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rm:
         mount(rm, sim)
-        sync(make_connector(fake), store, {}, streams=("companies",), after_page=slow_once)
+        sync(connector, store, {}, streams=("companies",), after_page=slow_once)
     assert gaps["n"] == 1
+    assert sim.statuses[404] == 1  # the expired scroll_param, then a new scroll from the start
     assert store.scalar("SELECT count(*) FROM organizations") == len(world.orgs) > 50
