@@ -61,7 +61,6 @@ class DirectoryRoutes:
     clock: Callable[[], float]
     world: World
     render: Renderer
-    contacts: SearchSpace
     conversations: SearchSpace
     honor_sort: bool
     orgs: list[Any]
@@ -75,14 +74,30 @@ class DirectoryRoutes:
         raise NotImplementedError
 
     # -- search fidelity and scroll hooks (tests, demo) -------------------------------------------------
-    def _search_fidelity(self, index_lag_s: float, contact_dates: str, utc_offset_s: int) -> None:
-        """Give both search spaces Intercom's lag and the contacts' by-day date rule (see
-        ``intercom_search.py``). The clock is read at call time: harnesses swap ``self.clock``."""
+    @property
+    def contacts(self) -> SearchSpace:
+        return self._contacts
+
+    @contacts.setter
+    def contacts(self, space: SearchSpace) -> None:
+        """Whatever search space the simulator builds for contacts compares dates by calendar day, as OAS
+        2.11 ``/contacts/search`` documents ("Searching for Timestamp Fields"); UTC midnights by default."""
+        space.rule = DateRule(by_day="next_day")
+        self._contacts = space
+
+    def configure_search(self, *, index_lag_s: float = 0.0, contact_dates: str = "next_day",
+                         utc_offset_s: int = 0) -> None:
+        """Search fidelity knobs (see ``intercom_search.py``): ``index_lag_s``, how long a change takes to
+        become searchable (both spaces); ``contact_dates``, the reading of contacts' by-day ``>``
+        (``"next_day"``: OAS 2.11; ``"same_day"``: Hevo's docs); ``utc_offset_s``, the workspace timezone
+        whose midnights bound those days. The clock is read at call time (harnesses swap ``self.clock``)."""
         if contact_dates not in ("next_day", "same_day"):
             raise ValueError(f"contact_dates must be 'next_day' or 'same_day', not {contact_dates!r}")
-        for space in (self.contacts, self.conversations):
-            space.lag_s, space.clock = index_lag_s, lambda: self.clock()
-        self.contacts.rule = DateRule(by_day=contact_dates, utc_offset_s=utc_offset_s)
+        with self.lock:
+            for space in (self.contacts, self.conversations):
+                space.settle()
+                space.lag_s, space.clock = index_lag_s, lambda: self.clock()
+            self.contacts.rule = DateRule(by_day=contact_dates, utc_offset_s=utc_offset_s)
 
     def touch_contact(self, person_id: int, *, at: int | None = None) -> int:
         """Simulate an edit of a contact: a later ``updated_at`` (searchable after the index lag)."""
