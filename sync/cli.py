@@ -197,7 +197,7 @@ def _register_commands() -> None:
     import importlib
 
     for module in ("sync.cmd_kpi", "sync.survey", "sync.cmd_distress", "sync.cmd_writeback", "sync.cmd_digest",
-                   "sync.daemon"):
+                   "sync.cmd_report", "sync.daemon"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

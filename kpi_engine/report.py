@@ -1,0 +1,159 @@
+"""The data behind ``deskpulse report``: one period's KPIs, their week-by-week series, breakdowns and the CDI.
+
+Why a module of its own: the report must show exactly the numbers ``deskpulse kpi`` and ``deskpulse distress``
+print for the same period and store, so it calls the same :func:`kpi_engine.engine.compute` and takes the
+same :class:`~kpi_engine.distress.CdiResult`, and only reshapes them into series a chart can draw. Rendering
+lives in :mod:`kpi_engine.report_html`; this module has no HTML and no charting library in it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from config.settings import CostSettings, KpiSettings, SlaSettings
+from kpi_engine.distress import DAY, CdiResult, compute_cdi, day_of, record_history
+from kpi_engine.engine import compute
+
+#: the ticket dimensions the report breaks down, and the label of their key column
+BREAKDOWNS = (("agent", "Agent"), ("group", "Group"), ("channel", "Channel"))
+#: the KPIs shown for each breakdown row (all of them are in ``deskpulse kpi --by X --format json``)
+BREAKDOWN_KPIS = ("tickets_created", "tickets_solved", "first_response_time_median_s",
+                  "full_resolution_time_median_s", "fcr_pct", "csat_pct", "sla_adherence_pct")
+#: worst accounts shown in the SLA chart; top accounts shown in the CDI table and line chart
+SLA_ACCOUNTS = 15
+CDI_TABLE_ACCOUNTS = 10
+CDI_LINE_ACCOUNTS = 5
+CDI_WEEKS = 12
+BACKLOG_BUCKETS = (("0_24h", "under 24 h"), ("24_48h", "24–48 h"), ("48h_7d", "2–7 days"), ("gt_7d", "over 7 days"))
+
+
+@dataclass
+class ReportData:
+    """Everything a report shows, as plain values (also embedded in the page as JSON for scripts and tests)."""
+
+    title: str
+    period: dict[str, Any]
+    source: str | None
+    generated_at: int
+    currency: str
+    kpis: dict[str, Any]
+    weeks: list[dict[str, Any]]
+    breakdowns: dict[str, list[dict[str, Any]]]
+    sla_by_account: list[dict[str, Any]]
+    distress: dict[str, Any]
+    cdi_lines: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"title": self.title, "period": self.period, "source": self.source,
+                "generated_at": self.generated_at, "currency": self.currency, "kpis": self.kpis,
+                "weeks": self.weeks, "breakdowns": self.breakdowns, "sla_by_account": self.sla_by_account,
+                "distress": self.distress, "cdi_lines": self.cdi_lines, "notes": self.notes}
+
+
+def _names(conn: sqlite3.Connection, table: str, source: str | None) -> dict[str, str]:
+    """id -> display name for organizations, people (agents) or groups; the first source wins on a shared id."""
+    where, params = ("WHERE source = ?", [source]) if source else ("", [])
+    try:
+        rows = conn.execute(f"SELECT id, name FROM {table} {where} ORDER BY source DESC", params).fetchall()
+    except sqlite3.OperationalError:  # a store without that table (older schema): ids stay ids
+        return {}
+    return {str(r[0]): str(r[1]) for r in rows if r[1]}
+
+
+def _week_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for row in result.get("breakdown", []):
+        k = row["kpis"]
+        age = k.get("backlog_age") or {}
+        rows.append({
+            "week": row["key"],
+            "tickets_created": k.get("tickets_created"), "tickets_solved": k.get("tickets_solved"),
+            **{name: k.get(name) for name in (
+                "first_response_time_median_s", "first_response_time_p90_s",
+                "first_response_time_median_s_business", "first_response_time_p90_s_business",
+                "full_resolution_time_median_s", "full_resolution_time_p90_s",
+                "full_resolution_time_median_s_business", "full_resolution_time_p90_s_business",
+                "csat_pct", "nps", "ces_mean", "backlog_size")},
+            "backlog_age": {key: age.get(key) for key, _ in BACKLOG_BUCKETS},
+        })
+    return rows
+
+
+def _cdi_lines(conn: sqlite3.Connection, distress: CdiResult, *, kpi: KpiSettings, settings: Any,
+               sla: SlaSettings | None) -> list[dict[str, Any]]:
+    """The CDI at each of the last CDI_WEEKS week-ends for the top accounts, from ``cdi_history``.
+
+    A week-end missing from the history is computed and recorded, as ``deskpulse distress`` backfills days,
+    so the line is complete on a fresh install and costs nothing the next time.
+    """
+    top = [a.account for a in distress.accounts[:CDI_LINE_ACCOUNTS]]
+    if not top:
+        return []
+    days: list[str] = []
+    for back in range(CDI_WEEKS - 1, -1, -1):
+        ts = distress.as_of - back * 7 * DAY
+        day = day_of(ts, kpi.timezone)
+        days.append(day)
+        if back and conn.execute("SELECT 1 FROM cdi_history WHERE day = ? LIMIT 1", (day,)).fetchone() is None:
+            past = compute_cdi(conn, settings=settings, as_of=ts, tz=kpi.timezone, sla=sla)
+            record_history(conn, past, day, computed_at=distress.as_of)
+    marks = ",".join("?" * len(top))
+    rows = conn.execute(f"SELECT day, account, cdi FROM cdi_history WHERE account IN ({marks}) "
+                        f"AND day >= ? AND day <= ? ORDER BY day", [*top, days[0], days[-1]]).fetchall()
+    by_key = {(r[0], r[1]): r[2] for r in rows}
+    by_key.update({(distress.day, a.account): a.cdi for a in distress.accounts[:CDI_LINE_ACCOUNTS]})
+    shown = [a.name or a.account for a in distress.accounts[:CDI_LINE_ACCOUNTS]]
+    names = {a.account: (a.name or a.account) + (f" ({a.source})" if shown.count(a.name or a.account) > 1 else "")
+             for a in distress.accounts[:CDI_LINE_ACCOUNTS]}
+    return [{"day": day, "account": names[acct], "cdi": by_key[(day, acct)]}
+            for day in days for acct in top if (day, acct) in by_key]
+
+
+def _distress_view(distress: CdiResult) -> dict[str, Any]:
+    """``deskpulse distress --format json`` with the accounts cut to the report's table (the page stays small)."""
+    doc = distress.to_dict()
+    doc["total_accounts"] = len(distress.accounts)
+    doc["accounts"] = doc["accounts"][:CDI_TABLE_ACCOUNTS]
+    return doc
+
+
+def build_report(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, costs: CostSettings,
+                 distress_settings: Any, distress: CdiResult, since: int, until: int, now: int,
+                 source: str | None = None, title: str = "Support report") -> ReportData:
+    """Compute every number the report shows over ``[since, until)``; ``distress`` is today's CDI result."""
+    weekly = compute(conn, kpi=kpi, sla=sla, costs=costs, since=since, until=until, source=source, by="week",
+                     now=now)
+    breakdowns: dict[str, list[dict[str, Any]]] = {}
+    labels = {"agent": _names(conn, "people", source), "group": _names(conn, "groups", source)}
+    for dim, _ in BREAKDOWNS:
+        result = compute(conn, kpi=kpi, sla=sla, costs=costs, since=since, until=until, source=source, by=dim,
+                         now=now)
+        names = labels.get(dim, {})
+        breakdowns[dim] = [{"key": row["key"], "label": names.get(row["key"], row["key"]),
+                            **{name: row["kpis"].get(name) for name in BREAKDOWN_KPIS}}
+                           for row in result.get("breakdown", [])]
+        breakdowns[dim].sort(key=lambda r: -(r["tickets_created"] or 0))
+    by_org = compute(conn, kpi=kpi, sla=sla, costs=costs, since=since, until=until, source=source,
+                     by="organization", now=now)
+    org_names = _names(conn, "organizations", source)
+    sla_rows = [{"key": row["key"], "account": org_names.get(row["key"], row["key"]),
+                 "sla_adherence_pct": row["kpis"]["sla_adherence_pct"],
+                 "tickets_created": row["kpis"]["tickets_created"]}
+                for row in by_org.get("breakdown", []) if row["kpis"].get("sla_adherence_pct") is not None]
+    sla_rows.sort(key=lambda r: (r["sla_adherence_pct"], -(r["tickets_created"] or 0), r["account"]))
+    notes = []
+    if not weekly.get("breakdown"):
+        notes.append("No tickets in this period.")
+    period = dict(weekly["period"])
+    period["last_day"] = (date.fromisoformat(period["until"]) - timedelta(days=1)).isoformat()
+    return ReportData(
+        title=title, period=period, source=source, generated_at=now, currency=costs.currency,
+        kpis=weekly["kpis"], weeks=_week_rows(weekly), breakdowns=breakdowns, sla_by_account=sla_rows[:SLA_ACCOUNTS],
+        distress=_distress_view(distress), cdi_lines=_cdi_lines(conn, distress, kpi=kpi, settings=distress_settings,
+                                                          sla=sla),
+        notes=notes)
+

@@ -1,0 +1,104 @@
+"""``deskpulse report``: the period's KPIs, trends, SLA per account and the CDI as one self-contained HTML file.
+
+The command resolves the period like ``deskpulse kpi`` (same dates, same defaults but twelve weeks), refreshes
+the derived data like ``deskpulse distress`` (sentiment, CDI history, today's snapshot), and writes the page
+atomically (a temporary file renamed into place), so a browser or a web server never sees half a report.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from config.errors import DeskpulseError, UsageError
+from config.settings import Settings
+from kpi_engine.distress import refresh
+from kpi_engine.periods import Period, local_date
+from kpi_engine.report import ReportData, build_report
+from kpi_engine.report_html import render
+from sync.cmd_kpi import _check_source, resolve_period
+from sync.context import AppContext, get_ctx
+from sync.kpi_facts import refresh_kpi_facts
+from sync.store import Store
+
+DEFAULT_WEEKS = 12
+
+
+def default_period(since: str | None, until: str | None, timezone: str, today: date) -> Period:
+    """``--since``/``--until`` as ``deskpulse kpi`` reads them; by default the last 12 whole ISO weeks plus this one."""
+    if since is None and until is None:
+        monday = today - timedelta(days=today.weekday())
+        start = monday - timedelta(weeks=DEFAULT_WEEKS - 1)
+        return Period.from_dates(start, today + timedelta(days=1), timezone)
+    return resolve_period(since, until, timezone, today)
+
+
+def build(store: Store, settings: Settings, period: Period, *, now: int, source: str | None = None,
+          console: object | None = None) -> ReportData:
+    """Refresh what the report reads (KPI facts, sentiment, CDI history), then compute every number it shows."""
+    refresh_kpi_facts(store, settings.kpi, console, now=now)  # type: ignore[arg-type]
+    distress = refresh(store.conn, settings=settings.distress, as_of=now, tz=settings.kpi.timezone, sla=settings.sla)
+    return build_report(store.conn, kpi=settings.kpi, sla=settings.sla, costs=settings.costs,
+                        distress_settings=settings.distress, distress=distress, since=period.since,
+                        until=period.until, now=now, source=source)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``path`` through a temporary file in the same folder, renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(actx: AppContext, *, since: str | None = None, until: str | None = None, source: str | None = None,
+                 out: Path | None = None) -> tuple[Path, ReportData]:
+    """The whole command, reusable by the demo and the daemon: returns the file written and its data."""
+    settings = actx.settings(required=False)
+    path = actx.store_path(settings)
+    if str(path) != ":memory:" and not path.exists():
+        raise UsageError(f"no store at {path}: run 'deskpulse sync' (or 'deskpulse demo') first, or pass --db")
+    now = int(actx.clock())
+    period = default_period(since, until, settings.kpi.timezone, local_date(now, settings.kpi.timezone))
+    store = actx.store(settings)
+    try:
+        _check_source(store.conn, settings, source)
+        data = build(store, settings, period, now=now, source=source, console=actx.err_console)
+    finally:
+        store.close()
+    target = out or Path(f"deskpulse-report-{data.period['since']}-to-{data.period['last_day']}.html")
+    try:
+        write_atomically(target, render(data))
+    except OSError as exc:
+        raise DeskpulseError(f"cannot write the report to {target}: {exc.strerror or exc}") from None
+    return target, data
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``deskpulse report`` to the CLI."""
+
+    @app.command("report")
+    def report_command(
+        ctx: typer.Context,
+        since: Annotated[str | None, typer.Option("--since", help="first day (YYYY-MM-DD, inclusive)")] = None,
+        until: Annotated[str | None, typer.Option("--until", help="day after the last (YYYY-MM-DD, exclusive)")] = None,
+        source: Annotated[str | None, typer.Option("--source", help="only this source")] = None,
+        out: Annotated[Path | None, typer.Option("--out", help="HTML file to write (default: a dated name here)")
+                       ] = None,
+    ) -> None:
+        """Write the KPI and distress report as one self-contained HTML file (default: the last 12 weeks)."""
+        actx = get_ctx(ctx)
+        target, data = write_report(actx, since=since, until=until, source=source, out=out)
+        actx.console.print(f"Report for {data.period['since']} to {data.period['last_day']} written to {target}",
+                           markup=False, highlight=False, soft_wrap=True)
