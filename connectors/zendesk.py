@@ -77,19 +77,27 @@ def _rating_rows(record: dict[str, Any], ctx: MapContext) -> Rows:
     return {"ratings": [row] if row is not None else []}
 
 
+# Zendesk's incremental ticket and ticket-event exports list only tickets of one support type, "agent" by
+# default; "all" adds tickets handled by AI agents (``support_type_scope``: "all" | "agent" | "ai_agent",
+# Incremental Exports API reference, parameters of the ticket export (cursor and time based) and of the
+# ticket event export). Sent on every request, cursor pages included: a server that ignores it loses nothing.
+ALL_SUPPORT_TYPES = ("support_type_scope", "all")
+
 # In run order: reference data first, then the people a ticket points at, tickets, their events, ratings.
 SPECS: tuple[StreamSpec, ...] = (
     StreamSpec("ticket_fields", "/api/v2/ticket_fields.json", "ticket_fields", "list", ("fields",), _fields_rows),
     StreamSpec("groups", "/api/v2/groups.json", "groups", "list", ("groups",), _groups_rows),
     StreamSpec("organizations", "/api/v2/incremental/organizations.json", "organizations", "time_export",
-               ("organizations",), _org_rows),
+               ("organizations",), _org_rows, since_key="updated_at"),
     StreamSpec("users", "/api/v2/incremental/users/cursor.json", "users", "cursor_export", ("people",), _user_rows),
     StreamSpec("tickets", "/api/v2/incremental/tickets/cursor.json", "tickets", "cursor_export", ("tickets",),
-               _ticket_rows, params=(("include", "metric_sets"),)),
+               _ticket_rows, params=(("include", "metric_sets"), ALL_SUPPORT_TYPES)),
     StreamSpec("ticket_events", "/api/v2/incremental/ticket_events.json", "ticket_events", "time_export",
-               ("messages", "ticket_events"), _event_rows, params=(("include", "comment_events"),)),
+               ("messages", "ticket_events"), _event_rows, params=(("include", "comment_events"), ALL_SUPPORT_TYPES),
+               since_key="timestamp"),
+    # bookmarked on updated_at: the record is created when the survey is offered, the answer updates it
     StreamSpec("satisfaction_ratings", "/api/v2/satisfaction_ratings.json", "satisfaction_ratings", "list",
-               ("ratings",), _rating_rows, since_key="created_at", feature="customer satisfaction"),
+               ("ratings",), _rating_rows, since_key="updated_at", feature="customer satisfaction"),
 )
 
 
@@ -122,7 +130,6 @@ def build_http(source: ZendeskSource, *, clock: Callable[[], float] = time.time,
         auth=auth,
         headers={"Accept": "application/json", "Content-Type": "application/json"},
         timeout=(source.timeout_connect, source.timeout_read),
-        request_deadline=source.request_deadline,
         max_retries=source.max_retries,
         max_retry_wait=source.max_retry_wait,
         rate_headers=zendesk_rate_headers,
@@ -146,7 +153,8 @@ class ZendeskConnector(Connector):
         self.http = http if http is not None else build_http(source, clock=clock)
         self.clock = clock
         self.options = StreamOptions(source=source.name, per_page=source.per_page, start_time=start_time,
-                                     value_field=value_field, time_field=source.time_tracking_field)
+                                     value_field=value_field, time_field=source.time_tracking_field,
+                                     lookback=source.lookback_s, clock=clock)
         self.roles = RoleBook()
         self._field_ids: dict[str, int] | None = None
 

@@ -14,9 +14,12 @@ Choices that are not obvious from the payloads:
   ``status='deleted'`` (excluded from KPIs anyway). ``is_spam`` is 1 only when a
   marker exists (an ``is_spam`` attribute or a ``spam`` tag on a deleted ticket).
 - A merged-away ticket is closed with the tag ``closed_by_merge``.
-- Ratings come only from ``/api/v2/satisfaction_ratings`` (which carries
-  ``created_at``, needed to attribute CSAT by rating time); the rating embedded
-  in a ticket has no timestamp, so it stays in ``raw`` and is not a second row.
+- Ratings come only from ``/api/v2/satisfaction_ratings`` (legacy CSAT); the
+  rating embedded in a ticket has no timestamp, so it stays in ``raw`` and is not
+  a second row. A rating record is created when the survey is *offered* and
+  updated when the customer answers (API-NOTES 6.2; the OAS example is created
+  2009, updated 2011), so a received score's time is its ``updated_at``:
+  ``created_at`` is the offer. ``offered``/``unoffered`` records are no rating.
 - Comment authors' roles are not in ticket events, so comment rows carry no
   ``author_role``; the stream adds it where the connector knows the user (see ``RoleBook``).
 """
@@ -287,10 +290,14 @@ def map_organization(org: dict[str, Any], value_field: str) -> dict[str, Any]:
 
 
 def map_rating(rating: dict[str, Any]) -> dict[str, Any] | None:
-    """A satisfaction rating -> a ``ratings`` row; ``offered``/``unoffered`` are invitations, not ratings."""
+    """A satisfaction rating -> a ``ratings`` row, timed by the answer (``updated_at``).
+
+    ``offered``/``unoffered`` are invitations, not ratings: no row (KPIs never see them as a score).
+    """
     score = str(require(rating, "score")).lower()
     if score not in CSAT_SCORES:
         return None
+    answered = to_epoch(rating.get("updated_at"))
     return {
         "id": id_str(require(rating, "id")),
         "ticket_id": id_str(rating.get("ticket_id")),
@@ -301,7 +308,7 @@ def map_rating(rating: dict[str, Any]) -> dict[str, Any] | None:
         "score_1_5": CSAT_SCORES[score],
         "score": None,  # Zendesk CSAT has no native number; score_raw/score_1_5 carry it
         "comment": rating.get("comment"),
-        "created_at": to_epoch(require(rating, "created_at")),
+        "created_at": answered if answered is not None else to_epoch(require(rating, "created_at")),
         "raw": rating,
     }
 

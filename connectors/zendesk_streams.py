@@ -6,13 +6,18 @@ here with a loop guard (STYLE.md #3):
 - ``CursorExport``: incremental cursor exports (tickets, users): ``after_cursor``
   + ``end_of_stream``. The cursor is persisted after every page, including the
   last, so the next scheduled run resumes with one request.
+  Zendesk documents this opaque cursor as the way to resume (ZD-USING "You don't
+  need a start time for the next page or export"), so it is kept as is: no
+  time bookmark, no lookback.
 - ``TimeExport``: time-based incremental exports (ticket events, organizations):
-  ``next_page`` + ``end_time`` + ``end_of_stream``. The cursor is the page's
-  ``end_time``; a resume re-reads ``overlap`` seconds before it, because items
-  sharing a timestamp can straddle a page boundary (upserts make this harmless).
+  ``next_page`` + ``end_time`` + ``end_of_stream``. The bookmark is
+  ``connectors.base.time_bookmark``: ``min(newest timestamp actually read,
+  run start) - lookback`` (DESIGN.md sync rule 2, API-NOTES 6.4), never the
+  vendor's ``end_time`` alone; the overlap is re-read and absorbed by upserts.
 - ``CursorList``: ordinary list endpoints: ``page[size]``/``page[after]`` with
   ``meta.has_more``/``meta.after_cursor``/``links.next`` (legacy ``next_page``
-  tolerated). Optionally incremental on a timestamp filter (satisfaction ratings).
+  tolerated). Optionally incremental on a timestamp filter (satisfaction ratings,
+  bookmarked on ``updated_at`` with the same rule plus a periodic answer-window sweep).
 
 A stream (``ZendeskStream``) is a declaration (``StreamSpec``): path, records
 key, scheme, extra params and a mapper. Only quirks are code.
@@ -21,13 +26,14 @@ key, scheme, extra params and a mapper. Only quirks are code.
 from __future__ import annotations
 
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from connectors.base import Page, Stream
+from connectors.base import Page, Stream, time_bookmark
 from connectors.errors import AuthenticationError, FatalAPIError, ParseError, RetriableAPIError
 from connectors.http import HttpClient
 from connectors.normalize import to_epoch
@@ -37,6 +43,17 @@ logger = logging.getLogger("deskpulse.connectors.zendesk")
 
 MIN_PAGE_SIZE = 50
 GROW_AFTER_PAGES = 5
+# Satisfaction ratings (legacy CSAT): a rating record is created when the survey is offered and updated
+# when the customer answers (API-NOTES 6.2). Zendesk documents ``start_time``/``end_time`` only as the
+# "time of the oldest/most recent satisfaction rating" (Satisfaction Ratings API page, List filters),
+# not whether they compare ``created_at`` or ``updated_at`` (UNCONFIRMED). Read the first way, an
+# answer given after the bookmark passed the offer would never be listed again; so every
+# ``RATING_SWEEP_EVERY`` a run re-lists the last ``RATING_ANSWER_WINDOW``: solved tickets close at most
+# 28 days after solving (the close automation's upper bound) and a closed ticket takes no new rating
+# (assumed from Zendesk's help on satisfaction ratings; UNCONFIRMED). Read the other way the sweep only
+# re-reads what upserts absorb.
+RATING_ANSWER_WINDOW = 28 * 86400
+RATING_SWEEP_EVERY = 6 * 3600
 
 
 @dataclass(slots=True)
@@ -130,14 +147,32 @@ class CursorExport(Paginator):
 
 
 class TimeExport(Paginator):
-    """Time-based export: follow ``next_page`` until ``end_of_stream``; the cursor is ``end_time``."""
+    """Time-based export: follow ``next_page`` until ``end_of_stream``.
 
-    def __init__(self, source: str, path: str, cursor: Any, *, start_time: int, overlap: int,
-                 params: Mapping[str, Any]) -> None:
+    The cursor is ``{"start_time": bookmark, "high": newest}``: ``high`` is the newest ``since_key``
+    of the records read so far (all runs), ``bookmark`` is ``time_bookmark(high, run start,
+    lookback)``, where the next run (or a resume after a crash) starts. The vendor's ``end_time`` only
+    drives the pages of this run. While nothing was ever read the bookmark stays at the first start:
+    a run's start alone is a signpost that would skip records arriving late with an older timestamp.
+    A cursor of the older shape (``{"start_time": end_time}``) counts as ``high``.
+    """
+
+    def __init__(self, source: str, path: str, cursor: Any, *, start_time: int, params: Mapping[str, Any],
+                 records_key: str, since_key: str, run_start: int, lookback: int) -> None:
         self.source, self.path, self.params = source, path, params
-        saved = cursor.get("start_time") if isinstance(cursor, dict) else None
-        self.cursor = {"start_time": int(saved)} if saved is not None else None
-        self.start = max(0, int(saved) - overlap) if saved is not None else start_time
+        self.records_key, self.since_key = records_key, since_key
+        self.run_start, self.lookback = run_start, lookback
+        saved = cursor if isinstance(cursor, dict) else {}
+        high = saved.get("high", saved.get("start_time"))
+        self.high: int | None = None if high is None else int(high)
+        if "high" in saved and saved.get("start_time") is not None:
+            self.start = int(saved["start_time"])
+        elif self.high is not None:  # older cursor: its start_time was the vendor's end_time
+            self.start = time_bookmark(self.high, run_start, lookback)
+        else:
+            self.start = start_time
+        self.first = self.start
+        self.cursor = dict(saved) or None
         self.next_url: str | None = None
 
     def request(self) -> PageRequest:
@@ -148,8 +183,14 @@ class TimeExport(Paginator):
 
     def advance(self, body: dict[str, Any]) -> bool:
         end_time = body.get("end_time")
-        if end_time is not None and (self.cursor is None or int(end_time) > self.cursor["start_time"]):
-            self.cursor = {"start_time": int(end_time)}  # never backwards: an empty overlap page must not drift it
+        for item in body.get(self.records_key) or ():
+            at = _epoch_or_none(item, self.since_key) if isinstance(item, dict) else None
+            if at is not None and (self.high is None or at > self.high):
+                self.high = at
+        # never before this run's first start (high only grows, so an empty overlap page cannot drift it)
+        bookmark = self.first if self.high is None else max(
+            self.first, time_bookmark(self.high, self.run_start, self.lookback))
+        self.cursor = {"start_time": bookmark, "high": self.high}
         nxt = body.get("next_page")
         if body.get("end_of_stream") or (not nxt and body.get("end_of_stream") is None):
             return False  # older responses have no end_of_stream: no next_page is the end
@@ -175,25 +216,39 @@ def _epoch_or_none(item: Any, key: str) -> int | None:
 class CursorList(Paginator):
     """``page[size]``/``page[after]`` list pagination, optionally incremental on a record timestamp.
 
-    When ``since_key`` is set (satisfaction ratings: ``created_at``), the cursor keeps the highest
-    timestamp seen and, mid-run, the ``page[after]`` token plus the filter it belongs to, so a
-    resume continues the same listing whatever order the vendor sorts it in. A later run filters
-    with ``start_time = highest - overlap``. Without ``since_key`` the stream is a full refresh.
+    When ``since_key`` is set (satisfaction ratings: ``updated_at``), the cursor keeps ``high``, the
+    newest timestamp of the records listed (any score, ``offered`` included: the record was read),
+    and, mid-run, the ``page[after]`` token plus the filter it belongs to, so a resume continues the
+    same listing whatever order the vendor sorts it in. A later run filters with ``start_time =
+    time_bookmark(high, run start, lookback)``; every ``sweep_every`` seconds it reaches back
+    ``sweep_window`` instead (see ``RATING_ANSWER_WINDOW``), and ``swept`` remembers when. The cursor
+    also says ``csat_api: "listed"``: the endpoint answered (``"forbidden"`` is set by the stream on a
+    403), which ``kpi_engine.quality`` reads to tell "no CSAT through this API" from "no ratings yet".
+    Without ``since_key`` the stream is a full refresh.
     """
 
     def __init__(self, source: str, path: str, cursor: Any, *, records_key: str, page_size: int = 100,
-                 since_key: str | None = None, start_time: int = 0, overlap: int = 60) -> None:
+                 since_key: str | None = None, start_time: int = 0, run_start: int = 0, lookback: int = 0,
+                 sweep_every: int = 0, sweep_window: int = 0) -> None:
         self.source, self.path, self.records_key = source, path, records_key
         self.page_size, self.since_key = page_size, since_key
+        self.run_start = run_start
         saved = cursor if since_key and isinstance(cursor, dict) else {}
         self.high: int | None = saved.get("high")
         self.after: str | None = saved.get("after")
-        if self.after is not None:
+        self.swept: int | None = saved.get("swept")
+        self.sweeping = False
+        if self.after is not None:  # resuming this listing mid-run
             self.since: int | None = saved.get("since")
+            self.sweeping = bool(saved.get("sweeping"))
         elif self.high is not None:
-            self.since = max(0, int(self.high) - overlap)
-        else:
+            self.since = time_bookmark(self.high, run_start, lookback)
+            if sweep_every and (self.swept is None or run_start - int(self.swept) >= sweep_every):
+                self.since = max(0, min(self.since, run_start - sweep_window))
+                self.sweeping = True
+        else:  # first listing: from the configured start, which covers any answer window
             self.since = start_time if since_key and start_time else None
+            self.sweeping = bool(since_key)
         self.cursor = dict(saved) or None
         self.next_url: str | None = None
 
@@ -211,7 +266,11 @@ class CursorList(Paginator):
         if not self.since_key:
             return
         for item in body.get(self.records_key) or ():
+            if not isinstance(item, dict):
+                continue
             at = _epoch_or_none(item, self.since_key)
+            if at is None:
+                at = _epoch_or_none(item, "created_at")
             if at is not None and (self.high is None or at > self.high):
                 self.high = at
 
@@ -239,9 +298,11 @@ class CursorList(Paginator):
         if not self.since_key:
             self.cursor = None
         elif mid_run:
-            self.cursor = {"since": self.since, "after": self.after, "high": self.high}
+            self.cursor = {"since": self.since, "after": self.after, "high": self.high, "swept": self.swept,
+                           "sweeping": self.sweeping, "csat_api": "listed"}
         else:
-            self.cursor = {"high": self.high} if self.high is not None else None
+            swept = self.run_start if self.sweeping else self.swept
+            self.cursor = {"high": self.high, "swept": swept, "csat_api": "listed"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +325,7 @@ class StreamSpec:
     tables: tuple[str, ...]
     to_rows: Callable[[dict[str, Any], MapContext], Rows]
     params: tuple[tuple[str, str], ...] = ()
-    since_key: str | None = None  # "list" scheme only: makes it incremental on this timestamp
+    since_key: str | None = None  # "list": incremental on this timestamp; "time_export": the bookmark's timestamp
     feature: str | None = None  # an account feature the endpoint needs: a 403 means "not enabled", not bad auth
 
 
@@ -277,8 +338,9 @@ class StreamOptions:
     start_time: int
     value_field: str
     time_field: str | None = None
-    overlap: int = 60
+    lookback: int = 3600  # seconds re-read behind every time bookmark (the source's ``lookback``)
     list_page_size: int = 100
+    clock: Callable[[], float] = time.time  # the run's start, for ``time_bookmark``
 
 
 class RoleBook:
@@ -336,18 +398,23 @@ class ZendeskStream(Stream):
         self.spec, self.http, self.options, self.roles = spec, http, options, roles
         self.sizer = PageSizer(options.per_page)  # kept across runs of this stream object
 
-    def paginator(self, cursor: Any) -> Paginator:
+    def paginator(self, cursor: Any, run_start: int | None = None) -> Paginator:
         spec, opts = self.spec, self.options
         params = dict(spec.params)
+        run_start = int(opts.clock()) if run_start is None else run_start
         if spec.scheme == "cursor_export":
             return CursorExport(opts.source, spec.path, cursor, start_time=opts.start_time, sizer=self.sizer,
                                 params=params)
         if spec.scheme == "time_export":
-            return TimeExport(opts.source, spec.path, cursor, start_time=opts.start_time, overlap=opts.overlap,
-                              params=params)
+            return TimeExport(opts.source, spec.path, cursor, start_time=opts.start_time, params=params,
+                              records_key=spec.records_key, since_key=spec.since_key or "updated_at",
+                              run_start=run_start, lookback=opts.lookback)
+        incremental = spec.since_key is not None
         return CursorList(opts.source, spec.path, cursor, records_key=spec.records_key,
                           page_size=opts.list_page_size, since_key=spec.since_key, start_time=opts.start_time,
-                          overlap=opts.overlap)
+                          run_start=run_start, lookback=opts.lookback,
+                          sweep_every=RATING_SWEEP_EVERY if incremental else 0,
+                          sweep_window=RATING_ANSWER_WINDOW if incremental else 0)
 
     def pages(self, cursor: Any | None) -> Iterator[Page]:
         pager = self.paginator(cursor)
@@ -361,6 +428,10 @@ class ZendeskStream(Stream):
                 # e.g. satisfaction ratings switched off for the account: nothing to sync, not a failed source
                 logger.warning("source %s: %s is not available (HTTP 403 on %s); is %s enabled? skipping it",
                                self.options.source, self.spec.name, self.spec.path, self.spec.feature)
+                if self.spec.since_key is not None:  # remembered, so status and KPIs can say why there is none
+                    kept = {k: v for k, v in cursor.items() if k in ("high", "swept")} \
+                        if isinstance(cursor, dict) else {}
+                    cursor = {**kept, "csat_api": "forbidden"}
                 yield Page({}, cursor, done=True)
                 return
             items = body.get(self.spec.records_key)

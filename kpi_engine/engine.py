@@ -85,7 +85,8 @@ def compute(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, cos
     """The KPI catalog over [since, until) (epochs), optionally for one source and broken down ``by``.
 
     Returns ``{"period": {...}, "kpis": {NAME: value}}`` plus ``"breakdown": [{"key", "kpis"}]`` when
-    ``by`` is given. Empty denominators give None. Raises ValueError for a bad period or dimension.
+    ``by`` is given, and ``"reasons": {NAME: text}`` for a KPI the helpdesk API cannot serve (CSAT).
+    Empty denominators give None. Raises ValueError for a bad period or dimension.
     ``workers``: shards in separate processes (default: automatic for large periods on a file database).
     """
     if by is not None and by not in DIMENSIONS:
@@ -122,6 +123,9 @@ def compute(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, cos
     }
     if by is not None:
         result["breakdown"] = _breakdown(ws, parts, total, common)
+    reason = quality.csat_reason(quality.csat_unavailable(conn, sources, now), result["kpis"]["csat_pct"])
+    if reason is not None:  # e.g. Zendesk on the newer CSAT: null with its reason, never a silent null or 0%
+        result["reasons"] = {"csat_pct": reason}
     logger.debug("kpi catalog computed in %.2fs (by=%s, sources=%s, shards=%d)", time.perf_counter() - started, by,
                  sources, count)
     return result

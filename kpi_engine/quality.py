@@ -7,10 +7,18 @@ scales are kept apart (not counted). Ratings of deleted/spam/merged tickets are
 excluded (their tickets have no facts, see :mod:`kpi_engine.fact_store`); survey responses
 without a ticket count for the whole store (and for the requester's organization in
 ``--by organization``).
+
+CSAT that a helpdesk API cannot serve is reported as such, never as 0% and never as a silent
+null: :func:`csat_unavailable` reads what the connector recorded about its ratings endpoint
+(``sync_state``; Zendesk's legacy-only satisfaction-ratings API) and :func:`csat_reason` turns it
+into the reason shown next to a null ``csat_pct``.
 """
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from datetime import UTC, datetime
 from typing import Any
 
 from kpi_engine.partials import num
@@ -75,3 +83,62 @@ def finalize(part: dict[str, Any]) -> dict[str, Any]:
         "ces_mean": rounded(ratio(num(part, "ces_sum"), num(part, "ces_n"))),
         "ces_easy_pct": rounded(pct(num(part, "ces_easy"), num(part, "ces_n"))),
     }
+
+
+CSAT_NOT_AVAILABLE = "CSAT not available through this API"
+#: Zendesk sends the legacy survey 24 h after a ticket is solved by default (its satisfaction automation);
+#: tickets solved this long after the newest rating record and this long ago should have one by now.
+SURVEY_GRACE_S = 3 * 86400
+#: this many such tickets without a single rating record (not even an ``offered`` one) settle it
+MIN_UNSURVEYED = 10
+
+
+def _day(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d")
+
+
+def csat_unavailable(conn: sqlite3.Connection, sources: list[str] | None, now: int) -> dict[str, str]:
+    """Sources whose CSAT the helpdesk API does not serve, with why (source -> reason).
+
+    Only streams whose cursor carries ``csat_api`` (the Zendesk connector's satisfaction ratings)
+    are judged. ``"forbidden"``: the endpoint answered 403. ``"listed"``: it answered, but its
+    newest record (offered surveys included) is older than ``MIN_UNSURVEYED`` tickets solved since:
+    Zendesk's ``/api/v2/satisfaction_ratings`` serves only the legacy CSAT (Satisfaction Ratings
+    API page), so an account on the newer CSAT lists nothing while tickets are solved and surveyed.
+    """
+    rows = conn.execute("SELECT source, cursor FROM sync_state WHERE stream = 'satisfaction_ratings'").fetchall()
+    out: dict[str, str] = {}
+    for source, raw in rows:
+        if sources is not None and source not in sources:
+            continue
+        try:
+            cursor = json.loads(raw) if raw else None
+        except ValueError:
+            continue
+        if not isinstance(cursor, dict) or "csat_api" not in cursor:
+            continue
+        if cursor["csat_api"] == "forbidden":
+            out[source] = (f"{CSAT_NOT_AVAILABLE}: the satisfaction-ratings endpoint answers HTTP 403 "
+                           "(customer satisfaction is off, or not visible to this API user)")
+            continue
+        high = cursor.get("high")
+        after = 0 if high is None else int(high) + SURVEY_GRACE_S
+        solved = conn.execute(
+            "SELECT COUNT(*) FROM tickets WHERE source = ? AND solved_at > ? AND solved_at <= ? "
+            "AND status IN ('solved', 'closed') AND NOT is_merged", [source, after, now - SURVEY_GRACE_S]).fetchone()[0]
+        if solved >= MIN_UNSURVEYED:
+            since = f"since {_day(int(high))}" if high is not None else "at all"
+            out[source] = (f"{CSAT_NOT_AVAILABLE}: the satisfaction-ratings endpoint (legacy CSAT only) lists no "
+                           f"survey {since} although {solved} tickets were solved after it; the account is likely "
+                           "on Zendesk's newer CSAT (survey responses), which this endpoint does not serve")
+    return out
+
+
+def csat_reason(unavailable: dict[str, str], csat_pct: float | None) -> str | None:
+    """The reason to show next to ``csat_pct``: why it is null, or which sources it leaves out."""
+    if not unavailable:
+        return None
+    detail = "; ".join(f"source {name}: {reason}" for name, reason in sorted(unavailable.items()))
+    if csat_pct is None:
+        return detail
+    return f"partial, without {', '.join(sorted(unavailable))} ({detail})"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from rich.markup import escape
 from rich.table import Table
 
-from kpi_engine import fact_store
+from kpi_engine import fact_store, quality
 from sync.context import AppContext
 from sync.store import Store
 
@@ -54,10 +54,11 @@ def status_data(actx: AppContext) -> dict:
             "ORDER BY updated_at DESC, key LIMIT 20")
         quarantine = store.query("SELECT source, stream, count(*) AS n FROM quarantine GROUP BY source, stream")
         jobs = store.query("SELECT value FROM meta WHERE key = 'daemon_jobs'")
+        csat = quality.csat_unavailable(store.conn, None, int(actx.clock()))
     finally:
         store.close()
     return {"streams": streams, "outbox": outbox, "failed_writes": failed_writes, "quarantine": quarantine,
-            "kpi_facts": facts,
+            "kpi_facts": facts, "csat_unavailable": csat,
             "jobs": json.loads(jobs[0]["value"]) if jobs else []}
 
 
@@ -93,6 +94,8 @@ def show_status(actx: AppContext) -> None:
                 else f"given up after {row['attempts']} attempt(s)")
         console.print(f"[red]write failed[/] {row['source']} ticket {row['target']} ({what}): ", end="")
         console.print(row["last_error"], markup=False, highlight=False)
+    for source, reason in sorted(data["csat_unavailable"].items()):  # KPIs show csat_pct null with this reason
+        console.print(f"[yellow]CSAT ({escape(source)})[/]: {escape(reason)}")
     facts = data["kpi_facts"]
     if facts["rebuild"]:
         console.print("KPI facts: rebuilt by the next KPI run or sync (new store, upgrade or changed \\[kpi] settings)")

@@ -69,7 +69,8 @@ def test_first_request_asks_for_metric_sets_with_configured_page_size(rsps: Any,
     connector = make_connector(make_source(per_page=300), start_time=1_600_000_000)
     list(connector.stream("tickets").pages(None))
     sent = query(rsps.calls[0].request.url)
-    assert sent == {"per_page": "300", "include": "metric_sets", "start_time": "1600000000"}
+    assert sent == {"per_page": "300", "include": "metric_sets", "start_time": "1600000000",
+                    "support_type_scope": "all"}
     headers = rsps.calls[0].request.headers
     assert headers["Accept"] == "application/json"
     expected = base64.b64encode(f"{EMAIL}/token:{TOKEN}".encode()).decode()
@@ -153,11 +154,12 @@ def test_malformed_ticket_is_quarantined_and_the_rest_survive(rsps: Any, ticket_
 def test_fixture_ticket_event_page_maps_comment(rsps: Any, fixtures_dir: Any) -> None:
     body = load_fixture(fixtures_dir, "zendesk_incremental_ticket_events_time_page.json")
     rsps.add(responses.GET, EVENTS_URL, json=body)
-    connector = make_connector(start_time=1_719_000_000)
+    connector = make_connector(start_time=1_719_000_000, fake=FakeTime(now=1_720_000_000))
     pages = list(connector.stream("ticket_events").pages(None))
-    assert query(rsps.calls[0].request.url) == {"start_time": "1719000000", "include": "comment_events"}
+    assert query(rsps.calls[0].request.url) == {"start_time": "1719000000", "include": "comment_events",
+                                                "support_type_scope": "all"}
     assert len(pages) == 1 and pages[0].done
-    assert pages[0].cursor == {"start_time": 1719792000}
+    assert pages[0].cursor == {"start_time": 1719792000 - 3600, "high": 1719792000}  # newest read - lookback
     (msg,) = pages[0].records["messages"]
     assert msg == {  # author 35436 is unknown to this connector: no author_role, so a stored one survives
         "id": "926256957614", "ticket_id": "123", "author_id": "35436", "public": 1,

@@ -52,10 +52,11 @@ def test_equal_timestamps_across_a_page_boundary_lose_nothing(rsps: Any) -> None
     # events 3 and 4 share a second; the first page ends between them
     events = [_event(1, 100), _event(2, 150), _event(3, 200), _event(4, 200), _event(5, 300)]
     rsps.add_callback(responses.GET, EVENTS_URL, callback=_time_export("ticket_events", events, limit=3))
-    pages = list(make_connector().stream("ticket_events").pages(None))
+    pages = list(make_connector(make_source(lookback="0s")).stream("ticket_events").pages(None))
     got = [m["id"] for m in rows(pages, "messages")]
     assert got == ["10", "20", "30", "30", "40", "50"]  # 30 twice (same primary key: harmless), 40 not lost
-    assert [p.cursor for p in pages] == [{"start_time": 200}, {"start_time": 300}]
+    # the bookmark is the newest timestamp read (minus a lookback of 0 here): start_time is inclusive
+    assert [p.cursor for p in pages] == [{"start_time": 200, "high": 200}, {"start_time": 300, "high": 300}]
     assert [query(c.request.url)["start_time"] for c in rsps.calls] == ["0", "200"]
 
 
@@ -67,13 +68,14 @@ def test_more_items_in_one_second_than_a_page_holds_is_reported_not_looped(rsps:
     assert len(rsps.calls) == 2
 
 
-def test_resume_rereads_an_overlap_window(rsps: Any) -> None:
+def test_resume_rereads_the_lookback_window(rsps: Any) -> None:
     events = [_event(1, 1000), _event(2, 1050), _event(3, 1100)]
     rsps.add_callback(responses.GET, EVENTS_URL, callback=_time_export("ticket_events", events, limit=10))
-    pages = list(make_connector().stream("ticket_events").pages({"start_time": 1100}))
+    # a cursor of the older shape ({"start_time": end_time}) counts as the newest timestamp read
+    pages = list(make_connector(make_source(lookback="60s")).stream("ticket_events").pages({"start_time": 1100}))
     assert query(rsps.calls[0].request.url)["start_time"] == "1040"
     assert {m["id"] for m in rows(pages, "messages")} == {"20", "30"}
-    assert pages[-1].cursor == {"start_time": 1100} and len(rsps.calls) == 1
+    assert pages[-1].cursor == {"start_time": 1040, "high": 1100} and len(rsps.calls) == 1
 
 
 def test_next_page_that_repeats_the_current_page_is_a_loop(rsps: Any) -> None:
@@ -189,7 +191,8 @@ def test_ratings_skip_invitations_and_resume_from_high_water_mark(rsps: Any) -> 
                _rating(3, "bad", "2024-03-03T00:00:00Z"), _rating(4, "unoffered", "2024-03-04T00:00:00Z"),
                _rating(5, "good", "2024-03-05T00:00:00Z")]
     rsps.add_callback(responses.GET, RATINGS_URL, callback=_ratings_api(ratings))
-    pages = list(make_connector().stream("satisfaction_ratings").pages(None))
+    fake = FakeTime(now=1_720_000_000)  # runs after the ratings (an earlier clock caps the bookmark)
+    pages = list(make_connector(fake=fake).stream("satisfaction_ratings").pages(None))
     got = rows(pages, "ratings")
     assert [(r["id"], r["score_raw"], r["score_1_5"], r["kind"]) for r in got] == [
         ("1", "good", 5.0, "csat"), ("3", "bad", 1.0, "csat"), ("5", "good", 5.0, "csat")]
@@ -198,14 +201,16 @@ def test_ratings_skip_invitations_and_resume_from_high_water_mark(rsps: Any) -> 
     assert first == {"page[size]": "100"}
     assert query(rsps.calls[1].request.url)["page[after]"] == "2"
     high = 1709596800  # 2024-03-05, the newest rating seen (an invitation's time counts: it was listed)
-    assert pages[-1].cursor == {"high": high}
+    run_start = int(fake.now)
+    assert pages[-1].cursor == {"high": high, "swept": run_start, "csat_api": "listed"}
     # mid-run cursors carry the listing position, so a crash resumes the same listing
-    assert pages[0].cursor == {"since": None, "after": "2", "high": 1709337600}
-    resumed = list(make_connector().stream("satisfaction_ratings").pages(pages[0].cursor))
+    assert pages[0].cursor == {"since": None, "after": "2", "high": 1709337600, "swept": None, "sweeping": True,
+                               "csat_api": "listed"}
+    resumed = list(make_connector(fake=fake).stream("satisfaction_ratings").pages(pages[0].cursor))
     assert [r["id"] for r in rows(resumed, "ratings")] == ["3", "5"]
     before = len(rsps.calls)
-    list(make_connector().stream("satisfaction_ratings").pages(pages[-1].cursor))
-    assert query(rsps.calls[before].request.url) == {"page[size]": "100", "start_time": str(high - 60)}
+    list(make_connector(fake=fake).stream("satisfaction_ratings").pages(pages[-1].cursor))  # lookback: 1h
+    assert query(rsps.calls[before].request.url) == {"page[size]": "100", "start_time": str(high - 3600)}
 
 
 # -- small full-refresh lists ---------------------------------------------------------------------------
@@ -251,7 +256,8 @@ def test_next_page_link_without_include_keeps_comment_events(rsps: Any) -> None:
     rsps.add(responses.GET, EVENTS_URL, json={"ticket_events": [_event(2, 160)], "end_time": 160,
                                               "next_page": None, "end_of_stream": True})
     list(make_connector().stream("ticket_events").pages(None))
-    assert query(rsps.calls[1].request.url) == {"start_time": "150", "include": "comment_events"}
+    assert query(rsps.calls[1].request.url) == {"start_time": "150", "include": "comment_events",
+                                                "support_type_scope": "all"}
 
 
 def test_empty_overlap_page_does_not_move_the_cursor_backwards(rsps: Any) -> None:
@@ -262,9 +268,9 @@ def test_empty_overlap_page_does_not_move_the_cursor_backwards(rsps: Any) -> Non
     rsps.add_callback(responses.GET, EVENTS_URL, callback=echo_start)
     cursor: Any = {"start_time": 5000}
     for _ in range(3):
-        (page,) = list(make_connector().stream("ticket_events").pages(cursor))
+        (page,) = list(make_connector(make_source(lookback="60s")).stream("ticket_events").pages(cursor))
         cursor = page.cursor
-    assert cursor == {"start_time": 5000}
+    assert cursor == {"start_time": 4940, "high": 5000}
     assert [query(c.request.url)["start_time"] for c in rsps.calls] == ["4940"] * 3
 
 
@@ -273,10 +279,12 @@ def test_time_export_without_next_page_link_continues_from_end_time(rsps: Any) -
                                               "next_page": None, "end_of_stream": False})
     rsps.add(responses.GET, EVENTS_URL, json={"ticket_events": [_event(2, 200)], "end_time": 200,
                                               "next_page": None, "end_of_stream": True})
-    pages = list(make_connector().stream("ticket_events").pages(None))
-    assert [query(c.request.url) for c in rsps.calls] == [{"start_time": "0", "include": "comment_events"},
-                                                           {"start_time": "100", "include": "comment_events"}]
-    assert [m["id"] for m in rows(pages, "messages")] == ["10", "20"] and pages[-1].cursor == {"start_time": 200}
+    pages = list(make_connector(make_source(lookback="0s")).stream("ticket_events").pages(None))
+    all_types = {"include": "comment_events", "support_type_scope": "all"}
+    assert [query(c.request.url) for c in rsps.calls] == [{"start_time": "0", **all_types},
+                                                           {"start_time": "100", **all_types}]
+    assert [m["id"] for m in rows(pages, "messages")] == ["10", "20"]
+    assert pages[-1].cursor == {"start_time": 200, "high": 200}
 
 
 def test_has_more_without_a_cursor_is_an_error_not_a_silent_stop(rsps: Any) -> None:

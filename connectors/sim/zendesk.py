@@ -5,7 +5,12 @@ or Bearer auth; cursor-based incremental ticket and user exports (opaque
 cursor, ``end_of_stream``, one-minute exclusion, deleted tickets included
 unless ``exclude_deleted=true``, side-loaded ``metric_sets``); time-based
 ticket-event and organization exports (``end_time``, ``next_page``,
-duplicates at page boundaries); satisfaction ratings with cursor pagination;
+duplicates at page boundaries); ``support_type_scope`` on the ticket and
+ticket-event exports (default ``agent``: tickets handled by an AI agent are
+left out unless ``all`` or ``ai_agent`` is asked for; Incremental Exports API
+reference, parameters of both endpoints); legacy-CSAT satisfaction ratings with
+cursor pagination (offered records answered later, ``csat="new"``/``"off"``
+accounts: ``zendesk_lists.py``);
 ticket fields and groups; tag and ticket writes that bump
 ``generated_timestamp`` and append an audit. ``X-Rate-Limit`` headers on every
 response, a sliding per-minute account window and the 10/min incremental
@@ -32,12 +37,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 from connectors.sim.base import Fault, SimRequest, SimResponse, SimServer, Simulator
-from connectors.sim.model import World
+from connectors.sim.model import Rating, World
 from connectors.sim.zendesk_events import EventIndex
 from connectors.sim.zendesk_export import KeyIndex, RateWindow, decode_cursor, encode_cursor, splice
 from connectors.sim.zendesk_lists import ZendeskLists
 from connectors.sim.zendesk_render import (
+    is_ai_agent,
     metric_bytes,
+    rating_record_id,
     render_org,
     render_user,
     ticket_bytes,
@@ -50,6 +57,7 @@ EXPORT_PREFIX = "/api/v2/incremental/"
 EXCLUSION_S = 60
 TIME_PAGE = 1000
 _J = r"(?:\.json)?"
+SUPPORT_TYPES = ("all", "agent", "ai_agent")
 _ERRORS = {400: "InvalidValue", 403: "Forbidden", 404: "RecordNotFound", 409: "Conflict", 422: "RecordInvalid",
            429: "APIRateLimitExceeded", 500: "InternalServerError", 502: "BadGateway", 503: "ServiceUnavailable",
            504: "GatewayTimeout"}
@@ -67,9 +75,10 @@ class ZendeskSim(ZendeskWrites, ZendeskLists, Simulator):
     def __init__(self, world: World, *, email: str = "sim@example.com", token: str = "sim-token",
                  per_page_max: int = 1000, export_limit_per_minute: int | None = 10,
                  account_limit_per_minute: int = 700, clock: Callable[[], float] = time.time,
-                 timeout_above_per_page: int | None = None) -> None:
+                 timeout_above_per_page: int | None = None, csat: str = "legacy") -> None:
         super().__init__(clock=clock)
         self.world = world
+        self.csat = csat
         self._basic = f"{email}/token:{token}"
         self._token = token
         self.per_page_max = per_page_max
@@ -229,12 +238,27 @@ class ZendeskSim(ZendeskWrites, ZendeskLists, Simulator):
 
     def _cursor_envelope(self, req: SimRequest, last: int, more: bool, from_cursor: bool) -> dict[str, Any]:
         after = encode_cursor(last >> 32, last & 0xFFFFFFFF)
-        keep = {k: req.arg(k) for k in ("per_page", "include", "exclude_deleted") if req.arg(k) is not None}
+        keep = {k: req.arg(k) for k in ("per_page", "include", "exclude_deleted", "support_type_scope")
+                if req.arg(k) is not None}
         base = f"{self._base()}{req.path}"
         before = req.arg("cursor") if from_cursor else None
         return {"after_url": f"{base}?{urlencode({'cursor': after, **keep})}", "after_cursor": after,
                 "before_url": f"{base}?{urlencode({'cursor': before, **keep})}" if before else None,
                 "before_cursor": before, "end_of_stream": not more}
+
+    def _hidden_by_scope(self, req: SimRequest) -> Callable[[int], bool] | None:
+        """Which ticket ids ``support_type_scope`` leaves out (None: none). Default ``agent``: AI-agent tickets
+        are hidden (Incremental Exports reference: 'Possible values are "all", "agent", or "ai_agent".
+        Defaults to "agent"'). An unknown value is treated as the default (Zendesk's answer is UNCONFIRMED)."""
+        scope = (req.arg("support_type_scope") or "agent").lower()
+        if scope == "all":
+            return None
+        want_ai = scope == "ai_agent"
+
+        def hidden(tid: int) -> bool:
+            t = self.world.ticket(tid)
+            return t is not None and is_ai_agent(t) != want_ai
+        return hidden
 
     # -- incremental exports -------------------------------------------------------------------------------
     def ticket_json(self, tid: int) -> bytes:
@@ -262,9 +286,16 @@ class ZendeskSim(ZendeskWrites, ZendeskLists, Simulator):
             return SimResponse.text("Gateway Timeout", 504)  # the load balancer gives up on a big page
         include = set((req.arg("include") or "").split(","))
         skip = None
-        if (req.arg("exclude_deleted") or "").lower() in ("true", "1"):
+        hidden = self._hidden_by_scope(req)
+        exclude_deleted = (req.arg("exclude_deleted") or "").lower() in ("true", "1")
+        if exclude_deleted or hidden is not None:
             def skip(key: int) -> bool:
-                t = self.world.ticket(key & 0xFFFFFFFF)
+                tid = key & 0xFFFFFFFF
+                if hidden is not None and hidden(tid):
+                    return True
+                if not exclude_deleted:
+                    return False
+                t = self.world.ticket(tid)
                 return t is None or t.deleted or t.spam
         with self.lock:
             self._base()
@@ -317,13 +348,22 @@ class ZendeskSim(ZendeskWrites, ZendeskLists, Simulator):
                 self._events = EventIndex(self.world, self._write_audits)
             frags, stamps, done = self._events.page_bytes(self.world, self._write_audits, start, self._cutoff(),
                                                           TIME_PAGE, comments)
+            hidden = self._hidden_by_scope(req)
+            last_examined = stamps[-1] if stamps else None  # end_time moves past hidden events too
+            if hidden is not None:
+                kept = [(f, ts) for f, ts in zip(frags, stamps, strict=True)
+                        if not hidden(int(json.loads(f)["ticket_id"]))]
+                frags, stamps = [f for f, _ in kept], [ts for _, ts in kept]
             for k in range(min(self.take_malformed(req.path, explicit=True), len(frags))):
                 bad = self.corrupt(json.loads(frags[k]), k)
                 frags[k] = json.dumps(bad, separators=(",", ":")).encode()
                 stamps[k] = bad["timestamp"]
         ints = [ts for ts in stamps if isinstance(ts, int)]
         last_ts = stamps[-1] if stamps and isinstance(stamps[-1], int) else (max(ints) if ints else None)
-        extra = {"include": include} if include else {}
+        if isinstance(last_examined, int) and (last_ts is None or last_examined > last_ts):
+            last_ts = last_examined
+        extra = {"include": include} if include else {}  # next_page echoes include only (what Zendesk keeps is
+        # not documented): clients re-add their other parameters, support_type_scope included
         envelope = self._time_envelope(req, start, last_ts, done, len(frags), extra)
         body = splice([("ticket_events", frags)], envelope)
         return SimResponse(200, body, {"Content-Type": "application/json; charset=utf-8"})
@@ -341,6 +381,22 @@ class ZendeskSim(ZendeskWrites, ZendeskLists, Simulator):
         last_ts = (keys[-1] >> 32) if keys else None
         envelope = self._time_envelope(req, start, last_ts, done, len(orgs), {})
         return SimResponse.json({"organizations": orgs, **envelope})
+
+    # -- test helpers ------------------------------------------------------------------------------------
+    def answer_rating(self, ticket_id: int, score: int, at: int, comment: str | None = None) -> int:
+        """The customer answers the ticket's offered survey at ``at`` (1-5, the world's scale): the rating
+        record keeps its id and offer time, ``updated_at`` becomes ``at``; the answer is an audit too."""
+        with self.lock:
+            ticket = self.world.ticket(ticket_id)
+            assert ticket is not None and ticket.solved_at is not None, "only a solved ticket is surveyed"
+            rid = rating_record_id(ticket)
+            old_keys = self._events.world_keys(ticket) if self._events is not None else None
+            ticket.rating = Rating(rid, score, comment, at)
+            if self._events is not None and old_keys is not None:
+                self._events.reindex(ticket, old_keys)
+            self.ratings_version += 1
+            self._bump(ticket, at)
+            return rid
 
     def _show_ticket(self, req: SimRequest, tid: str) -> SimResponse:
         with self.lock:

@@ -6,10 +6,21 @@ Zendesk list pagination comes in two dialects (API-NOTES.md 1.2): cursor
 (``next_page``/``previous_page``/``count``). Both are served; ``page[size]``
 above 100 is a 400 ``InvalidPaginationParameter``.
 
-Satisfaction ratings are sorted by ``(created_at, id)`` and filtered by
-``start_time`` (inclusive), ``end_time`` (exclusive) and ``score``. The
-neutral world's 1-5 score becomes Zendesk's binary one as documented in
-``zendesk_render.csat_score`` (3 is ``good`` for even rating ids, ``bad`` for odd).
+Satisfaction ratings (legacy CSAT only: the Satisfaction Ratings API page says
+its endpoints are for the legacy CSAT feature and only one CSAT option can be
+active) hold one record per offered survey: ``offered`` until the customer
+answers, then the score, ``updated_at`` moving to the answer (API-NOTES 6.2).
+They are sorted by ``(created_at, id)`` and filtered by ``start_time``
+(inclusive), ``end_time`` (exclusive) and ``score`` (the OAS list: offered,
+unoffered, received, good, bad, each ``_with_comment``/``_without_comment``).
+Zendesk documents the time filters only as "time of the oldest/most recent
+satisfaction rating"; the simulator compares them with ``created_at`` (the
+offer), the reading under which a late answer is easiest to lose (UNCONFIRMED).
+An account on the newer CSAT (``csat="new"``) gets an empty listing here, an
+account without CSAT (``csat="off"``) a 403; which of the two Zendesk really
+answers for the newer CSAT is UNCONFIRMED. The neutral world's 1-5 score becomes
+Zendesk's binary one as documented in ``zendesk_render.csat_score`` (3 is
+``good`` for even rating ids, ``bad`` for odd).
 """
 
 from __future__ import annotations
@@ -25,7 +36,15 @@ from urllib.parse import urlencode
 
 from connectors.sim.base import SimRequest, SimResponse
 from connectors.sim.model import Ticket, World
-from connectors.sim.zendesk_render import SYSTEM_FIELDS, TIME_FIELD_ID, csat_score, iso, render_rating
+from connectors.sim.zendesk_render import (
+    SYSTEM_FIELDS,
+    TIME_FIELD_ID,
+    csat_score,
+    iso,
+    rating_record_id,
+    render_rating,
+    survey_offered_at,
+)
 
 LIST_PAGE_MAX = 100
 
@@ -35,6 +54,8 @@ class ZendeskLists:
 
     world: World
     lock: threading.RLock
+    csat: str = "legacy"  # "legacy" | "new" (empty listing) | "off" (403): see the module notes
+    ratings_version: int = 0  # bumped by writes that change a rating (the index is rebuilt)
 
     def _base(self) -> str:  # provided by ZendeskSim
         raise NotImplementedError
@@ -93,28 +114,63 @@ class ZendeskLists:
                                  "links": {"next": nxt, "prev": None}})
 
     def _ratings_index(self) -> tuple[list[tuple[int, int]], list[Ticket]]:
-        """Rated tickets sorted by (rating created_at, rating id); rebuilt only when tickets were added."""
+        """Rating records sorted by (created_at = offer, record id); rebuilt when tickets or ratings changed.
+
+        Only surveys offered by the world's ``now`` exist (the world is generated up to then).
+        """
         cached = getattr(self, "_ratings_cache", None)
-        if cached is None or cached[0] != len(self.world.tickets):
-            rated = sorted((t.rating.created_at, t.rating.id, t.id) for t in self.world.tickets if t.rating)
-            tickets = [self.world.ticket(tid) for _, _, tid in rated]
-            cached = (len(self.world.tickets), [(c, r) for c, r, _ in rated], tickets)
+        stamp = (len(self.world.tickets), self.ratings_version)
+        if cached is None or cached[0] != stamp:
+            now = self.world.now
+            records = []
+            for t in self.world.tickets:
+                offered = survey_offered_at(t)
+                if offered is not None and offered <= now:
+                    records.append((offered, rating_record_id(t), t.id))
+            records.sort()
+            tickets = [self.world.ticket(tid) for _, _, tid in records]
+            cached = (stamp, [(c, r) for c, r, _ in records], tickets)
             self._ratings_cache = cached
         return cached[1], cached[2]  # type: ignore[return-value]
 
+    @staticmethod
+    def _score_match(score: str, ticket: Ticket) -> bool:
+        """Zendesk's ``score`` filter: a state (offered/received/good/bad), optionally ``_with[out]_comment``."""
+        if not score:
+            return True
+        if score == "unoffered":
+            return False  # every listed record was offered
+        rating = ticket.rating
+        base, _, comment = score.partition("_with")
+        if base == "offered":
+            return rating is None
+        if rating is None or base not in ("received", "good", "bad"):
+            return False
+        if base != "received" and csat_score(rating) != base:
+            return False
+        if comment == "_comment":
+            return bool(rating.comment)
+        if comment == "out_comment":
+            return not rating.comment
+        return True
+
     def _ratings(self, req: SimRequest) -> SimResponse:
+        if self.csat == "off":  # CSAT not enabled for the account (the project's 403 reading, API-NOTES 1.4)
+            return SimResponse.json({"error": "Forbidden", "description": "Customer satisfaction is not enabled"},
+                                    403)
         start = self._int_arg(req, "start_time")
         end = self._int_arg(req, "end_time")
-        score = (req.arg("score") or "").removeprefix("received_")
+        score = (req.arg("score") or "").lower()
         with self.lock:
             keys, tickets = self._ratings_index()
+            if self.csat == "new":  # legacy endpoint on an account using the newer CSAT: nothing to list
+                keys, tickets = [], []
             lo = 0 if start is None else bisect.bisect_left(keys, (start, 0))
             hi = len(keys) if end is None else bisect.bisect_left(keys, (end, 0))
             base = self._base()
 
             def match(i: int) -> bool:
-                rating = tickets[i].rating
-                return score in ("", "received") or (rating is not None and csat_score(rating) == score)
+                return self._score_match(score, tickets[i])
 
             return self._list_page(req, "satisfaction_ratings", keys, lambda i: render_rating(tickets[i], base),
                                    match, lo, hi)

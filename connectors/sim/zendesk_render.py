@@ -18,6 +18,16 @@ API-NOTES.md section 1, UNCONFIRMED items):
 - Ids in ticket-event values (``assignee_id``, ``group_id``) are strings, as
   in Zendesk audits; every Change/Create child carries both ``field_name`` +
   ``value`` and the field as its own key, so either reading parses.
+- Legacy CSAT: a rating record exists from the moment the survey is offered
+  (``score: "offered"``, ``created_at`` = offer) and the answer updates it
+  (``updated_at`` = answer; API-NOTES 6.2, OAS example created 2009 / updated
+  2011). The survey goes out 24 hours after a ticket is solved (Zendesk's default
+  satisfaction automation, help article 203662256), or with the answer when the
+  world's customer rated sooner. Solved tickets that were never rated keep an
+  ``offered`` record (id ``OFFERED_ID_BASE + ticket id``); deleted, spam and
+  merged-away tickets get none.
+- Tickets handled by an AI agent (``support_type_scope``, see ``is_ai_agent``):
+  the world has no AI agents, so a fixed tenth of chat tickets stands for them.
 """
 
 from __future__ import annotations
@@ -89,6 +99,29 @@ def zd_status(ticket: Ticket) -> str:
 
 def zd_priority(ticket_id: int, value: str | None) -> str | None:
     return None if value == "normal" and ticket_id % 5 == 0 else value
+
+
+SURVEY_DELAY = 86400  # Zendesk's default "Request customer satisfaction rating" automation: 24 h after solved
+OFFERED_ID_BASE = 9_500_000_000  # above the world's rating ids (9,000,000,001 on): never the id of two things
+
+
+def is_ai_agent(t: Ticket) -> bool:
+    """Whether the simulator treats ``t`` as handled by an AI agent (hidden unless ``support_type_scope``
+    asks for it: the Incremental Exports reference lists "all", "agent" or "ai_agent", default "agent")."""
+    return t.channel == "chat" and t.id % 10 == 3
+
+
+def survey_offered_at(t: Ticket) -> int | None:
+    """When the legacy CSAT survey was offered for ``t`` (its rating record's ``created_at``), or None."""
+    if t.rating is not None:
+        return t.rating.created_at if t.solved_at is None else min(t.solved_at + SURVEY_DELAY, t.rating.created_at)
+    if t.solved_at is None or t.deleted or t.spam or t.merged_into is not None:
+        return None
+    return t.solved_at + SURVEY_DELAY
+
+
+def rating_record_id(t: Ticket) -> int:
+    return t.rating.id if t.rating is not None else OFFERED_ID_BASE + t.id
 
 
 def csat_score(rating: Rating) -> str:
@@ -283,15 +316,25 @@ def render_org(o: Org, base: str) -> dict[str, Any]:
 
 
 def render_rating(t: Ticket, base: str) -> dict[str, Any]:
+    """The ticket's legacy CSAT record: ``offered`` until answered, then the score (see the module notes)."""
     r = t.rating
-    assert r is not None
+    offered = survey_offered_at(t)
+    assert offered is not None
+    rid = rating_record_id(t)
+    if r is None:
+        return {
+            "url": f"{base}/api/v2/satisfaction_ratings/{rid}.json", "id": rid, "assignee_id": t.assignee_id,
+            "group_id": t.group_id, "requester_id": t.requester_id, "ticket_id": t.id, "score": "offered",
+            "comment": None, "reason": "No reason provided", "reason_id": None, "reason_code": 0,
+            "created_at": iso(offered), "updated_at": iso(offered),
+        }
     score = csat_score(r)
     return {
-        "url": f"{base}/api/v2/satisfaction_ratings/{r.id}.json", "id": r.id, "assignee_id": t.assignee_id,
+        "url": f"{base}/api/v2/satisfaction_ratings/{rid}.json", "id": rid, "assignee_id": t.assignee_id,
         "group_id": t.group_id, "requester_id": t.requester_id, "ticket_id": t.id, "score": score,
         "comment": r.comment, "reason": "No reason provided" if score == "good" or r.score == 3 else "Other",
         "reason_id": None, "reason_code": 0 if score == "good" else 100,
-        "created_at": iso(r.created_at), "updated_at": iso(r.created_at),
+        "created_at": iso(offered), "updated_at": iso(r.created_at),
     }
 
 
