@@ -22,7 +22,7 @@ from rich.table import Table
 
 from config.errors import DeskpulseError, UsageError
 from sync.context import AppContext, get_ctx
-from sync.engine import SourceReport, SyncEngine
+from sync.engine import SourceReport, SyncEngine, stop_on_signals
 from sync.kpi_facts import refresh_kpi_facts
 from sync.logs import setup_logging
 from sync.redaction import Redactor
@@ -97,14 +97,15 @@ def run_sync(actx: AppContext, *, only: str | None = None, full: bool = False,
     last: dict[tuple[str, str], int] = {}
     engine = SyncEngine(store, settings, on_page=on_page)  # type: ignore[arg-type]
     try:
-        with progress:
+        with progress, stop_on_signals(engine.stop):  # SIGTERM/SIGINT: stop at once, resume next run
             reports = engine.sync_all(only=only, full=full)
             for report in reports:
                 if report.source in tasks:
                     progress.update(tasks[report.source], stream="done" if report.ok else "failed", total=1,
                                     completed=1)
         try:
-            refresh_kpi_facts(store, settings.kpi, console)  # type: ignore[union-attr]
+            if not engine.stop.is_set():  # stopping: the next KPI run refreshes them
+                refresh_kpi_facts(store, settings.kpi, console)  # type: ignore[union-attr]
         except sqlite3.Error as exc:  # not the sync's contract: its data is committed; the next KPI run refreshes
             logger.warning("KPI facts not refreshed (%s); the next KPI run will do it", exc)
     finally:
@@ -120,6 +121,8 @@ def print_reports(actx: AppContext, reports: list[SourceReport]) -> None:
         errors = [f"{s.stream}: {s.error}" for s in rep.streams if s.error]
         # error text comes from servers and exceptions: escaped, or a "[/x]" in it breaks the table (MarkupError)
         result = "[green]ok[/]" if rep.ok else "[red]" + escape("; ".join(errors or [rep.error or "failed"])) + "[/]"
+        if rep.ok and rep.stopped:
+            result = "[yellow]stopped: the next run resumes from the last committed page[/]"
         table.add_row(escape(rep.source), rep.kind, f"{rep.rows:,}",
                       "" if rep.requests is None else f"{rep.requests:,}", f"{rep.seconds:.1f}", result)
     actx.console.print(table)
@@ -138,7 +141,7 @@ def sync(
         actx.settings().source(source)
     reports = run_sync(actx, only=source, full=full)
     print_reports(actx, reports)
-    if not all(r.ok for r in reports):
+    if not all(r.ok and not r.stopped for r in reports):
         raise typer.Exit(1)
 
 

@@ -4,8 +4,10 @@ APScheduler 3.x with every reliability option explicit (STYLE.md #9): stable
 job ids, ``coalesce=True``, ``max_instances=1``, a misfire grace time, and a
 single worker thread so two jobs never write the store at once. A failing job
 is logged and recorded, never fatal; a source that keeps failing backs off
-exponentially and says so in ``deskpulse status``. SIGTERM/SIGINT set a stop
-event: the running page commits, then the daemon exits 0.
+exponentially and says so in ``deskpulse status``. SIGTERM, SIGHUP and SIGINT
+set a stop event that the sync's HTTP client watches: a Retry-After, back-off or
+pacing wait and a request in flight end at once, the page being read is not
+committed (a page already being committed finishes), and the daemon exits 0.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from sync.store import Store
 log = logging.getLogger("deskpulse.daemon")
 DAYS = {"mon": "mon", "tue": "tue", "wed": "wed", "thu": "thu", "fri": "fri", "sat": "sat", "sun": "sun"}
 MAX_BACKOFF_S = 6 * 3600
+# SIGHUP too: a closed terminal or a supervisor's stop must not kill the daemon mid-page by default action
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
 class DaemonLockedError(DeskpulseError):
@@ -243,19 +247,22 @@ class Daemon:
         self._record_meta("daemon_jobs", jobs)
 
     # -- lifecycle ----------------------------------------------------------------------------------
-    def request_stop(self, *_: object) -> None:
+    def request_stop(self, signum: int | None = None, _frame: object = None) -> None:
+        """SIGTERM, SIGHUP or SIGINT: a wait (Retry-After, back-off, pacing) or a request in flight ends now,
+        the page being read is not committed (the next run resumes from the last committed one), exit 0."""
         if not self.stop.is_set():
-            log.warning("stop requested: finishing the running page, then exiting")
+            what = signal.Signals(signum).name if signum is not None else "stop"
+            log.warning("%s received: stopping (the sync in progress ends at once and resumes next run)", what)
         self.stop.set()
 
     def run(self) -> None:
-        """Run until SIGTERM/SIGINT. Returns once the running job has finished its page."""
+        """Run until SIGTERM, SIGHUP or SIGINT. Returns once the running job has stopped."""
         lock = StoreLock(self.db_path)
         lock.acquire()
         try:
             Store(self.db_path).close()  # migrate before the first job
-            signal.signal(signal.SIGTERM, self.request_stop)
-            signal.signal(signal.SIGINT, self.request_stop)
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, self.request_stop)
             self.add_jobs()
             self.add_digest_catchup()  # a week whose digest minute passed while down (or busy) is posted now
             self.scheduler.start()
@@ -291,7 +298,10 @@ def register(app: typer.Typer) -> None:
             lock = StoreLock(d.db_path)
             lock.acquire()
             try:
-                failed = d.run_once()
+                from sync.engine import stop_on_signals
+
+                with stop_on_signals(d.stop, STOP_SIGNALS):
+                    failed = d.run_once()
             finally:
                 lock.release()
             if failed:

@@ -5,22 +5,31 @@ one SQLite transaction, so a crash at any instant leaves the store at a page
 boundary and the next run resumes from the last committed cursor. Nothing else
 in the engine is clever on purpose: streams own their pagination and overlap,
 the store owns upserts.
+
+No hangs (sync contract 7): the engine hands its stop event to each connector's
+HTTP client, so a stop ends a Retry-After or pacing wait at once (the page being
+read is not committed, the cursor stays), and it refuses a page whose cursor this
+run already committed earlier: a vendor cursor going A, B, A, B would otherwise
+loop forever.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from config.errors import DeskpulseError
 from config.settings import Settings
 from connectors.base import Connector, Page, Stream
-from connectors.errors import FatalAPIError
+from connectors.errors import FatalAPIError, PaginationLoopError, Stopped
 from sync.redaction import Redactor
 from sync.registry import build_connector
 from sync.store import Store, StoreError
@@ -92,8 +101,9 @@ class SyncEngine:
         sources = [self.settings.source(only)] if only else list(self.settings.sources)
         reports = []
         for source in sources:
-            if self.stop.is_set():
-                break
+            if self.stop.is_set():  # listed, so a stopped run never reads as complete
+                reports.append(SourceReport(source.name, source.kind, stopped=True))
+                continue
             reports.append(self.sync_source(source, full=full))
         return reports
 
@@ -103,6 +113,9 @@ class SyncEngine:
         started = time.monotonic()
         report = SourceReport(source.name, source.kind)
         connector = self.connector_factory(source, self.settings)
+        watch_stop = getattr(getattr(connector, "http", None), "watch_stop", None)
+        if callable(watch_stop):
+            watch_stop(self.stop)  # every wait and request of this sync ends when a stop is asked
         try:
             for stream in connector.streams():
                 if streams is not None and stream.name not in streams:
@@ -116,6 +129,7 @@ class SyncEngine:
                     report.error = stream_report.error
                     break
             self._resolve_author_roles(source.name)
+            report.stopped = report.stopped or self.stop.is_set()
         finally:
             http = getattr(connector, "http", None)
             report.requests = getattr(http, "requests_sent", None)
@@ -144,8 +158,10 @@ class SyncEngine:
             self.store.upsert("sync_state", [{"stream": stream.name, "status": "running", "last_run_at": now}],
                               source=name)
         severity_map = {k.lower(): v for k, v in self.settings.kpi.severity_map.get(source.kind, {}).items()}
+        guard = CursorCycleGuard(name, stream.name, cursor)
         try:
             for page in stream.pages(cursor):
+                guard.check(page)
                 rows = self._commit_page(name, stream.name, page, severity_map)
                 report.rows += rows
                 report.pages += 1
@@ -156,9 +172,13 @@ class SyncEngine:
                     break
         except StoreError:
             raise  # the store, not this stream, is broken (disk full, corrupt): every later write would fail too
+        except Stopped:
+            # a stop ended a wait or a request: nothing failed; the page being read is not committed
+            log.info("source %s: stream %s stopped before its next page; it resumes there", name, stream.name)
         except DeskpulseError as exc:
             report.error = self.redactor.redact(str(exc))
-            report.fatal = isinstance(exc, FatalAPIError)
+            # a loop ends its stream only: the source's other streams do not page through that cursor
+            report.fatal = isinstance(exc, FatalAPIError) and not isinstance(exc, PaginationLoopError)
         except Exception as exc:  # noqa: BLE001 - one broken stream must not stop the others; recorded below
             report.error = self.redactor.redact(f"{type(exc).__name__}: {exc}")
             log.debug("stream %s/%s crashed", name, stream.name, exc_info=True)
@@ -213,3 +233,64 @@ class SyncEngine:
                 "(SELECT 1 FROM people p WHERE p.source = messages.source AND p.id = messages.author_id)",
                 [source],
             )
+
+
+class CursorCycleGuard:
+    """Refuses a page whose cursor this run already committed, unless it repeats the page just before.
+
+    The one place that sees every stream's cursors, whatever its pagination (Zendesk cursor and time
+    exports, Freshdesk listings, Intercom ``starting_after`` and scroll). Allowed: the same cursor on
+    consecutive pages (a full listing keeps ``None``, a filtered one keeps its filter until its last page;
+    a stream catches its own cursor that does not advance) and any cursor on the last page (``done``:
+    it cannot loop, e.g. a listing that ends where the previous run ended). Refused: A, B, A. Cursors are
+    kept as 16-byte digests, so memory stays flat over a long run.
+    """
+
+    def __init__(self, source: str, stream: str, start: Any) -> None:
+        self.source, self.stream = source, stream
+        self.seen: set[bytes] = set()
+        self.last = self._digest(start)  # the stored cursor counts as "the page before" (not as seen)
+
+    @staticmethod
+    def _digest(cursor: Any) -> bytes:
+        text = json.dumps(cursor, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+    def check(self, page: Page) -> None:
+        key = self._digest(page.cursor)
+        if key == self.last:
+            return
+        if key in self.seen and not page.done:
+            raise PaginationLoopError(
+                f"pagination loop on source {self.source}, stream {self.stream}: the vendor led back to a cursor "
+                "already read in this run; the stream stopped there instead of looping", source=self.source)
+        self.seen.add(key)
+        self.last = key
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event,
+                    signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> Iterator[None]:
+    """While the block runs, the given signals set ``stop`` (logged once) instead of killing the process.
+
+    A second SIGINT interrupts as usual (Ctrl-C twice: out now). Outside the main thread signals cannot
+    be handled, so the block just runs.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if not stop.is_set():
+            log.warning("%s received: stopping after the page in progress (the next run resumes there)",
+                        signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
