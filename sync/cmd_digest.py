@@ -11,7 +11,7 @@ import typer
 from config.errors import UsageError
 from kpi_engine.digest import render_terminal
 from sync.context import get_ctx
-from sync.digest_job import build_payload, last_complete_week, post_once
+from sync.digest_job import LEASE_S, build_payload, last_complete_week, post_once
 
 
 def register(app: typer.Typer) -> None:
@@ -22,11 +22,16 @@ def register(app: typer.Typer) -> None:
         = None,
         post: Annotated[bool, typer.Option("--post", help="Send to Slack (once per week; a repeat is a no-op).")]
         = False,
+        force: Annotated[bool, typer.Option("--force", help="With --post: post a week that is not over (a partial "
+                                            "digest, recorded apart from the week's own), or re-send a post whose "
+                                            "outcome is unknown and cannot be checked (webhook).")] = False,
         fmt: Annotated[str, typer.Option("--format", help="text (preview) or json (the Slack payload)")] = "text",
     ) -> None:
         """The weekly Slack digest: a preview by default, posted with --post."""
         if fmt not in ("text", "json"):
             raise UsageError(f"--format must be text or json, not '{fmt}'")
+        if force and not post:
+            raise UsageError("--force only makes sense with --post")
         actx = get_ctx(ctx)
         from sync.cli import _configure_redaction
 
@@ -36,8 +41,12 @@ def register(app: typer.Typer) -> None:
         week = week or last_complete_week(time.time(), settings.kpi.timezone)
         with actx.store(settings) as store:
             if post:
-                outcome = post_once(store, settings, week)
-                actx.console.print(f"digest {week}: {outcome}")
+                # Waits for another process's claim on the week (a daemon posting right now) to resolve, so
+                # the exit code reports the real outcome; failures and unknown outcomes raise (exit 1).
+                outcome = post_once(store, settings, week, force=force, wait_s=LEASE_S + 5)
+                actx.console.print(f"digest {week}: {outcome}", markup=False, highlight=False)
+                if outcome.startswith("not posted"):
+                    raise typer.Exit(1)
                 return
             payload = build_payload(store, settings, week)
         if fmt == "json":

@@ -383,9 +383,10 @@ def post_once(store: Store, settings: Settings, week: str, *, now: float | None 
             next_at = int(now) + _backoff(attempts)
             retry = complete and next_at < window_end
             attempt.finish("failed", error=str(exc), sent=True, next_at=next_at if retry else None)
-            log.warning("digest %s: %s; %s", week, exc,
-                        f"next attempt after {_when(next_at)}" if retry else "not retried automatically")
-            raise
+            then = f"next attempt after {_when(next_at)}" if retry else "not retried automatically"
+            # the same error class (a refusal stays a refusal), its one line saying what happens next
+            raise type(exc)(f"digest {week}: {exc}; {then}", code=exc.code, status=exc.status,
+                            source="slack") from None
         except BaseException as exc:  # a bug or an interrupt after the request may have gone out
             attempt.finish("unknown", error=f"interrupted while posting: {type(exc).__name__}", sent=True,
                            next_at=int(now) + SETTLE_S if verifiable else None)
@@ -426,6 +427,9 @@ def post_due(store: Store, settings: Settings, *, now: float | None = None, clie
     week = current_digest_week(now, settings)
     if store.scalar("SELECT status FROM outbox WHERE key = ?", [f"digest:{week}"]) == "done":
         return "already posted"
+    with store.transaction():  # an older week's retries end when a newer digest is due (status says so)
+        store.conn.execute("UPDATE outbox SET next_attempt_at = NULL WHERE kind = ? AND status = 'failed' "
+                           "AND key < ? AND next_attempt_at IS NOT NULL", [KIND, f"digest:{week}"])
     return post_once(store, settings, week, now=now, client=client, scheduled=True)
 
 

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from kpi_engine import fact_store, quality
 from sync.context import AppContext
+from sync.digest_job import digest_status
 from sync.store import Store
 
 
@@ -54,12 +55,13 @@ def status_data(actx: AppContext) -> dict:
             "ORDER BY updated_at DESC, key LIMIT 20")
         quarantine = store.query("SELECT source, stream, count(*) AS n FROM quarantine GROUP BY source, stream")
         jobs = store.query("SELECT value FROM meta WHERE key = 'daemon_jobs'")
+        digest = digest_status(store)  # failed / unknown / in-flight digest posts, with reason and next retry
         csat = quality.csat_unavailable(store.conn, None, int(actx.clock()))
     finally:
         store.close()
     return {"streams": streams, "outbox": outbox, "failed_writes": failed_writes, "quarantine": quarantine,
             "kpi_facts": facts, "csat_unavailable": csat,
-            "jobs": json.loads(jobs[0]["value"]) if jobs else []}
+            "jobs": json.loads(jobs[0]["value"]) if jobs else [], "digest": digest}
 
 
 def show_status(actx: AppContext) -> None:
@@ -94,6 +96,9 @@ def show_status(actx: AppContext) -> None:
                 else f"given up after {row['attempts']} attempt(s)")
         console.print(f"[red]write failed[/] {row['source']} ticket {row['target']} ({what}): ", end="")
         console.print(row["last_error"], markup=False, highlight=False)
+    for entry in data["digest"]:  # the newest week's digest, and any not posted in the last four weeks
+        colour = {"done": "green", "posting": "yellow"}.get(entry["status"], "red")
+        console.print(f"[{colour}]{escape(entry['line'])}[/]")
     for source, reason in sorted(data["csat_unavailable"].items()):  # KPIs show csat_pct null with this reason
         console.print(f"[yellow]CSAT ({escape(source)})[/]: {escape(reason)}")
     facts = data["kpi_facts"]
