@@ -104,6 +104,8 @@ def render_table(app: AppContext, result: dict[str, Any], currency: str, by: str
                 continue  # business variants need a schedule
             table.add_row(f"  {kpi.name}", humanize(kpi.name, kpis[kpi.name], currency))
     app.console.print(table)
+    for name, reason in (result.get("reasons") or {}).items():  # e.g. CSAT a helpdesk API does not serve
+        app.console.print(f"{name}: {reason}", style="yellow", markup=False)
     if not business:
         app.console.print("business-hours variants: configure [kpi] business_hours", style="dim", markup=False)
     volume = kpis.get("monthly_ticket_volume") or []

@@ -53,3 +53,9 @@ def test_ratings_forbidden_means_csat_is_off_not_a_failed_source(tmp_path: Path)
             reports = SyncEngine(store, settings).sync_all()
             assert reports[0].ok and store.scalar("SELECT count(*) FROM tickets") == 120
             assert store.scalar("SELECT status FROM sync_state WHERE stream = 'satisfaction_ratings'") == "ok"
+            # and the KPIs say so: csat_pct is null with a reason, not a silent null (nor 0%)
+            result = compute(store.conn, kpi=Settings().kpi, sla=Settings().sla, costs=Settings().costs,
+                             since=world.now - 365 * 86400, until=world.now + 1, now=world.now)
+            assert result["kpis"]["csat_pct"] is None
+            assert "CSAT not available through this API" in result["reasons"]["csat_pct"]
+            assert "HTTP 403" in result["reasons"]["csat_pct"]

@@ -196,6 +196,8 @@ def test_new_csat_account_reports_csat_unavailable_not_zero(tmp_path: Path) -> N
     assert kpi.returncode == 0, kpi.stderr
     out = json.loads(kpi.stdout)
     assert out["kpis"]["csat_pct"] is None and "CSAT not available through this API" in out["reasons"]["csat_pct"]
+    table = _deskpulse(tmp_path, "kpi")
+    assert table.returncode == 0 and "csat_pct: source zd: CSAT not available through this API" in table.stdout
     status = _deskpulse(tmp_path, "status")
     assert status.returncode == 0, status.stderr
     assert "CSAT (zd)" in status.stdout and "CSAT not available through this API" in status.stdout
