@@ -13,6 +13,25 @@ from kpi_engine.digest import render_terminal
 from sync.context import get_ctx
 from sync.digest_job import LEASE_S, build_payload, last_complete_week, post_once
 
+#: ``--week`` years: week arithmetic on year 1 or 9999 overflows (the trend reaches 8 weeks back)
+MIN_WEEK_YEAR, MAX_WEEK_YEAR = 1970, 2099
+
+
+def parse_week(text: str) -> str:
+    """``--week``: an ISO week ``YYYY-Www`` that exists, in 1970..2099; a one-line usage error otherwise."""
+    from kpi_engine.digest_input import iso_week_bounds
+
+    try:
+        monday, _ = iso_week_bounds(text)
+    except OverflowError:  # e.g. 9999-W52: its Sunday is in year 10000
+        raise UsageError(f"--week {text.strip()} is outside {MIN_WEEK_YEAR}-W01..{MAX_WEEK_YEAR}-W52") from None
+    except ValueError as exc:
+        raise UsageError(f"--week: {exc}") from None
+    if not MIN_WEEK_YEAR <= monday.isocalendar()[0] <= MAX_WEEK_YEAR:
+        raise UsageError(f"--week {text.strip()} is outside {MIN_WEEK_YEAR}-W01..{MAX_WEEK_YEAR}-W52")
+    year, num, _ = monday.isocalendar()
+    return f"{year}-W{num:02d}"
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -38,7 +57,7 @@ def register(app: typer.Typer) -> None:
         settings = actx.settings(required=post)
         if post:
             _configure_redaction(actx)
-        week = week or last_complete_week(time.time(), settings.kpi.timezone)
+        week = parse_week(week) if week else last_complete_week(time.time(), settings.kpi.timezone)
         with actx.store(settings) as store:
             if post:
                 # Waits for another process's claim on the week (a daemon posting right now) to resolve, so

@@ -27,22 +27,32 @@ from sync.kpi_facts import refresh_kpi_facts
 
 FORMATS = ("table", "json", "csv")
 DEFAULT_DAYS = 30
+#: the dates a period may span: epochs outside them overflow (year 1 or 9999) and no helpdesk has such data
+MIN_DATE, MAX_DATE = date(1970, 1, 1), date(2100, 1, 1)
 #: the columns of the breakdown table (the full set is in --format json/csv)
 HEADLINE = (("tickets_created", "created"), ("tickets_solved", "solved"), ("first_response_time_median_s", "FRT med"),
             ("full_resolution_time_median_s", "resol. med"), ("csat_pct", "CSAT"), ("backlog_size", "backlog"))
 
 
 def resolve_period(since: str | None, until: str | None, timezone: str, today: date) -> Period:
-    """Dates -> Period; default: the last 30 days ending today (``until`` is exclusive)."""
+    """Dates -> Period; default: the last 30 days ending today (``until`` is exclusive).
+
+    Both dates must lie in 1970-01-01..2100-01-01 (a one-line usage error otherwise): year 1 or 9999 overflows
+    the epoch arithmetic mid-computation. A default derived from the other date is clamped to that range.
+    """
     try:
         end = parse_date(until) if until else None
         start = parse_date(since) if since else None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    for flag, day in (("--since", start), ("--until", end)):
+        if day is not None and not MIN_DATE <= day <= MAX_DATE:
+            raise UsageError(f"{flag} {day} is outside {MIN_DATE}..{MAX_DATE}")
     if end is None:
-        end = today + timedelta(days=1) if start is None or start <= today else start + timedelta(days=DEFAULT_DAYS)
+        end = today + timedelta(days=1) if start is None or start <= today else \
+            min(start + timedelta(days=DEFAULT_DAYS), MAX_DATE)
     if start is None:
-        start = end - timedelta(days=DEFAULT_DAYS)
+        start = max(end - timedelta(days=DEFAULT_DAYS), MIN_DATE)
     if start >= end:
         raise UsageError(f"--since {start} must be before --until {end} (--until is exclusive)")
     return Period.from_dates(start, end, timezone)
