@@ -232,15 +232,19 @@ class _Attempt:
                                    f"{_when(info.get('claimed_at'))}"
                 status, reason = "unknown", (f"the process posting it ({info.get('owner', '?')}) stopped before "
                                              "recording Slack's answer")
+                info["unknown_cause"] = reason
             elif status == "pending":  # written by an older deskpulse just before posting: it never finished
                 status, reason = "unknown", "an earlier run stopped before recording Slack's answer"
                 info.setdefault("attempt_at", row["next_attempt_at"] or now - LEASE_S)
-            if status == "unknown" and not force:
-                if not verifiable:
-                    return "wait", reason
-                if now < (row["next_attempt_at"] or 0):
+                info["unknown_cause"] = reason
+            elif status == "unknown":
+                reason = info.get("unknown_cause") or reason
+            if status == "unknown" and verifiable:  # look before posting again; --force only skips the wait
+                if now < (row["next_attempt_at"] or 0) and not force:
                     return "wait", reason
                 action = "check"
+            elif status == "unknown" and not force:  # a webhook cannot be read back: the operator decides
+                return "wait", reason
             elif status == "failed" and scheduled and now < (row["next_attempt_at"] or 0):
                 return "wait", reason
             else:
@@ -262,7 +266,8 @@ class _Attempt:
                ts: str | None = None, channel: str | None = None) -> None:
         """Record the outcome, if the claim is still ours (a claim taken over after its lease ran out is left
         to its new owner, who treats our post as unknown and finds it in the history)."""
-        info = {k: v for k, v in self.info.items() if k not in ("owner", "claimed_at")}
+        drop = ("owner", "claimed_at") if status == "unknown" else ("owner", "claimed_at", "unknown_cause")
+        info = {k: v for k, v in self.info.items() if k not in drop}
         if ts:
             info["ts"] = ts
         if channel:
@@ -358,11 +363,17 @@ def post_once(store: Store, settings: Settings, week: str, *, now: float | None 
             try:
                 found = client.find_message(marker, oldest=since, channel=channel)
             except (SlackError, SlackUnavailableError) as exc:
-                attempt.finish("unknown", error=f"{reason}; the channel history could not be checked: {exc}",
-                               next_at=int(now) + _backoff(attempt.attempts + 1))
-                raise DigestOutcomeUnknownError(
-                    f"digest {week}: outcome of an earlier post unknown ({reason}) and the channel history could "
-                    f"not be checked: {exc}") from None
+                if force:  # the operator looked and asks for the post
+                    log.warning("digest %s: the channel history could not be checked (%s); posting as --force "
+                                "asks", week, exc)
+                    found = None
+                else:
+                    attempt.finish("unknown", error=f"{reason}; the channel history could not be checked: {exc}",
+                                   next_at=int(now) + _backoff(attempt.attempts + 1))
+                    raise DigestOutcomeUnknownError(
+                        f"digest {week}: outcome of an earlier post unknown ({reason}) and the channel history "
+                        f"could not be checked: {exc}; check the channel, then post with --force if it is "
+                        "missing") from None
             if found is not None:
                 attempt.finish("done", ts=found.ts, channel=found.channel)
                 log.info("digest %s: the earlier post had landed (ts %s)", week, found.ts)
@@ -374,6 +385,7 @@ def post_once(store: Store, settings: Settings, week: str, *, now: float | None 
             result = client.post(_marked(payload, marker), metadata=metadata) if verifiable \
                 else client.post(_marked(payload, marker))
         except SlackOutcomeUnknownError as exc:
+            attempt.info["unknown_cause"] = str(exc)
             attempt.finish("unknown", error=str(exc), sent=True,
                            next_at=int(now) + SETTLE_S if verifiable else None)
             raise DigestOutcomeUnknownError(_unknown_message(week, str(exc), verifiable, int(now) + SETTLE_S)) \
@@ -388,6 +400,7 @@ def post_once(store: Store, settings: Settings, week: str, *, now: float | None 
             raise type(exc)(f"digest {week}: {exc}; {then}", code=exc.code, status=exc.status,
                             source="slack") from None
         except BaseException as exc:  # a bug or an interrupt after the request may have gone out
+            attempt.info["unknown_cause"] = f"interrupted while posting: {type(exc).__name__}"
             attempt.finish("unknown", error=f"interrupted while posting: {type(exc).__name__}", sent=True,
                            next_at=int(now) + SETTLE_S if verifiable else None)
             raise

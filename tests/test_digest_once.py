@@ -275,3 +275,20 @@ def test_incomplete_and_future_weeks_need_force_and_a_partial_never_blocks_the_d
     assert kinds == {f"digest-partial:2026-W48:{wednesday}": "digest-partial"}
     assert post_due(store, settings, now=MON + 7 * DAY) == "posted"          # Monday: the complete W48
     assert len(sim.messages) == 2 and _row(store, "digest:2026-W48")["status"] == "done"
+
+
+def test_an_unknown_post_that_cannot_be_checked_stays_unknown_until_forced(store: Store) -> None:
+    sim = SlackSim(bot_token=TOKEN, channels=("#support",), scopes=("chat:write",))   # no channels:history
+    with SimServer(sim) as server:
+        settings = _settings(server.url)
+        sim.inject(Fault("5xx", status=503, path="/api/chat.postMessage"))
+        with pytest.raises(DigestOutcomeUnknownError):
+            post_once(store, settings, W47, now=MON)
+        for when in (MON + SETTLE_S + 1, MON + DAY):
+            with pytest.raises(DigestOutcomeUnknownError, match="missing_scope .*channels:history.*--force"):
+                post_once(store, settings, W47, now=when)
+        assert sim.requests_made("chat.postMessage") == 1
+        row = _row(store)
+        assert row["status"] == "unknown" and row["last_error"].count("could not be checked") == 1
+        assert post_once(store, settings, W47, now=MON + DAY, force=True) == "posted"
+    assert len(sim.messages) == 1 and _row(store)["status"] == "done"
