@@ -255,6 +255,11 @@ class SlaSettings(_Model):
     business_hours: bool = True
 
 
+#: The strictest tag rule of the supported helpdesks: Freshdesk refuses a tag longer than 32 characters or
+#: containing a comma with a 400 on the whole ticket update (API-NOTES 6.3).
+TAG_MAX_LENGTH = 32
+
+
 class DistressSettings(_Model):
     tag: str = "deskpulse_distress"
     field: str | None = None
@@ -265,6 +270,17 @@ class DistressSettings(_Model):
     rise_points: int = Field(default=15, ge=1, le=100)
     remove_when_recovered: bool = False
     reference: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("tag")
+    @classmethod
+    def _check_tag(cls, value: str) -> str:
+        """Refuse at load a tag some helpdesk would refuse on every write-back (API-NOTES 6.3)."""
+        if not value.strip():
+            raise ValueError("must not be empty")
+        if len(value) > TAG_MAX_LENGTH or "," in value:
+            raise ValueError(f"'{value}' cannot be written back: Freshdesk tags are at most {TAG_MAX_LENGTH} "
+                             "characters and may not contain commas")
+        return value
 
     @model_validator(mode="after")
     def _check_bands(self) -> DistressSettings:

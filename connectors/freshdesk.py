@@ -85,7 +85,7 @@ class FreshdeskConnector(Connector):
         self.http = http if http is not None else build_http(source, clock=clock)
         self.ctx = ListContext(http=self.http, source=source.name, per_page=per_page, max_pages=source.max_pages,
                                workers=source.conversation_workers, start_time=start_time, value_field=value_field,
-                               clock=clock)
+                               clock=clock, lookback_s=source.lookback_s)
 
     def streams(self) -> list[Stream]:
         ctx = self.ctx
@@ -135,7 +135,7 @@ class FreshdeskConnector(Connector):
                 body["custom_fields"] = {_cf(key): value for key, value in request.fields.items()}
             if not body:
                 return WriteResult("applied", "no change needed", existing)
-            updated = json_object(self.http.request("PUT", path, json=body))
+            updated = json_object(self._put(path, body))
         except SkippableAPIError as exc:
             return WriteResult("gone" if exc.status == 404 else "refused", str(exc))
         except AuthenticationError:
@@ -150,6 +150,22 @@ class FreshdeskConnector(Connector):
     def resolve_field(self, name: str) -> str | None:
         """``deskpulse_cdi`` and ``cf_deskpulse_cdi`` both name the store key ``cf_deskpulse_cdi`` (see write)."""
         return _cf(name)
+
+    def _put(self, path: str, body: dict[str, Any]) -> requests.Response:
+        """``PUT /tickets/{id}?enforce_mandatory=false``: our tag/field write must not be refused because the
+        ticket (typically one created by e-mail) lacks a value for a field the agent form requires.
+
+        Freshdesk validates required fields on every update (API-NOTES 6.3); ``enforce_mandatory`` is the
+        switch its API takes on updates (Freshdesk's own API tests use it for contacts and companies; for
+        tickets it is reported, UNCONFIRMED). An account that refuses the parameter itself (400
+        ``invalid_field``) gets the plain PUT once more: a refused PUT changed nothing, so the retry is safe.
+        """
+        try:
+            return self.http.request("PUT", path, json=body, params={"enforce_mandatory": "false"})
+        except FatalAPIError as exc:
+            if exc.status != 400 or getattr(exc, "vendor_code", None) != "invalid_field":
+                raise
+        return self.http.request("PUT", path, json=body)
 
     def close(self) -> None:
         self.http.close()

@@ -22,9 +22,17 @@ Choices that are not obvious from the payloads:
   latest *transition* to solved/closed, not at a solved -> closed step).
 - The description is the first customer message (``desc-<ticket id>``). On an
   outbound email (source 10) an agent wrote it, so it is an agent message there.
-- Merges: Freshdesk closes the merged-away ticket and adds a private note "This
-  ticket is closed and merged into ticket #N" (API-NOTES 2.4, UNCONFIRMED wording);
-  no ticket field says so, so such a note sets ``is_merged`` (see ``is_merge_note``).
+- Merges: Freshdesk closes the merged-away (secondary) ticket and adds the note the agent chose,
+  public or private (merge API ``note_in_secondary: {body, private}``), whose default text is
+  localized ("This ticket is closed and merged into ticket #N" in English; freshconsult
+  ``api/lib/ticket_merge.rb``; API-NOTES 6.3). No ticket field in the v2 payload says "merged", so
+  ``is_merged`` is set by either signal: the English note (``is_merge_note``, any visibility), or,
+  in any language, a closed ticket with an outgoing note or reply written at its close that points
+  at another ticket (``#N`` or a ``/tickets/N`` link: ``looks_merged``).
+- Conversation roles (``source``/``category``, API-NOTES 6.3): automation-rule notes and status/meta
+  items are ``system``; a forwarded email is the agent's, but private (it is not a reply to the
+  customer), and a third party's answer to it is ``system``; survey feedback is the customer's
+  text, kept as ``kind='feedback'`` and out of the public conversation. See ``map_conversation``.
 - CSAT (``ratings.default_question``): Freshdesk's custom-survey scale is 103
   (extremely happy), 102, 101, 100 (neutral), -101, -102, -103; 3-point surveys use
   103/100/-103, and classic accounts report 1 (awesome) / 2 (just okay) / 3 (not good).
@@ -53,6 +61,23 @@ CSAT_1_5: dict[int, float] = {
 }
 
 _MERGE_NOTE = re.compile(r"\bmerged into (ticket|request)\b", re.I)
+_TICKET_REF = re.compile(r"(?:#|/tickets/)(\d+)\b")
+MERGE_NOTE_WINDOW_S = 3600  # the secondary's note is written by a background job after the close
+
+#: Conversation ``source`` codes: the order of Freshdesk's note sources (freshconsult
+#: ``app/models/helpdesk/source/constants.rb`` NOTE_SOURCES: email 0, form 1, note 2, status 3, meta 4,
+#: twitter 5, feedback 6, facebook 7, forward_email 8, phone 9, mobihelp 10, mobihelp_app_review 11,
+#: ecommerce 12, summary 13, canned_form 14, automation_rule 15, automation_rule_forward 16; the public API
+#: reference lists 0 reply, 2 note, 5 tweet, 6 survey feedback, 7 Facebook post, 8 forwarded email).
+CONV_FEEDBACK = 6
+CONV_FORWARD = 8
+CONV_SYSTEM_SOURCES = frozenset({3, 4, 13, 15, 16})  # status, meta, summary, automation rule (+ its forward)
+#: Conversation ``category`` (freshconsult ``app/models/helpdesk/note/constants.rb`` CATEGORIES):
+#: 1 customer, 2 agent private, 3 agent public, 4 third party, 5 meta, 6 reply to a forward,
+#: 7 customer feedback, 8 broadcast.
+CAT_THIRD_PARTY = frozenset({4, 6})
+CAT_META = 5
+CAT_FEEDBACK = 7
 _LINK_NEXT = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?', re.I)
 _TAGS = re.compile(r"<[^>]+>")
 _BLOCK_END = re.compile(r"</(p|div|li|h\d)>|<br\s*/?>", re.I)
@@ -197,35 +222,62 @@ def map_description(ticket: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def _opt_int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def conversation_role(conv: Mapping[str, Any], *, requester_id: str | None,
+                      agent_ids: Collection[str]) -> tuple[str, str, bool]:
+    """(author_role, kind, public) of one conversation, from ``source``/``category`` first.
+
+    Automation notes, status/meta items and third-party answers to a forward are ``system``; a forward
+    is the agent's but private (not a reply to the customer); survey feedback is the customer's text
+    (``kind='feedback'``), not part of the public conversation, so it never counts as an interaction or
+    an unanswered customer message. Otherwise ``incoming`` is the primary signal (true: the customer
+    wrote it). An outgoing, public item whose author is the requester and not a known agent is also the
+    customer's (e.g. a reply an agent forwarded on the customer's behalf shows as outgoing but keeps the
+    contact as user); everything else outgoing is an agent's.
+    """
+    private = bool(conv.get("private"))
+    source = _opt_int(conv.get("source"))
+    category = _opt_int(conv.get("category"))
+    if source in CONV_SYSTEM_SOURCES or category == CAT_META:
+        return "system", "automation" if source in (15, 16) else "system", not private
+    if source == CONV_FEEDBACK or category == CAT_FEEDBACK:
+        return "customer", "feedback", False
+    if category in CAT_THIRD_PARTY:
+        return "system", "third_party", False
+    if source == CONV_FORWARD:
+        return "agent", "forward", False
+    user_id = id_str(conv.get("user_id"))
+    kind = "note" if private else "comment"
+    if conv.get("incoming"):
+        return "customer", kind, not private
+    if not private and user_id is not None and user_id == requester_id and agent_ids and user_id not in agent_ids:
+        return "customer", kind, True
+    return "agent", kind, not private
+
+
 def map_conversation(conv: Mapping[str, Any], *, ticket_id: str, requester_id: str | None,
                      agent_ids: Collection[str]) -> dict[str, Any]:
-    """One conversation -> a ``messages`` row.
-
-    ``incoming`` is the primary signal (true: the customer wrote it). An outgoing,
-    public item whose author is the requester and not a known agent is also the
-    customer's (e.g. a reply an agent forwarded on the customer's behalf shows as
-    outgoing but keeps the contact as user); everything else outgoing is an agent's.
-    """
+    """One conversation -> a ``messages`` row (role, kind and visibility: ``conversation_role``)."""
     conv_id = id_str(require(conv, "id"))
-    incoming = conv.get("incoming")
-    private = bool(conv.get("private"))
-    user_id = id_str(conv.get("user_id"))
-    if incoming:
-        role = "customer"
-    elif not private and user_id is not None and user_id == requester_id and agent_ids and user_id not in agent_ids:
-        role = "customer"
-    else:
-        role = "agent"
+    role, kind, public = conversation_role(conv, requester_id=requester_id, agent_ids=agent_ids)
     body = conv.get("body_text")
     if body is None:
         body = html_to_text(conv.get("body"))
     return {
         "id": conv_id,
         "ticket_id": id_str(conv.get("ticket_id")) or ticket_id,
-        "author_id": user_id,
+        "author_id": id_str(conv.get("user_id")),
         "author_role": role,
-        "public": int(not private),
-        "kind": "note" if private else "comment",
+        "public": int(public),
+        "kind": kind,
         "body": body,
         "created_at": _ts(conv, "created_at"),
         "raw": dict(conv),
@@ -233,8 +285,35 @@ def map_conversation(conv: Mapping[str, Any], *, ticket_id: str, requester_id: s
 
 
 def is_merge_note(message: Mapping[str, Any]) -> bool:
-    """A private note saying the ticket was merged into another one."""
-    return not message.get("public") and bool(_MERGE_NOTE.search(message.get("body") or ""))
+    """A note or reply, public or private, saying in English that the ticket was merged into another one."""
+    return message.get("author_role") != "customer" and bool(_MERGE_NOTE.search(message.get("body") or ""))
+
+
+def looks_merged(ticket: Mapping[str, Any], messages: Collection[Mapping[str, Any]]) -> bool:
+    """A merge in any language: the ticket is closed (5) and an outgoing note or reply written at its close
+    (``stats.closed_at`` up to ``MERGE_NOTE_WINDOW_S`` later) points at another ticket (``#N``, ``/tickets/N``).
+
+    The merge closes the secondary ticket and then adds the agent's note (freshconsult
+    ``api/lib/ticket_merge.rb``: ``close_source_ticket``, then the ``MergeTickets`` job); the note's text
+    is whatever the agent's language made of the default, but it names the primary ticket.
+    """
+    if str(ticket.get("vendor_status")) != "5":
+        return False
+    closed = to_epoch((ticket.get("vendor_metrics") or {}).get("closed_at"))
+    if closed is None:
+        return False
+    own = str(ticket.get("id"))
+    for message in messages:
+        raw = message.get("raw") or {}
+        if message.get("author_role") == "customer" or (isinstance(raw, Mapping) and raw.get("incoming")):
+            continue
+        if not closed - 60 <= int(message.get("created_at") or 0) <= closed + MERGE_NOTE_WINDOW_S:
+            continue
+        text = f"{raw.get('body') or ''} {message.get('body') or ''}" if isinstance(raw, Mapping) else \
+            str(message.get("body") or "")
+        if any(ref != own for ref in _TICKET_REF.findall(text)):
+            return True
+    return False
 
 
 def map_requester(requester: Any) -> dict[str, Any] | None:

@@ -9,7 +9,8 @@ kinds of stream share one page fetcher (``ListContext.get_page``):
 - ``SinceListStream`` (contacts ``_updated_since``, satisfaction ratings
   ``created_since``, time entries ``executed_after``): the listing's order is not
   documented, so the cursor moves only when the whole listing is stored, and then
-  to ``min(max timestamp seen, listing start - skew)``; a crash mid-listing just
+  to ``min(max timestamp seen, listing start) - lookback`` (the source's ``lookback``:
+  DESIGN.md sync contract 2, API-NOTES 6.4), never backwards; a crash mid-listing just
   re-reads it. A filter the account refuses (400) falls back to a full listing.
 - ``TicketStream`` (tickets, and the ``filter=deleted`` / ``filter=spam`` passes)
   lives in ``freshdesk_tickets.py``.
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.base import Page, Quarantined, Stream
+from connectors.base import Page, Quarantined, Stream, time_bookmark
 from connectors.errors import APIError, FatalAPIError, ParseError
 from connectors.freshdesk_map import link_next
 from connectors.http import HttpClient
@@ -50,6 +51,7 @@ class ListContext:
     start_time: int = 0
     value_field: str = "arr"
     clock: Callable[[], float] = time.time
+    lookback_s: int = 0  # re-read window behind every time-based bookmark (the source's ``lookback``)
     agent_ids: set[str] | None = None
     _agents_partial: set[str] = field(default_factory=set)
 
@@ -146,8 +148,8 @@ class SinceListStream(Stream):
     """A listing filtered by one "since" timestamp parameter whose result order Freshdesk does not document.
 
     Cursor: ``{"since": ISO}`` (``{"since": ISO, "full": true}`` once the account refused the filter).
-    ``lookback_s`` re-reads a window before the cursor for records that can appear late (a time entry
-    logged today for work done yesterday).
+    ``lookback_s`` re-reads a further window before the cursor for records that can appear late (a time
+    entry logged today for work done yesterday), on top of the source-wide lookback in the bookmark.
     """
 
     def __init__(self, ctx: ListContext, name: str, path: str, param: str, time_key: str, mapper: Mapper, *,
@@ -183,7 +185,7 @@ class SinceListStream(Stream):
                     newest = stamp
             cursor_after = keep
             if last:
-                moved = since if newest is None else max(since, min(newest, started - CLOCK_SKEW_S))
+                moved = since if newest is None else max(since, time_bookmark(newest, started, self.ctx.lookback_s))
                 cursor_after = {**keep, "since": to_iso(moved)}
             yield Page(rows, cursor_after, bad, done=last)
 

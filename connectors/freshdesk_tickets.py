@@ -22,10 +22,24 @@ and the listing moves on to the next second. (Inside such a group the paging is 
 offset again, so a member updated while the group is walked can shift another out
 of it: the one case keyset paging cannot cover, and only for groups wider than a page.)
 
-Cursor: ``{"updated_since": ISO, "seen_ids": [ids stored with exactly that updated_at]}``. Resuming
-from it is the same request the run would have made next, so a crash after any page loses nothing.
-Without a cursor the listing starts at ``start_time`` (epoch 0 by default): without ``updated_since``
-Freshdesk would list only the last 30 days.
+Where a pass ends (DESIGN.md sync contract 2, API-NOTES 6.4): the listing is not a snapshot. A ticket
+can show up in it after a run has passed its ``updated_at`` (an index that lags the write, a clock that
+disagrees), so the bookmark a finished pass stores is ``max(where the pass began, min(newest updated_at
+stored, pass start) - lookback)`` (``connectors.base.time_bookmark``, the source's ``lookback``), never the
+newest value alone. The next run re-lists that window; what it already stored unchanged is recognised by
+``seen`` (id -> updated_at, bounded to ``MAX_SEEN`` newest entries) and neither re-emitted nor has its
+conversations fetched again, so the overlap costs one listing, not a re-sync; a late arrival (not in
+``seen``) is read like any other ticket.
+
+Cursor while a pass runs: ``{"updated_since": ISO, "seen": {id: epoch at or after it}, "pass_from": ISO,
+"pass_started": ISO}``; resuming from it is the same request the run would have made next, so a crash
+after any page loses nothing, and the pass (even across runs) ends with the bookmark a clean pass would
+store. A finished pass stores ``{"updated_since": bookmark, "seen": {...}}``. Every cursor also carries
+``history_partial_before`` (ISO): the start of the first pass. Freshdesk archives closed tickets after a
+period of inactivity and the API lists no archived ticket (API-NOTES 6.3), so history before the first
+sync may be incomplete; ``deskpulse status`` and the volume KPIs read this marker. Without a cursor the
+listing starts at ``start_time`` (epoch 0 by default): without ``updated_since`` Freshdesk would list only
+the last 30 days. (A cursor of the older ``{"updated_since", "seen_ids"}`` shape still loads.)
 
 The ``filter=deleted`` and ``filter=spam`` passes use the same machinery without conversations. If
 the account refuses ``updated_since`` together with a filter (400), the pass reads the full filtered
@@ -41,10 +55,11 @@ from contextlib import nullcontext
 from typing import Any
 from urllib.parse import quote
 
-from connectors.base import Page, Quarantined, Stream
+from connectors.base import Page, Quarantined, Stream, time_bookmark
 from connectors.errors import FatalAPIError, ParseError, SkippableAPIError
 from connectors.freshdesk_map import (
     is_merge_note,
+    looks_merged,
     map_conversation,
     map_description,
     map_requester,
@@ -60,6 +75,7 @@ INCLUDE = "stats,requester,description"
 CONVERSATIONS_PER_PAGE = 100
 STATS_COLUMNS = ("solved_at", "vendor_first_reply_s", "vendor_reopens", "vendor_metrics")
 OVERLAP_S = 1  # request updated_since one second early: correct whether Freshdesk compares >= or >
+MAX_SEEN = 5000  # ids remembered for the lookback window; beyond it the oldest are simply re-read (upserts)
 
 
 class TicketStream(Stream):
@@ -76,14 +92,15 @@ class TicketStream(Stream):
         if isinstance(cursor, Mapping) and cursor.get("full"):
             yield from self._full_listing()
             return
-        since, seen = self._load(cursor)
-        started = int(self.ctx.clock())
+        state = _PassState.load(cursor, self.ctx.start_time, int(self.ctx.clock()), self.ctx.lookback_s)
+        started = state.run_started
         agents = self.ctx.known_agents() if self.with_conversations else set()
         page_no = 1
         pool = ThreadPoolExecutor(self.ctx.workers, thread_name_prefix=f"fd-{self.ctx.source}") \
             if self.with_conversations else nullcontext()
         with pool:
             while True:
+                since = state.since
                 try:
                     records, nxt = self.ctx.get_page(TICKETS_PATH, self._params(since, page_no))
                 except FatalAPIError as exc:
@@ -102,27 +119,31 @@ class TicketStream(Stream):
                     logger.warning("source %s: page %d of the tickets sharing updated_at %s came back empty or "
                                    "refused (page cap); the rest of that second cannot be listed", self.ctx.source,
                                    page_no, to_iso(since))
-                    since, seen, page_no = since + 1, set(), 1
-                    yield Page({}, self._cursor(since, seen))
+                    state.advance(since + 1)
+                    page_no = 1
+                    yield Page({}, state.cursor(), done=False)
                     continue
-                rows, bad, fresh, newest, at_newest = self._map_page(records, since, seen)
+                rows, bad, fresh, page_newest = self._map_page(records, state)
                 if fresh and self.with_conversations:
                     self._add_conversations(pool, fresh, agents, rows, bad)  # type: ignore[arg-type]
                 done = nxt is None or not records
-                if newest > since:
-                    since, seen, page_no = newest, at_newest, 1
+                if page_newest is not None and page_newest > since:
+                    state.advance(page_newest)
+                    page_no = 1
                 else:
-                    seen, page_no = seen | at_newest, page_no + 1
+                    page_no += 1
                     if not done and page_no > self.ctx.max_pages:
                         logger.warning("source %s: more than %d pages of tickets share updated_at %s; the rest "
                                        "of that second cannot be listed", self.ctx.source, self.ctx.max_pages,
                                        to_iso(since))
-                        since, seen, page_no = since + 1, set(), 1
-                if not done and since > started + CLOCK_SKEW_S:
+                        state.advance(since + 1)
+                        page_no = 1
+                if not done and state.since > started + CLOCK_SKEW_S:
                     done = True  # changes made after this run started are the next run's work
-                yield Page(rows, self._cursor(since, seen), bad, done=done)
                 if done:
+                    yield Page(rows, state.finished(), bad, done=True)
                     return
+                yield Page(rows, state.cursor(), bad)
 
     def _params(self, since: int, page_no: int) -> dict[str, Any]:
         params: dict[str, Any] = {"updated_since": to_iso(max(0, since - OVERLAP_S)), "order_by": "updated_at",
@@ -136,34 +157,28 @@ class TicketStream(Stream):
             params["include"] = INCLUDE
         return params
 
-    def _load(self, cursor: Any | None) -> tuple[int, set[str]]:
-        if isinstance(cursor, Mapping) and cursor.get("updated_since"):
-            since = to_epoch(cursor["updated_since"])
-            if since is not None:
-                return since, {str(i) for i in cursor.get("seen_ids") or ()}
-        return self.ctx.start_time, set()
-
-    @staticmethod
-    def _cursor(since: int, seen: set[str]) -> dict[str, Any]:
-        return {"updated_since": to_iso(since), "seen_ids": sorted(seen, key=lambda i: (len(i), i))}
-
     def _full_listing(self) -> Iterator[Page]:
         """Fallback for a filter that refuses ``updated_since``: the whole filtered listing, every run."""
         params = {"filter": self.filter, "order_by": "updated_at", "order_type": "asc"}
         for records, last in self.ctx.walk(TICKETS_PATH, params):
-            rows, bad, _fresh, _newest, _at = self._map_page(records, -1, set())
+            rows, bad, _fresh, _newest = self._map_page(records, None)
             yield Page(rows, {"full": True}, bad, done=last)
 
     # -- one page -----------------------------------------------------------------------------------
-    def _map_page(self, records: list[Any], since: int, seen: set[str],
-                  ) -> tuple[Rows, list[Quarantined], list[tuple[str, str | None]], int, set[str]]:
-        """Rows of the tickets not stored yet, plus (newest updated_at on the page, ids at it)."""
+    def _map_page(self, records: list[Any], state: _PassState | None,
+                  ) -> tuple[Rows, list[Quarantined], list[tuple[str, str | None]], int | None]:
+        """Rows of the tickets not stored yet, and the newest ``updated_at`` on the page (None: none readable).
+
+        A ticket is skipped when it is older than the keyset position or ``seen`` holds it with the same
+        ``updated_at`` (stored by an earlier page or run, unchanged since). Every ticket read is noted in
+        ``state`` (``None``: the full-listing fallback, which skips nothing).
+        """
         rows: Rows = {"tickets": []}
         if self.with_conversations:
             rows.update(messages=[], people=[])
         bad: list[Quarantined] = []
         fresh: list[tuple[str, str | None]] = []
-        newest, at_newest = since, set()
+        page_newest: int | None = None
         for record in records:
             if not isinstance(record, Mapping):
                 bad.append(Quarantined(self.name, None, "ParseError: record is not an object", record))
@@ -173,13 +188,11 @@ class TicketStream(Stream):
                 updated = to_epoch(record.get("updated_at"))
             except ParseError:
                 updated = None
-            if updated is not None and ticket_id is not None:
-                if updated < since or (updated == since and ticket_id in seen):
-                    continue  # stored by an earlier page or run
-                if updated > newest:
-                    newest, at_newest = updated, {ticket_id}
-                elif updated == newest:
-                    at_newest.add(ticket_id)
+            if updated is not None and ticket_id is not None and state is not None:
+                page_newest = updated if page_newest is None else max(page_newest, updated)
+                if updated < state.since or state.seen.get(ticket_id) == updated:
+                    continue  # stored by an earlier page or run, unchanged since
+                state.saw(ticket_id, updated)
             try:
                 row = map_ticket(record, deleted=self.filter == "deleted", spam=self.filter == "spam")
                 extra = self._extras(record) if self.with_conversations else None
@@ -197,7 +210,7 @@ class TicketStream(Stream):
                 if requester is not None:
                     rows["people"].append(requester)
                 fresh.append((row["id"], row["requester_id"]))
-        return rows, bad, fresh, newest, at_newest
+        return rows, bad, fresh, page_newest
 
     @staticmethod
     def _extras(record: Mapping[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
@@ -215,7 +228,7 @@ class TicketStream(Stream):
             messages, broken = result
             rows["messages"].extend(messages)
             bad.extend(broken)
-            if any(is_merge_note(m) for m in messages):
+            if any(is_merge_note(m) for m in messages) or looks_merged(tickets[ticket_id], messages):
                 tickets[ticket_id]["is_merged"] = 1
 
     def _conversations(self, ticket_id: str, requester_id: str | None, agents: set[str],
@@ -241,3 +254,71 @@ class TicketStream(Stream):
             logger.info("source %s: ticket %s is gone; its conversations are skipped", self.ctx.source, ticket_id)
             return None
         return messages, broken
+
+
+class _PassState:
+    """Where one pass over the listing stands: keyset position, what it read, and how it began.
+
+    ``seen`` maps ids to the ``updated_at`` stored for them, from ``floor()`` on: older entries can no
+    longer fall inside the bookmark a finished pass stores, so memory stays bounded by the lookback window.
+    """
+
+    def __init__(self, since: int, seen: dict[str, int], pass_from: int, pass_started: int, run_started: int,
+                 lookback_s: int, partial_before: str | None) -> None:
+        self.since, self.seen, self.pass_from = since, seen, pass_from
+        self.pass_started, self.run_started, self.lookback_s = pass_started, run_started, lookback_s
+        self.partial_before = partial_before or to_iso(run_started)
+        # resuming a pass that a crash interrupted: its keyset position is the newest it had stored
+        self.newest: int | None = since if since > pass_from else None
+
+    @classmethod
+    def load(cls, cursor: Any | None, start_time: int, now: int, lookback_s: int) -> _PassState:
+        if isinstance(cursor, Mapping) and cursor.get("updated_since"):
+            since = to_epoch(cursor["updated_since"])
+            if since is not None:
+                seen: dict[str, int] = {}
+                raw_seen = cursor.get("seen")
+                if isinstance(raw_seen, Mapping):
+                    seen = {str(k): v for k, v in raw_seen.items() if isinstance(v, int)}
+                for legacy in cursor.get("seen_ids") or ():  # the cursor shape from before the lookback
+                    seen[str(legacy)] = since
+                pass_from = to_epoch(cursor["pass_from"]) if cursor.get("pass_from") else since
+                pass_started = to_epoch(cursor["pass_started"]) if cursor.get("pass_started") else now
+                return cls(since, seen, pass_from if pass_from is not None else since,
+                           min(pass_started if pass_started is not None else now, now), now, lookback_s,
+                           cursor.get("history_partial_before"))
+        return cls(start_time, {}, start_time, now, now, lookback_s, None)
+
+    def saw(self, ticket_id: str, updated: int) -> None:
+        self.seen[ticket_id] = updated
+        self.newest = updated if self.newest is None else max(self.newest, updated)
+
+    def advance(self, since: int) -> None:
+        """Move the keyset position; forget what can no longer fall inside the final bookmark's window."""
+        self.since = since
+        floor = self.bookmark()
+        if any(v < floor for v in self.seen.values()):
+            self.seen = {k: v for k, v in self.seen.items() if v >= floor}
+
+    def bookmark(self) -> int:
+        """``max(pass start point, min(newest stored, pass start) - lookback)``; the start point if none stored.
+
+        Never past what was stored, and never walking back run after run. The value only grows as the pass
+        reads on, so it is also the floor below which ``seen`` can be forgotten.
+        """
+        if self.newest is None:
+            return self.pass_from
+        return max(self.pass_from, time_bookmark(self.newest, self.pass_started, self.lookback_s))
+
+    def cursor(self) -> dict[str, Any]:
+        return {"updated_since": to_iso(self.since),
+                "seen": {k: v for k, v in sorted(self.seen.items()) if v >= self.since},
+                "pass_from": to_iso(self.pass_from), "pass_started": to_iso(self.pass_started),
+                "history_partial_before": self.partial_before}
+
+    def finished(self) -> dict[str, Any]:
+        """The cursor a finished pass stores: the bookmark, and what of its window is stored already."""
+        bookmark = self.bookmark()
+        window = sorted(((v, k) for k, v in self.seen.items() if v >= bookmark), reverse=True)[:MAX_SEEN]
+        return {"updated_since": to_iso(bookmark), "seen": dict(sorted((k, v) for v, k in window)),
+                "history_partial_before": self.partial_before}

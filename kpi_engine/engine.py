@@ -28,7 +28,8 @@ SNAPSHOT = "snapshot"
 
 
 def _finalize(part: dict[str, Any], *, ws: Workspace, view: Period | None, month_part: dict[str, Any],
-              history_start: int | None, cdi: dict[str, Any] | None) -> dict[str, Any]:
+              history_start: int | None, cdi: dict[str, Any] | None,
+              partial_before: dict[str, int] | None = None) -> dict[str, Any]:
     values: dict[str, Any] = {}
     values.update(volume.finalize(part))
     values.update(responsiveness.finalize(part, ws.business))
@@ -38,7 +39,7 @@ def _finalize(part: dict[str, Any], *, ws: Workspace, view: Period | None, month
     values.update(sla_family.finalize(part))
     values.update(effort.finalize(part, ws.costs, view))
     values["monthly_ticket_volume"] = volume.monthly_volume(part, month_part, view or ws.period, history_start,
-                                                            ws.now)
+                                                            ws.now, partial_before)
     values.update(cdi or {"cdi_red": None, "cdi_yellow": None, "cdi_green": None})
     missing = set(NAMES) - set(values)
     extra = set(values) - set(NAMES)
@@ -116,7 +117,8 @@ def compute(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, cos
         history_start = conn.execute(f"SELECT MIN(created_at) FROM tickets WHERE source IN {ws.src}").fetchone()[0]
     cdi = effort.cdi_bands(ws, source)
     total = _total(parts, by)
-    common = {"ws": ws, "history_start": history_start}
+    common = {"ws": ws, "history_start": history_start,
+              "partial_before": volume.partial_history(conn, sources) if sources else None}
     result: dict[str, Any] = {
         "period": period.as_json(),
         "kpis": _finalize(total, view=period, month_part=total, cdi=cdi, **common),

@@ -3,11 +3,19 @@
 All attributed by ``created_at`` (KPIS.md). Escalation is a per-ticket fact (priority
 raised to the top severity, moved to an escalation group, given an escalation tag, or
 the ticket's current tags or group: :func:`kpi_engine.facts.build_escalations`).
+
+Partial history: a connector whose vendor hides old tickets from its API (Freshdesk archives closed,
+inactive tickets and lists none of them: API-NOTES 6.3) marks its ``tickets`` cursor with
+``history_partial_before`` (the first sync). A month of ``monthly_ticket_volume`` whose count or
+MoM/YoY base reaches before that is flagged ``history_partial`` with a ``partial_reason``
+(:func:`partial_history`, read from ``sync_state``; nothing here talks to a vendor).
 """
 
 from __future__ import annotations
 
-from datetime import date
+import json
+import sqlite3
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -95,12 +103,30 @@ def collect(ws: Workspace) -> None:
         _full_months(ws, [_month_bucket(m, tz) for m in needed], per_month)
 
 
+def partial_history(conn: sqlite3.Connection, sources: list[str] | None = None) -> dict[str, int]:
+    """Source -> epoch before which its synced history may be incomplete (see the module docstring)."""
+    out: dict[str, int] = {}
+    for source, raw in conn.execute("SELECT source, cursor FROM sync_state WHERE stream = 'tickets'"):
+        if sources is not None and source not in sources:
+            continue
+        try:
+            cursor = json.loads(raw) if raw else None
+            stamp = cursor.get("history_partial_before") if isinstance(cursor, dict) else None
+            since = int(datetime.fromisoformat(stamp).timestamp()) if isinstance(stamp, str) else None
+        except (ValueError, TypeError):
+            since = None
+        if since is not None:
+            out[source] = since
+    return out
+
+
 def monthly_volume(part: dict[str, Any], full_part: dict[str, Any], view: Period, history_start: int | None,
-                   now: int) -> list[dict[str, Any]]:
+                   now: int, partial_before: dict[str, int] | None = None) -> list[dict[str, Any]]:
     """``monthly_ticket_volume`` for the calendar months of ``view`` (a period or one bucket).
 
     ``part`` holds the counts inside the view, ``full_part`` the full calendar months the bases need
-    (for time buckets those are global, for other dimensions the key's own).
+    (for time buckets those are global, for other dimensions the key's own). ``partial_before``
+    (:func:`partial_history`) flags months whose figures reach into history the vendor may have hidden.
     """
     inside: dict[str, int] = part.get("month_in") or {}
     full: dict[str, int] = full_part.get("month_full") or {}
@@ -116,12 +142,23 @@ def monthly_volume(part: dict[str, Any], full_part: dict[str, Any], view: Period
             return full.get(prior.label, 0)
 
         current = inside.get(b.label, 0)
-        out.append({
+        entry: dict[str, Any] = {
             "month": b.label, "tickets": current,
             "mom_change_pct": rounded(change_pct(current, base(1))),
             "yoy_change_pct": rounded(change_pct(current, base(12))),
             "is_partial": b.start > month.start or b.end < month.end or month.end > now,
-        })
+        }
+        reach = min([month.start] + [_month_bucket(month_shift(m, -back), view.timezone).start
+                                     for back in (1, 12) if base(back) is not None])
+        hidden = sorted(src for src, since in (partial_before or {}).items() if reach < since)
+        if hidden:
+            first = min((partial_before or {})[src] for src in hidden)
+            entry["history_partial"] = True
+            entry["partial_reason"] = (
+                f"reaches before the first sync of {', '.join(hidden)} "
+                f"({datetime.fromtimestamp(first, UTC).strftime('%Y-%m-%d')}): Freshdesk archives closed "
+                "tickets and its API lists no archived ticket, so earlier counts may be incomplete")
+        out.append(entry)
     return out
 
 

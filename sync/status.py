@@ -11,6 +11,7 @@ from rich.table import Table
 from kpi_engine import fact_store, quality
 from sync.context import AppContext
 from sync.digest_job import digest_status
+from sync.history_notes import archive_lines
 from sync.store import Store
 
 
@@ -55,12 +56,13 @@ def status_data(actx: AppContext) -> dict:
             "ORDER BY updated_at DESC, key LIMIT 20")
         quarantine = store.query("SELECT source, stream, count(*) AS n FROM quarantine GROUP BY source, stream")
         jobs = store.query("SELECT value FROM meta WHERE key = 'daemon_jobs'")
+        archive = archive_lines(settings, store.conn)  # Freshdesk: history archived before the first sync
         digest = digest_status(store)  # failed / unknown / in-flight digest posts, with reason and next retry
         csat = quality.csat_unavailable(store.conn, None, int(actx.clock()))
     finally:
         store.close()
     return {"streams": streams, "outbox": outbox, "failed_writes": failed_writes, "quarantine": quarantine,
-            "kpi_facts": facts, "csat_unavailable": csat,
+            "kpi_facts": facts, "csat_unavailable": csat, "archive": archive,
             "jobs": json.loads(jobs[0]["value"]) if jobs else [], "digest": digest}
 
 
@@ -101,6 +103,8 @@ def show_status(actx: AppContext) -> None:
         console.print(f"[{colour}]{escape(entry['line'])}[/]")
     for source, reason in sorted(data["csat_unavailable"].items()):  # KPIs show csat_pct null with this reason
         console.print(f"[yellow]CSAT ({escape(source)})[/]: {escape(reason)}")
+    for line in data["archive"]:
+        console.print(f"[yellow]history[/]: {escape(line)}")
     facts = data["kpi_facts"]
     if facts["rebuild"]:
         console.print("KPI facts: rebuilt by the next KPI run or sync (new store, upgrade or changed \\[kpi] settings)")

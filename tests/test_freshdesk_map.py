@@ -181,4 +181,7 @@ def test_link_header_and_merge_note() -> None:
     assert link_next('<https://x/api/v2/tickets?page=1>; rel="prev"') is None
     assert link_next(None) is None
     assert is_merge_note({"public": 0, "body": "This ticket is closed and merged into ticket #12"})
-    assert not is_merge_note({"public": 1, "body": "merged into ticket #12"})
+    # Freshdesk lets the agent make the merge note public (API-NOTES 6.3): visibility proves nothing,
+    # but a customer quoting the phrase is not a merge.
+    assert is_merge_note({"public": 1, "author_role": "agent", "body": "merged into ticket #12"})
+    assert not is_merge_note({"public": 1, "author_role": "customer", "body": "was it merged into ticket #12?"})

@@ -143,7 +143,7 @@ def test_filters_can_refuse_updated_since() -> None:
 
 def test_conversations_follow_the_description_with_private_notes() -> None:
     world = make_world(2)
-    sim = FreshdeskSim(world, api_key=API_KEY)
+    sim = FreshdeskSim(world, api_key=API_KEY, vendor_conversations=False)  # only the World's messages
     with mounted(sim):
         convs = get("/api/v2/tickets/1/conversations", per_page=100).json()
         missing = get("/api/v2/tickets/999/conversations")

@@ -9,14 +9,15 @@ import responses
 
 from connectors.normalize import to_epoch
 from connectors.sim.freshdesk import FreshdeskSim
-from tests.freshdesk_kit import API_KEY, BASE, NOW, FakeTime, make_connector, make_world, mounted, run
+from tests.freshdesk_kit import API_KEY, BASE, NOW, FakeTime, make_connector, make_source, make_world, mounted, run
 
 
 def test_contacts_use_the_underscore_filter_and_advance_only_after_the_listing() -> None:
     world = make_world(3)
     fake = FakeTime()
+    no_lookback = make_source(lookback="0")  # the listing mechanics alone; the lookback has its own tests
     with mounted(FreshdeskSim(world, api_key=API_KEY)) as rsps:
-        got = run(make_connector(fake=fake, per_page=2).stream("contacts"))
+        got = run(make_connector(no_lookback, fake=fake, per_page=2).stream("contacts"))
         sent = [parse_qs(urlsplit(c.request.url).query) for c in rsps.calls]
     assert got.ids("people") == {"301", "302", "303"}
     assert all(r["role"] == "customer" for r in got.tables["people"].values())
@@ -27,7 +28,7 @@ def test_contacts_use_the_underscore_filter_and_advance_only_after_the_listing()
     # A contact edited later comes back in the next run, the others do not.
     world.person(302).updated_at = newest + 500  # type: ignore[union-attr]
     with mounted(FreshdeskSim(world, api_key=API_KEY)):
-        again = run(make_connector(fake=fake).stream("contacts"), got.cursor)
+        again = run(make_connector(no_lookback, fake=fake).stream("contacts"), got.cursor)
     assert again.ids("people") == {"302", "303"}  # 303 holds the cursor's second: the inclusive re-read
 
 
@@ -80,7 +81,7 @@ def test_ratings_groups_agents_companies() -> None:
         if tk.rating:
             assert ratings[str(tk.rating.id)]["score_1_5"] == tk.rating.score  # the sim's 5-point scale round-trips
     newest = max(t.rating.created_at for t in world.tickets if t.rating)  # type: ignore[union-attr]
-    assert to_epoch(ratings_cursor["since"]) == newest <= NOW
+    assert to_epoch(ratings_cursor["since"]) == newest - 3600 < NOW  # min(newest, run start) - lookback (1h)
     assert got.ids("groups") == {"401", "402"}
     assert {p["role"] for p in got.tables["people"].values()} == {"agent"}
     assert {o["id"]: o["value"] for o in got.tables["organizations"].values()} == {"101": 12000.0, "102": 500.5}

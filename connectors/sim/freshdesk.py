@@ -13,6 +13,19 @@ tickets only under ``filter=deleted``/``filter=spam``; ``PUT`` replacing tags an
 bumping ``updated_at``. Options give the other reading of what API-NOTES marks
 UNCONFIRMED: ``cap_mode``, ``filters_accept_updated_since``, ``updated_since_exclusive``.
 
+Real-account behaviours (issue 11; API-NOTES 6.3, 6.4), each cited where it is modelled:
+
+- ``index_lag_s`` / ``lag()``: a ticket shows in listings only some seconds after its ``updated_at``
+  (an eventually consistent listing, as every time-based cursor must assume: API-NOTES 6.4; whether
+  Freshdesk's list lags is UNCONFIRMED, so it is off unless asked for).
+- Write validation on ``PUT /api/v2/tickets/{id}``: tags of at most 32 characters without commas, and
+  required ticket fields (``required_fields``, which email-created tickets often leave empty) enforced
+  unless the call says ``?enforce_mandatory=false``.
+- Conversations with ``source``/``category`` (automation notes, forwards, survey comments) and the
+  localized, possibly public merge note: ``freshdesk_render``.
+- Archiving (``archive()``, ``archive_after_days``): archived tickets leave every listing and the
+  regular show/update/conversations endpoints; only ``GET /api/v2/tickets/archived/{id}`` reads them.
+
 Every listing is served from a pre-sorted index (bisect + slice), so a request
 costs in proportion to its page, not to the account.
 """
@@ -29,7 +42,7 @@ from urllib.parse import urlencode
 from connectors.normalize import to_epoch
 from connectors.sim import freshdesk_render as render
 from connectors.sim.base import SimRequest, SimResponse, Simulator
-from connectors.sim.freshdesk_index import LIST_PARAMS, Listing, TicketIndex, custom_field_problem, ticket_category
+from connectors.sim.freshdesk_index import LIST_PARAMS, Listing, TicketIndex, custom_field_problem
 from connectors.sim.model import Ticket, World
 
 WINDOW_S = 60.0
@@ -38,6 +51,12 @@ TICKET_ORDER = ("created_at", "due_by", "updated_at", "status")
 INCLUDES = ("stats", "requester", "description")
 FILTERS = ("deleted", "spam", "new_and_my_open", "watching")
 WRITABLE = ("tags", "custom_fields", "status", "priority", "group_id", "responder_id", "subject")
+#: Freshdesk's tag rule: freshconsult ``api/lib/api_constants.rb`` TAG_MAX_LENGTH_STRING = 32, and ticket
+#: validation ``validates :tags, string_rejection: { excluded_chars: [','] }`` (API-NOTES 6.3).
+TAG_MAX_LENGTH = 32
+#: "Closed, inactive tickets" are archived after 120 days by default (Freshworks KB article 212901
+#: "Ticket archiving"; the period depends on the account's traffic).
+DEFAULT_ARCHIVE_AFTER_DAYS = 120
 
 
 def _validation(field: str, message: str, code: str = "invalid_value", status: int = 400) -> SimResponse:
@@ -59,7 +78,9 @@ class FreshdeskSim(Simulator):
     def __init__(self, world: World, *, api_key: str = "sim-key", calls_per_minute: int | None = None,
                  tickets_list_per_minute: int | None = None, max_pages: int = 300, cap_mode: str = "error",
                  filters_accept_updated_since: bool = True, updated_since_exclusive: bool = False,
-                 clock: Callable[[], float] = time.time) -> None:
+                 vendor_conversations: bool = True, index_lag_s: int = 0,
+                 required_fields: tuple[str, ...] = ("product_area",), email_blank_required_every: int = 4,
+                 archive_after_days: int | None = None, clock: Callable[[], float] = time.time) -> None:
         super().__init__(clock=clock)
         if cap_mode not in ("error", "empty"):
             raise ValueError("cap_mode is 'error' or 'empty'")
@@ -75,7 +96,23 @@ class FreshdeskSim(Simulator):
         self._window_start: float | None = None
         self._credits_used = 0
         self._list_calls = 0
+        self.vendor_conversations = vendor_conversations
+        self.index_lag_s = index_lag_s
+        self._lags: dict[int, int] = {}
+        self.required_fields = tuple(f for f in required_fields if any(d.key == f for d in world.fields))
+        if email_blank_required_every:
+            # Tickets created by e-mail carry no value for fields the agent form requires (API-NOTES 6.3):
+            # every n-th customer e-mail ticket has its required fields empty in this account.
+            for tk in world.tickets:
+                if tk.channel == "email" and not tk.created_by_agent and tk.id % email_blank_required_every == 0:
+                    for key in self.required_fields:
+                        tk.custom_fields[key] = None
         self.index = TicketIndex(world)
+        if archive_after_days is not None:
+            horizon = world.now - archive_after_days * 86400
+            for tk in world.tickets:
+                if tk.status == "closed" and not tk.deleted and not tk.spam and tk.updated_at < horizon:
+                    self.index.archive(tk)
         people = sorted(world.people, key=lambda p: (p.updated_at, p.id))
         self.contacts = Listing([((p.updated_at, p.id), p) for p in people if p.role == "customer"])
         self.agents = Listing([((p.id,), p) for p in sorted(world.people, key=lambda p: p.id) if p.role == "agent"])
@@ -89,6 +126,7 @@ class FreshdeskSim(Simulator):
         self.route("GET", r"/api/v2/tickets/(?P<ticket_id>\d+)", self._show_ticket)
         self.route("PUT", r"/api/v2/tickets/(?P<ticket_id>\d+)", self._update_ticket)
         self.route("GET", r"/api/v2/tickets/(?P<ticket_id>\d+)/conversations", self._conversations)
+        self.route("GET", r"/api/v2/tickets/archived/(?P<ticket_id>\d+)", self._show_archived)
         self.route("GET", r"/api/v2/contacts", self._list_contacts)
         self.route("GET", r"/api/v2/agents", self._simple(self.agents, render.agent, "agents"))
         self.route("GET", r"/api/v2/companies", self._simple(self.companies, render.company, "companies"))
@@ -254,6 +292,9 @@ class FreshdeskSim(Simulator):
 
     def _predicate(self, req: SimRequest, filt: str | None) -> Callable[[Ticket], bool] | None:
         checks: list[Callable[[Ticket], bool]] = []
+        if self.index_lag_s or self._lags:
+            now = self.clock()
+            checks.append(lambda t: t.updated_at + self._lags.get(t.id, self.index_lag_s) <= now)
         if req.arg("requester_id"):
             checks.append(lambda t, v=req.arg("requester_id"): str(t.requester_id) == v)
         if req.arg("company_id"):
@@ -277,9 +318,19 @@ class FreshdeskSim(Simulator):
 
     def _ticket(self, ticket_id: str, *, allow_deleted: bool = True) -> Ticket | None:
         tk = self.world.ticket(int(ticket_id))
-        if tk is None or (tk.deleted and not allow_deleted):
-            return None
+        if tk is None or (tk.deleted and not allow_deleted) or tk.id in self.index.archived:
+            return None  # archived tickets answer only under /tickets/archived/{id} (UNCONFIRMED: 404 here)
         return tk
+
+    def _show_archived(self, req: SimRequest, ticket_id: str) -> SimResponse:
+        """``GET /api/v2/tickets/archived/{id}``: one archived ticket by id; no archived listing exists
+        (API-NOTES 6.3; freshconsult ``api/app/controllers/archive/tickets_controller.rb``)."""
+        self._paging(req, ("include",))
+        with self.lock:
+            tk = self.world.ticket(int(ticket_id))
+            if tk is None or tk.id not in self.index.archived:
+                return self.error(404, "Record not found")
+            return SimResponse.json(render.ticket(self.world, tk, ("stats",), description=True))
 
     def _show_ticket(self, req: SimRequest, ticket_id: str) -> SimResponse:
         self._paging(req, ("include",))
@@ -299,11 +350,18 @@ class FreshdeskSim(Simulator):
             tk = self._ticket(ticket_id, allow_deleted=False)
             if tk is None:
                 return self.error(404, "Record not found")
-            convs = render.conversations(self.world, tk)
+            convs = render.conversations(self.world, tk, vendor_extras=self.vendor_conversations)
         start = (page - 1) * per_page
         return self._respond(req, convs[start:start + per_page], page, len(convs) > start + per_page)
 
     def _update_ticket(self, req: SimRequest, ticket_id: str) -> SimResponse:
+        for name in req.query:
+            if name != "enforce_mandatory":
+                return _validation(name, "Unexpected/invalid field in request", "invalid_field")
+        enforce = req.arg("enforce_mandatory", "true")
+        if enforce not in ("true", "false"):
+            # the shape Freshdesk's own API tests expect for contacts/companies (freshconsult test suite)
+            return _validation("enforce_mandatory", "It should be either 'true' or 'false'")
         try:
             body = req.json()
         except ValueError:
@@ -318,12 +376,27 @@ class FreshdeskSim(Simulator):
             if tk is None:
                 return self.error(404, "Record not found")
             tags = body.get("tags", tk.tags)
-            if not isinstance(tags, list) or not all(isinstance(t, str) and 0 < len(t) <= 255 for t in tags):
+            if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
                 return _validation("tags", "It should be an Array of Strings", "datatype_mismatch")
+            if "tags" in body:
+                problem_tag = next((t for t in tags if len(t) > TAG_MAX_LENGTH or "," in t), None)
+                if problem_tag is not None:  # see TAG_MAX_LENGTH (message wording UNCONFIRMED)
+                    message = ("Please remove the following special characters: ','" if "," in problem_tag
+                               else f"It should only contain elements that have maximum of {TAG_MAX_LENGTH} "
+                                    "characters")
+                    return _validation("tags", message)
             custom = body.get("custom_fields", {})
             problem = custom_field_problem(self.world, custom)
             if problem is not None:
                 return _validation(*problem)
+            if enforce == "true":
+                # Required fields are validated on every update, not just the ones sent (API-NOTES 6.3);
+                # the field name and message follow Freshdesk's missing-field errors (wording UNCONFIRMED).
+                for key in self.required_fields:
+                    value = custom.get(f"cf_{key}", tk.custom_fields.get(key)) if isinstance(custom, dict) \
+                        else tk.custom_fields.get(key)
+                    if value in (None, ""):
+                        return _validation(f"cf_{key}", "It should be a/an String", "missing_field")
             tk.tags = list(dict.fromkeys(tags))
             for key, value in custom.items():
                 tk.custom_fields[key[3:]] = value
@@ -368,13 +441,26 @@ class FreshdeskSim(Simulator):
                 raise KeyError(ticket_id)
             self._bump(tk)
 
+    def lag(self, ticket_id: int, seconds: int) -> None:
+        """This ticket shows in listings only ``seconds`` after its ``updated_at`` (see ``index_lag_s``)."""
+        with self.lock:
+            self._lags[ticket_id] = seconds
+
+    def archive(self, ticket_id: int) -> None:
+        """Freshdesk archives a closed, inactive ticket: it leaves every listing (see the module docstring)."""
+        with self.lock:
+            tk = self.world.ticket(ticket_id)
+            if tk is None:
+                raise KeyError(ticket_id)
+            self.index.archive(tk)
+
     def delete(self, ticket_id: int, *, spam: bool = False) -> None:
         """Move a ticket to the trash (or spam): it leaves the default listing and shows under the filter."""
         with self.lock:
             tk = self.world.ticket(ticket_id)
             if tk is None:
                 raise KeyError(ticket_id)
-            old_key, old_cat = (tk.updated_at, tk.id), ticket_category(tk)
+            old_key, old_cat = (tk.updated_at, tk.id), self.index.category(tk)
             tk.spam, tk.deleted = (True, tk.deleted) if spam else (tk.spam, True)
             tk.updated_at = max(int(self.clock()), tk.updated_at + 1)
             self.index.moved(tk, old_key, old_cat)
@@ -382,15 +468,17 @@ class FreshdeskSim(Simulator):
     def ground_truth(self) -> dict[str, int]:
         """What a complete sync must hold: ticket counts per listing, messages, people, ratings, entries."""
         with self.lock:
-            cats = {"main": 0, "deleted": 0, "spam": 0}
+            cats = {"main": 0, "deleted": 0, "spam": 0, "archived": 0}
             messages = 0
             for tk in self.world.tickets:
-                cat = ticket_category(tk)
+                cat = self.index.category(tk)
                 cats[cat] += 1
                 if cat == "main":
-                    messages += (1 if tk.messages else 0) + len(render.conversations(self.world, tk))
+                    messages += (1 if tk.messages else 0) + len(render.conversations(
+                        self.world, tk, vendor_extras=self.vendor_conversations))
             return {
                 "tickets": cats["main"], "deleted_tickets": cats["deleted"], "spam_tickets": cats["spam"],
+                "archived_tickets": cats["archived"],
                 "tickets_total": len(self.world.tickets), "messages": messages,
                 "contacts": len(self.contacts), "agents": len(self.agents), "companies": len(self.companies),
                 "groups": len(self.groups), "ratings": len(self.ratings), "time_entries": len(self.time_entries),

@@ -60,6 +60,7 @@ class TicketIndex:
 
     def __init__(self, world: World) -> None:
         self.world = world
+        self.archived: set[int] = set()  # archived tickets are in no listing (API-NOTES 6.3)
         self.by_updated: dict[str, list[tuple[int, int]]] = {c: [] for c in CATEGORIES}
         self.by_created: dict[str, list[tuple[int, int]]] = {c: [] for c in CATEGORIES}
         for tk in world.tickets:
@@ -70,8 +71,23 @@ class TicketIndex:
             self.by_updated[cat].sort()
             self.by_created[cat].sort()
 
+    def category(self, tk: Ticket) -> str:
+        """``archived`` for an archived ticket, else its listing (``ticket_category``)."""
+        return "archived" if tk.id in self.archived else ticket_category(tk)
+
+    def archive(self, tk: Ticket) -> None:
+        """Take one ticket out of every listing for good (Freshdesk never unarchives)."""
+        if tk.id in self.archived:
+            return
+        cat = self.category(tk)
+        _remove(self.by_updated[cat], (tk.updated_at, tk.id))
+        _remove(self.by_created[cat], (tk.created_at, tk.id))
+        self.archived.add(tk.id)
+
     def moved(self, tk: Ticket, old_key: tuple[int, int], old_category: str | None = None) -> None:
         """Re-key one ticket after its ``updated_at`` (and maybe its category) changed."""
+        if tk.id in self.archived:
+            return
         old_cat = old_category or ticket_category(tk)
         new_cat = ticket_category(tk)
         _remove(self.by_updated[old_cat], old_key)

@@ -11,8 +11,18 @@ choices where the World says more, or less, than Freshdesk would:
   to Portal in Freshdesk).
 - The description (messages[0]) is ``description``/``description_text``; the rest
   are conversations, except bot auto-replies and system events, which Freshdesk
-  does not store as conversations. The merge event becomes the private note
-  Freshdesk adds to a merged-away ticket ("... merged into ticket #N").
+  does not store as conversations. The merge event becomes the note the merging
+  agent leaves on the merged-away ticket; Freshdesk lets it be public or private and
+  its default text is localized (API-NOTES 6.3; freshconsult ``api/lib/ticket_merge.rb``
+  ``note_in_secondary: {body, private}``): even ticket ids get a public German note
+  linking the primary ticket, odd ids the private English one.
+- Conversations the World does not model but a real account has (``vendor_conversations``),
+  each with Freshdesk's ``source``/``category`` codes (API-NOTES 6.3; freshconsult
+  ``app/models/helpdesk/source/constants.rb`` NOTE_SOURCES and ``app/models/helpdesk/note/constants.rb``
+  CATEGORIES): an automation rule's public acknowledgement right after creation (source 15), a
+  forward to a third party and that party's answer (source 8; category 6), and the customer's
+  satisfaction-survey comment (source 6, category 7). Their visibility on a real account is
+  UNCONFIRMED; they are rendered public, the reading that would break reply counts.
 - CSAT: world scores 1..5 on a 5-point custom survey: 5 -> 103, 4 -> 101, 3 -> 100,
   2 -> -101, 1 -> -103.
 - Time spent becomes one time entry per ticket, ``time_spent`` "hh:mm" (whole minutes).
@@ -36,6 +46,13 @@ TIME_ENTRY_ID_BASE = 7_000_000_000
 EPOCH_2020 = 1_577_836_800
 SUPPORT_EMAIL = "support@deskpulse-sim.freshdesk.com"
 MERGE_TEXT = "This ticket is closed and merged into ticket #{target}"
+MERGE_TEXT_DE = ("Dieses Ticket wurde geschlossen und mit Ticket "
+                 '<a href="https://sim.freshdesk.com/helpdesk/tickets/{target}">#{target}</a> zusammengeführt.')
+#: Conversation ``source`` / ``category`` codes (see the module docstring).
+SRC_REPLY, SRC_NOTE, SRC_FEEDBACK, SRC_FORWARD, SRC_AUTOMATION = 0, 2, 6, 8, 15
+CAT_CUSTOMER, CAT_AGENT_PRIVATE, CAT_AGENT_PUBLIC, CAT_REPLY_TO_FORWARD, CAT_FEEDBACK = 1, 2, 3, 6, 7
+VENDOR_CONV_ID_BASE = 8_000_000_000
+THIRD_PARTY_EMAIL = "billing-partner@vendor.example"
 
 
 def iso(ts: int | None) -> str | None:
@@ -123,13 +140,16 @@ def ticket(world: World, tk: Ticket, includes: Iterable[str] = (), *, descriptio
     return out
 
 
-def conversations(world: World, tk: Ticket) -> list[dict[str, Any]]:
-    """Every conversation after the description, oldest first."""
+def conversations(world: World, tk: Ticket, *, vendor_extras: bool = True) -> list[dict[str, Any]]:
+    """Every conversation after the description, oldest first (``vendor_extras``: see the module docstring)."""
     out = []
     for message in tk.messages[1:]:
         rendered = conversation(world, tk, message)
         if rendered is not None:
             out.append(rendered)
+    if vendor_extras:
+        out.extend(vendor_conversations(world, tk))
+        out.sort(key=lambda c: (c["created_at"], c["id"]))
     return out
 
 
@@ -137,22 +157,76 @@ def conversation(world: World, tk: Ticket, message: Message) -> dict[str, Any] |
     if message.role == "bot":
         return None
     body, user_id, private = message.body, message.author_id, not message.public
+    html_body: str | None = None
     if message.role == "system":
         if tk.merged_into is None or "merged into" not in message.body:
             return None
-        body, user_id, private = MERGE_TEXT.format(target=tk.merged_into), tk.assignee_id, True
+        user_id = tk.assignee_id
+        if tk.id % 2 == 0:  # public, localized (API-NOTES 6.3)
+            html_body = "<div>" + MERGE_TEXT_DE.format(target=tk.merged_into) + "</div>"
+            body = f"Dieses Ticket wurde geschlossen und mit Ticket #{tk.merged_into} zusammengeführt."
+            private = False
+        else:
+            body, private = MERGE_TEXT.format(target=tk.merged_into), True
     incoming = message.role == "customer"
     author = world.person(user_id) if user_id is not None else None
     requester = world.person(tk.requester_id)
+    category = CAT_CUSTOMER if incoming else (CAT_AGENT_PRIVATE if private else CAT_AGENT_PUBLIC)
     return {
-        "body": _html(body), "body_text": body, "id": message.id, "incoming": incoming, "private": private,
-        "user_id": user_id, "support_email": None if incoming else SUPPORT_EMAIL,
-        "source": 2 if private else 0, "ticket_id": tk.id,
+        "body": html_body or _html(body), "body_text": body, "id": message.id, "incoming": incoming,
+        "private": private, "user_id": user_id, "support_email": None if incoming else SUPPORT_EMAIL,
+        "source": SRC_NOTE if private else SRC_REPLY, "category": category, "ticket_id": tk.id,
         "to_emails": [] if private else ([SUPPORT_EMAIL] if incoming else [requester.email if requester else None]),
         "from_email": (author.email if author else None) if not private else None,
         "cc_emails": [], "bcc_emails": [],
         "created_at": iso(message.created_at), "updated_at": iso(message.created_at), "attachments": [],
     }
+
+
+def _extra(tk: Ticket, k: int, at: int, body: str, *, source: int, category: int, incoming: bool,
+           user_id: int | None, from_email: str | None, to_emails: list[str | None]) -> dict[str, Any]:
+    return {
+        "body": _html(body), "body_text": body, "id": VENDOR_CONV_ID_BASE + tk.id * 10 + k, "incoming": incoming,
+        "private": False, "user_id": user_id, "support_email": None if incoming else SUPPORT_EMAIL,
+        "source": source, "category": category, "ticket_id": tk.id, "to_emails": to_emails,
+        "from_email": from_email, "cc_emails": [], "bcc_emails": [], "created_at": iso(at), "updated_at": iso(at),
+        "attachments": [],
+    }
+
+
+def vendor_conversations(world: World, tk: Ticket) -> list[dict[str, Any]]:
+    """Automation notes, forwards (+ the third party's answer) and survey comments, for some tickets.
+
+    Deterministic by ticket id, timed inside the ticket's life (never after ``updated_at``), with ids of
+    their own (``VENDOR_CONV_ID_BASE``) so they never collide with the World's messages.
+    """
+    if tk.deleted or tk.spam or not tk.messages:
+        return []
+    out: list[dict[str, Any]] = []
+    requester = world.person(tk.requester_id)
+    requester_email = requester.email if requester else None
+    agent = world.person(tk.assignee_id) if tk.assignee_id is not None else None
+    last = tk.updated_at
+    if tk.id % 5 == 1 and tk.created_at + 30 <= last:
+        # An automation rule ("acknowledge new tickets") replies publicly within seconds: not an agent's reply.
+        out.append(_extra(tk, 1, tk.created_at + 30, "We have received your request and will be in touch soon.",
+                          source=SRC_AUTOMATION, category=CAT_AGENT_PUBLIC, incoming=False, user_id=tk.assignee_id,
+                          from_email=SUPPORT_EMAIL, to_emails=[requester_email]))
+    agent_times = [m.created_at for m in tk.messages[1:] if m.role == "agent" and m.public]
+    if tk.id % 5 == 2 and agent_times and agent_times[0] + 400 <= last:
+        at = agent_times[0] + 60
+        out.append(_extra(tk, 2, at, "Forwarding this to our billing partner for a second look.",
+                          source=SRC_FORWARD, category=CAT_AGENT_PUBLIC, incoming=False, user_id=tk.assignee_id,
+                          from_email=agent.email if agent else SUPPORT_EMAIL, to_emails=[THIRD_PARTY_EMAIL]))
+        out.append(_extra(tk, 3, at + 300, "Checked on our side: the invoice was issued correctly.",
+                          source=SRC_REPLY, category=CAT_REPLY_TO_FORWARD, incoming=True, user_id=None,
+                          from_email=THIRD_PARTY_EMAIL, to_emails=[SUPPORT_EMAIL]))
+    if tk.rating is not None and tk.rating.comment:
+        # The survey comment arrives as a conversation of its own (source "feedback").
+        out.append(_extra(tk, 4, tk.rating.created_at, tk.rating.comment, source=SRC_FEEDBACK,
+                          category=CAT_FEEDBACK, incoming=True, user_id=tk.requester_id, from_email=requester_email,
+                          to_emails=[SUPPORT_EMAIL]))
+    return out
 
 
 def contact(person: Person) -> dict[str, Any]:
