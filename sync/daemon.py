@@ -33,7 +33,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from config.errors import DeskpulseError
+from config.errors import ConfigError, DeskpulseError
 from config.settings import Settings
 from sync.context import AppContext, get_ctx
 from sync.store import Store
@@ -292,7 +292,7 @@ def register(app: typer.Typer) -> None:
 
         _configure_redaction(actx)
         if not settings.sources:
-            raise DeskpulseError("no sources configured: nothing for the daemon to do")
+            raise ConfigError("no sources configured: nothing for the daemon to do (add a [[sources]] table)")
         d = Daemon(settings, actx.store_path(settings))
         if once:
             lock = StoreLock(d.db_path)

@@ -109,6 +109,13 @@ def test_missing_config_exits_2(tmp_path: Path) -> None:
     assert_usage_error(deskpulse("sync", cwd=tmp_path), "deskpulse.toml")
 
 
+def test_daemon_without_sources_exits_2(tmp_path: Path) -> None:
+    """A config problem: systemd's RestartPreventExitStatus=2 must stop restarting it."""
+    config = tmp_path / "deskpulse.toml"
+    config.write_text('[kpi]\ntimezone = "UTC"\n')
+    assert_usage_error(deskpulse("--config", str(config), "daemon", "--once", cwd=tmp_path), "no sources configured")
+
+
 # -- runtime failures: exit 1, the table still says which ---------------------------------------------------------
 def test_sync_where_every_source_gets_401_exits_1(tmp_path: Path, zendesk: RunningSim) -> None:
     config = write_config(tmp_path / "deskpulse.toml", [bad(zendesk, "zd-bad-1"), bad(zendesk, "zd-bad-2")])
