@@ -91,7 +91,7 @@ class StreamContext:
     companies_refresh_s: int = 6 * 3600
     lookback_s: int = 3600  # the source's ``lookback``: re-read window behind the search bookmark
     seen_cap: int = 20_000  # most overlap versions remembered to skip refetching (bounds the cursor)
-    scroll_wait_s: float = 60.0  # Intercom frees a scroll a minute after its last use (OAS 2.11)
+    scroll_wait_s: float = 65.0  # Intercom frees a scroll a minute after its last use (OAS 2.11), plus slack
     scroll_waits: int = 3  # waits for a scroll held elsewhere (scroll_exists) before giving up this run
     scroll_restarts: int = 3  # restarts of our own scroll (expired, or a 500 "restart the scroll operation")
     companies_chunk: int = 2_000  # companies read back-to-back per committed page: a scroll idles < 60 s

@@ -170,3 +170,36 @@ def dump(store: Store) -> dict[str, list[dict[str, Any]]]:
                 row.pop("created_at", None)  # stamped with the wall clock when quarantined
         out[table] = rows
     return out
+
+
+def many_orgs_world(n: int) -> World:
+    """The small world plus ``n - 2`` more companies: several 50-company scroll pages."""
+    w = small_world()
+    w.orgs += [Org(100 + i, f"Org {i}", f"org{i}.example", T0 - 30 * 86400, float(i), updated_at=T0 - 10)
+               for i in range(n - len(w.orgs))]
+    return w
+
+
+def many_contacts_world(n: int, updated_at: int) -> World:
+    """The small world plus ``n`` leads updated one second apart from ``updated_at`` (one busy day)."""
+    w = small_world()
+    w.people += [Person(500 + i, f"Lead {i}", f"lead{i}@mail.example", "customer", None, T0 - 86400,
+                        updated_at + i) for i in range(n)]
+    return w
+
+
+def engine_sync(fake: FakeTime, source: IntercomSource | None = None, store: Store | None = None,
+                **connector_options: Any) -> tuple[Any, Store]:
+    """One run of the real :class:`sync.engine.SyncEngine` (the sim mounted on ``responses`` by the caller)."""
+    from config.settings import Settings
+    from sync.engine import SyncEngine
+
+    source = source or make_source()
+    settings = Settings(sources=[source.model_dump(mode="json") | {"access_token": TOKEN}])
+
+    def factory(src: Any, _settings: Settings) -> IntercomConnector:
+        return make_connector(fake, src, **connector_options)
+
+    store = store if store is not None else Store(":memory:")
+    [report] = SyncEngine(store, settings, connector_factory=factory, clock=fake.clock).sync_all()
+    return report, store
