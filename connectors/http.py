@@ -151,7 +151,8 @@ class _AttemptWatch:
             if left <= 0:
                 self._fire("deadline")
                 return
-            if self._done.wait(min(left, _STOP_POLL_S) if self.stop is not None else left):
+            wait = min(left, _STOP_POLL_S) if self.stop is not None else (None if math.isinf(left) else left)
+            if self._done.wait(wait):
                 return
             if self.stop is not None and self.stop.is_set():
                 self._fire("stopped")
@@ -403,14 +404,14 @@ class HttpClient:
                                              allow_redirects=False, stream=True)
                 try:
                     watch.learn(getattr(resp.raw, "connection", None))
-                    if watch.expired() is None:
-                        _ = resp.content  # the whole body, under the watcher (a trickling server ends here)
-                finally:
-                    if watch.expired() is not None:
-                        resp.close()
-            why = watch.expired()
-            if why is not None:  # the body was complete, but too late, or a stop came meanwhile
-                failure, cause = _TransportError, why
+                    _ = resp.content  # the whole body, under the watcher (a trickling server fails here)
+                except BaseException:
+                    resp.close()
+                    raise
+            if watch.fired is not None:
+                # The socket was shut under the response: what was read may look complete and be cut short
+                # (headers ended by the EOF, a body without Content-Length), so it is never trusted.
+                failure, cause = _TransportError, watch.fired
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             failure, cause = _TransportError, watch.expired() or type(exc).__name__
         except requests.RequestException as exc:

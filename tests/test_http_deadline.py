@@ -148,6 +148,12 @@ def test_a_fast_answer_is_unaffected_by_the_deadline(trickle) -> None:
         assert run_bounded(lambda: http.get_json("/x")) == {"ok": True}
 
 
+def test_without_a_deadline_a_request_still_completes(trickle) -> None:
+    server = trickle(phase="body", gap=0.0)
+    with client(server.url, request_deadline=None) as http:
+        assert run_bounded(lambda: http.get_json("/x")) == {"ok": True}
+
+
 def test_the_stop_handle_ends_a_request_in_flight(trickle) -> None:
     server = trickle(phase="body", gap=0.2)
     stop = threading.Event()
