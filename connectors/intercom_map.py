@@ -10,9 +10,27 @@ Choices that are not obvious from the payloads:
   team's plate), ``closed`` -> ``closed``. Intercom has no "solved" step; KPIS
   treats solved and closed alike, and the vendor word stays in ``vendor_status``.
 - A conversation has no "new" state; one without an admin reply is ``open``.
-- Priority stays Intercom's text (``priority`` / ``not_priority``); the engine
-  maps it to a severity. Priority changes are not visible as conversation
-  parts, so Intercom gives no ``priority`` ticket events.
+- Priority stays Intercom's text (2.11: ``priority`` / ``not_priority``; 2.16:
+  ``none``/``low``/``medium``/``high``/``urgent``, OAS 2.16 ``conversation.priority``),
+  except that 2.16's ``none`` is stored as ``not_priority`` (the same meaning, so
+  one severity-map entry serves both versions); the engine maps it to a severity.
+  Priority changes are not visible as conversation parts, so Intercom gives no
+  ``priority`` ticket events.
+- Vendor timings come from the ``statistics`` *timestamps* minus ``created_at``
+  (``first_admin_reply_at``, ``first_close_at``, ``last_close_at``): the
+  ``time_to_*`` durations leave out time outside office hours and count from the
+  customer's first message (OAS ``conversation_statistics``; API-NOTES 6.1), so
+  they are not calendar seconds from creation. They stay in ``vendor_metrics``.
+- Effort (AHT) is ``statistics.adjusted_handling_time`` (active time, OAS 2.16),
+  never ``handling_time`` (wall clock from assignment to close). Versions before
+  2.16 have no adjusted figure (2.11 has neither), so AHT is null there.
+- A rating is dated when the customer answered: ``conversation_rating.updated_at``
+  (2.16); without it (2.11) only ``created_at`` exists, which is when the rating was
+  *requested* (OAS text), so 2.11 ratings are dated at the request.
+- A merged-away conversation (one with a ``merged_secondary_conversation`` part) is
+  ``is_merged`` = 1 and so left out of KPIs, like Zendesk's ``closed_by_merge``.
+  The surviving primary carries a ``merged_primary_conversation`` part (OAS 2.16
+  merge example: the part is on the primary the endpoint returns) and stays in.
 - ``source`` (the opening message) is the ``description``; every part with a
   body is a message. Author ``admin``/``team`` -> agent, ``user``/``lead``/
   ``contact`` -> customer, ``bot`` -> bot (Fin, workflows, the "Operator" that
@@ -53,6 +71,10 @@ STATUS_PARTS = {
 }
 ASSIGN_PARTS = frozenset({"assignment", "default_assignment", "away_mode_assignment", "assign_and_reopen",
                           "assign_and_unsnooze", "assignment_rule"})
+#: Part on the merged-away (secondary) conversation; the primary gets ``merged_primary_conversation``.
+MERGED_AWAY_PART = "merged_secondary_conversation"
+#: 2.16's "no priority" in the 2.11 word the severity map knows.
+PRIORITY_ALIASES = {"none": "not_priority"}
 ATTRIBUTE_PARTS = frozenset({"conversation_attribute_updated_by_admin", "conversation_attribute_updated_by_workflow",
                              "conversation_attribute_updated_by_user"})
 PRIVATE_PARTS = frozenset({"note", "note_and_reopen"})
@@ -165,20 +187,28 @@ def parse_list_item(item: Any) -> tuple[str, int]:
 
 
 # -- conversations ------------------------------------------------------------------------------------
+def _since_created(stats: Mapping[str, Any], key: str, created: int) -> int | None:
+    """A statistics timestamp as calendar seconds since creation (None when absent or before creation)."""
+    at = _int_or_none(stats.get(key))
+    return at - created if at is not None and at >= created else None
+
+
 def _statistics_metrics(conv: Mapping[str, Any], created: int, closed: bool) -> dict[str, Any]:
+    """Vendor timings from the timestamps, never from ``time_to_*`` (office hours only, from the customer's
+    first message: OAS ``conversation_statistics``)."""
     stats = _obj(conv.get("statistics"))
-    first_reply = _int_or_none(stats.get("time_to_admin_reply"))
-    if first_reply is None and _int_or_none(stats.get("first_admin_reply_at")) is not None:
-        first_reply = int(stats["first_admin_reply_at"]) - created
-    full = _int_or_none(stats.get("time_to_last_close")) if closed else None
-    if full is None and closed and _int_or_none(stats.get("last_close_at")) is not None:
-        full = int(stats["last_close_at"]) - created
     return {
-        "vendor_first_reply_s": first_reply,
-        "vendor_first_resolution_s": _int_or_none(stats.get("time_to_first_close")),
-        "vendor_full_resolution_s": full,
+        "vendor_first_reply_s": _since_created(stats, "first_admin_reply_at", created),
+        "vendor_first_resolution_s": _since_created(stats, "first_close_at", created),
+        "vendor_full_resolution_s": _since_created(stats, "last_close_at", created) if closed else None,
         "vendor_reopens": _int_or_none(stats.get("count_reopens")),
     }
+
+
+def map_priority(value: Any) -> str | None:
+    """Intercom's priority text; 2.16's ``none`` becomes 2.11's ``not_priority``."""
+    text = id_str(value)
+    return PRIORITY_ALIASES.get(text.lower(), text) if text is not None else None
 
 
 def _parts(conv: Mapping[str, Any]) -> tuple[list[dict[str, Any]], bool, int | None]:
@@ -249,12 +279,13 @@ def map_conversation(conv: Mapping[str, Any], *, organization_id: str | None = N
     subject = html_to_text(conv.get("title")) or html_to_text(source.get("subject")) or None
     ticket = {
         "id": cid, "subject": subject, "status": status, "vendor_status": state,
-        "priority": id_str(conv.get("priority")), "channel": channel_of(source),
+        "priority": map_priority(conv.get("priority")), "channel": channel_of(source),
         "requester_id": requester, "organization_id": organization_id,
         "assignee_id": _assigned_id(conv.get("admin_assignee_id")),
         "group_id": _assigned_id(conv.get("team_assignee_id")), "tags": tags,
         "custom_fields": dict(custom) if isinstance(custom, Mapping) else {},
-        "created_at": created, "updated_at": updated, "solved_at": solved_at, "is_spam": 0, "is_merged": 0,
+        "created_at": created, "updated_at": updated, "solved_at": solved_at, "is_spam": 0,
+        "is_merged": int(any(str(p.get("part_type") or "").lower() == MERGED_AWAY_PART for p in parts)),
         **_statistics_metrics(conv, created, closed), "vendor_metrics": metrics, "raw": raw,
     }
     if synced_at is not None:
@@ -264,10 +295,12 @@ def map_conversation(conv: Mapping[str, Any], *, organization_id: str | None = N
     if rating is not None:
         ratings.append(rating)
     effort = []
-    handling = _int_or_none(stats_obj.get("handling_time"))
-    if handling is not None and handling > 0:  # Intercom's own effort measure: the real data aht_mean_s needs
+    # Intercom's active handling time (2.16): the effort aht_mean_s needs. Not handling_time (wall clock).
+    handling = _int_or_none(stats_obj.get("adjusted_handling_time"))
+    if handling is not None and handling > 0:
         effort.append({"id": f"handling-{cid}", "ticket_id": cid, "agent_id": ticket["assignee_id"],
-                       "seconds": handling, "created_at": solved_at or updated, "raw": {"handling_time": handling}})
+                       "seconds": handling, "created_at": solved_at or updated,
+                       "raw": {"adjusted_handling_time": handling}})
     return {"tickets": [ticket], "messages": messages, "ticket_events": events, "ratings": ratings,
             "time_entries": effort}, truncated
 
@@ -310,7 +343,10 @@ def _map_part(cid: str, part: Mapping[str, Any], prev: dict[str, str | None]) ->
 
 
 def map_rating(cid: str, rating: Any, requester: str | None, assignee: str | None) -> dict[str, Any] | None:
-    """``conversation_rating`` (1-5) -> a csat ``ratings`` row with id ``conv-<id>``; no rating -> None."""
+    """``conversation_rating`` (1-5) -> a csat ``ratings`` row with id ``conv-<id>``; no rating -> None.
+
+    Dated at ``updated_at`` (2.16: the customer's answer) when present, else at ``created_at`` (2.11: only
+    when the rating was requested)."""
     obj = _obj(rating)
     score = _int_or_none(obj.get("rating"))
     if score is None:
@@ -322,7 +358,8 @@ def map_rating(cid: str, rating: Any, requester: str | None, assignee: str | Non
         "requester_id": id_str(_obj(obj.get("contact")).get("id")) or requester,
         "assignee_id": id_str(_obj(obj.get("teammate")).get("id")) or assignee,
         "kind": "csat", "score_raw": str(score), "score_1_5": float(score), "score": float(score),
-        "comment": obj.get("remark"), "created_at": to_epoch(obj.get("created_at")), "raw": dict(obj),
+        "comment": obj.get("remark") or None,
+        "created_at": to_epoch(obj.get("updated_at")) or to_epoch(obj.get("created_at")), "raw": dict(obj),
     }
 
 

@@ -119,22 +119,26 @@ def test_state_statistics_and_solved_at(fixtures_dir: Path) -> None:
     conv = load(fixtures_dir, "intercom_conversation_with_user_reply_part.json")
     conv.update(state="snoozed", open=True)
     assert map_conversation(conv)[0]["tickets"][0]["status"] == "pending"
+    # time_to_* leave out-of-office time out and start at the customer's first message (OAS
+    # conversation_statistics): they are not calendar seconds since creation; the timestamps are
     conv.update(state="closed", open=False, created_at=1000, statistics={
-        "type": "conversation_statistics", "time_to_admin_reply": None, "first_admin_reply_at": 1600,
-        "time_to_first_close": 500, "last_close_at": 2500, "count_reopens": 2})
+        "type": "conversation_statistics", "time_to_admin_reply": 42, "first_admin_reply_at": 1600,
+        "time_to_first_close": 500, "first_close_at": 1900, "time_to_last_close": 700, "last_close_at": 2500,
+        "count_reopens": 2})
     ticket = map_conversation(conv)[0]["tickets"][0]
     assert ticket["status"] == "closed"
     assert ticket["solved_at"] == 2500
-    assert ticket["vendor_first_reply_s"] == 600  # first_admin_reply_at - created_at
-    assert ticket["vendor_first_resolution_s"] == 500
-    assert ticket["vendor_full_resolution_s"] == 1500
+    assert ticket["vendor_first_reply_s"] == 600  # first_admin_reply_at - created_at, not time_to_admin_reply
+    assert ticket["vendor_first_resolution_s"] == 900  # first_close_at - created_at
+    assert ticket["vendor_full_resolution_s"] == 1500  # last_close_at - created_at
     assert ticket["vendor_reopens"] == 2
     assert ticket["vendor_metrics"]["count_reopens"] == 2
-    conv["statistics"] = {"time_to_admin_reply": 42}
+    assert ticket["vendor_metrics"]["time_to_admin_reply"] == 42  # Intercom's own figure stays available
+    conv["statistics"] = {"time_to_admin_reply": 42, "time_to_first_close": 500}  # durations, no timestamps
     conv = with_parts(conv, [part("1", "close", None, 1900, "admin"), part("2", "open", None, 1950, "user"),
                              part("3", "close", None, 2100, "admin")])
     ticket = map_conversation(conv)[0]["tickets"][0]
-    assert ticket["vendor_first_reply_s"] == 42
+    assert ticket["vendor_first_reply_s"] is None and ticket["vendor_first_resolution_s"] is None
     assert ticket["solved_at"] == 2100  # no statistics: the last close part
 
 
@@ -222,3 +226,63 @@ def test_contact_company_link() -> None:
     row = map_contact(contact)
     assert (row["role"], row["organization_id"], row["external_id"]) == ("customer", "c7", "70")
     assert map_contact({**contact, "companies": {"type": "list", "data": []}})["organization_id"] is None
+
+
+# -- API version 2.16 fields (issue 11; API-NOTES 6.1) ---------------------------------------------------------
+def test_aht_is_the_adjusted_handling_time_not_the_wall_clock(fixtures_dir: Path) -> None:
+    """OAS 2.16 ``conversation_statistics``: ``handling_time`` is "time from conversation assignment to
+    conversation close" (wall clock); ``adjusted_handling_time`` is the active time. Only the latter is effort."""
+    conv = load(fixtures_dir, "intercom_conversation_with_user_reply_part.json")
+    conv.update(state="closed", open=False, statistics={"handling_time": 86400, "adjusted_handling_time": 1800,
+                                                        "last_close_at": conv["updated_at"]})
+    [entry] = map_conversation(conv)[0]["time_entries"]
+    assert entry["seconds"] == 1800
+    conv["statistics"] = {"handling_time": 86400, "adjusted_handling_time": None}  # 2.16: nullable
+    assert map_conversation(conv)[0]["time_entries"] == []
+    conv["statistics"] = {"handling_time": 86400}  # a version with only the wall-clock figure: no effort
+    assert map_conversation(conv)[0]["time_entries"] == []
+    conv["statistics"] = {"time_to_admin_reply": 60}  # 2.11 has neither: AHT stays null
+    assert map_conversation(conv)[0]["time_entries"] == []
+
+
+def test_rating_is_dated_when_answered_where_the_version_says(fixtures_dir: Path) -> None:
+    """``conversation_rating.created_at`` is when the rating was requested (OAS text); 2.16's ``updated_at``
+    is the answer. Without it (2.11) the request time is all there is."""
+    conv = load(fixtures_dir, "intercom_conversation_with_user_reply_part.json")
+    conv["conversation_rating"] = {"rating": 5, "remark": "", "created_at": 1719500000, "updated_at": 1719590000,
+                                   "contact": {"type": "contact", "id": "c9"},
+                                   "teammate": {"type": "admin", "id": "a1"}}
+    [rating] = map_conversation(conv)[0]["ratings"]
+    assert rating["created_at"] == 1719590000
+    assert rating["comment"] is None  # 2.11 requires a remark: "" means none
+    del conv["conversation_rating"]["updated_at"]
+    assert map_conversation(conv)[0]["ratings"][0]["created_at"] == 1719500000
+
+
+@pytest.mark.parametrize(("priority", "stored"), [
+    ("none", "not_priority"), ("None", "not_priority"), ("urgent", "urgent"), ("high", "high"), ("low", "low"),
+    ("medium", "medium"), ("priority", "priority"), ("not_priority", "not_priority"), (None, None)])
+def test_priority_none_is_stored_like_not_priority(fixtures_dir: Path, priority: str | None,
+                                                   stored: str | None) -> None:
+    """2.16's "none" (OAS 2.16 priority enum none/low/medium/high/urgent) means what 2.11's not_priority does."""
+    conv = load(fixtures_dir, "intercom_conversation_with_user_reply_part.json")
+    conv["priority"] = priority
+    assert map_conversation(conv)[0]["tickets"][0]["priority"] == stored
+
+
+def test_merged_away_conversation_is_flagged_and_the_survivor_is_not(fixtures_dir: Path) -> None:
+    """OAS 2.16 ``POST /conversations/{id}/merge``: the secondary "is closed and linked to the primary"; the
+    endpoint returns the primary, carrying a ``merged_primary_conversation`` part. The merged-away one
+    (``merged_secondary_conversation`` part) is ``is_merged`` like Zendesk's ``closed_by_merge``."""
+    conv = load(fixtures_dir, "intercom_conversation_with_user_reply_part.json")
+    operator = "991267694"
+    secondary = with_parts(conv, [part("1", "comment", "<p>dup</p>", 100, "user", "u1"),
+                                  part("2", "merged_secondary_conversation", None, 200, "bot", operator),
+                                  part("3", "close", None, 200, "bot", operator)])
+    secondary.update(state="closed", open=False)
+    rows, _ = map_conversation(secondary)
+    assert rows["tickets"][0]["is_merged"] == 1
+    assert [m["id"] for m in rows["messages"]][-1] == "1"  # the body-less merge part is no message
+    primary = with_parts(conv, [part("9", "merged_primary_conversation", None, 200, "bot", operator)])
+    assert map_conversation(primary)[0]["tickets"][0]["is_merged"] == 0
+    assert map_conversation(conv)[0]["tickets"][0]["is_merged"] == 0

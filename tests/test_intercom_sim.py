@@ -147,7 +147,8 @@ def test_retrieve_has_capped_parts_statistics_and_rating() -> None:
     assert ("assignment", "admin", False) in kinds
     stats = whole["statistics"]
     assert stats["count_reopens"] == 1
-    assert stats["time_to_admin_reply"] == 2 * 3600
+    assert stats["first_admin_reply_at"] - whole["created_at"] == 2 * 3600
+    assert stats["time_to_admin_reply"] == 0  # Friday 20:00-22:00 UTC: all outside office hours
     assert stats["last_close_at"] == T0 + 4 * 3600
     assert whole["conversation_rating"]["rating"] == 4
     assert whole["state"] == "closed" and whole["priority"] == "priority"
@@ -245,7 +246,8 @@ def test_directory_endpoints() -> None:
     assert alice["companies"]["data"][0]["id"] == company_id(ORG_X)
     assert call(sim, "GET", f"/contacts/{contact_id(ALICE)}")[1]["email"] == "alice@xylo.example"
     _, first = call(sim, "GET", "/companies/scroll")
-    assert len(first["data"]) == 2 and first["data"][0]["custom_attributes"]["arr"] == 120000.0
+    # company custom attributes are strings (OAS company.custom_attributes: additionalProperties string)
+    assert len(first["data"]) == 2 and first["data"][0]["custom_attributes"]["arr"] == "120000"
     _, end = call(sim, "GET", "/companies/scroll", query={"scroll_param": first["scroll_param"]})
     assert end["data"] == []
     fake.now += 61
@@ -288,3 +290,22 @@ def test_search_work_is_proportional_to_the_page() -> None:
     search(sim, f("updated_at", ">", middle), per_page=20, after=body["pages"]["next"]["starting_after"],
            sort={"field": "updated_at", "order": "asc"})
     assert CountingDict.lookups <= 2 * 20 + 2
+
+
+def test_statistics_durations_leave_out_office_hours_and_start_at_the_customers_first_message() -> None:
+    """OAS ``conversation_statistics``: ``time_to_admin_reply``/``time_to_first_close``/``time_to_last_close``
+    "subtract out of business hours" and count from the customer's first message, unlike the ``*_at``
+    timestamps (API-NOTES 6.1). Conversation 101 opens Friday 20:00 UTC; office hours are weekdays 9-17."""
+    def stats(sim: IntercomSim, cid: str) -> dict[str, Any]:
+        return call(sim, "GET", f"/conversations/{cid}")[1]["statistics"]
+
+    office = stats(make_sim(), "101")
+    always = stats(make_sim(office_hours=None), "101")
+    assert office["first_admin_reply_at"] == always["first_admin_reply_at"] == T0 + 2 * 3600
+    assert (office["time_to_admin_reply"], always["time_to_admin_reply"]) == (0, 2 * 3600)
+    assert office["time_to_last_close"] == 0 and always["time_to_last_close"] == 4 * 3600
+    monday = stats(make_sim(office_hours=(0, 24)), "101")  # a 24h weekday schedule still skips the weekend
+    assert monday["time_to_admin_reply"] == 2 * 3600
+    agent_opened = stats(make_sim(office_hours=None), "103")  # no customer message: no duration at all
+    assert "time_to_admin_reply" not in agent_opened and "time_to_first_close" not in agent_opened
+    assert None not in agent_opened.values()  # absent, not null: the OAS types them non-nullable

@@ -302,7 +302,7 @@ def test_bad_token_fails_without_leaking_it(rm: Any, caplog: Any) -> None:
         sync(make_connector(fake, make_source(access_token="wrong-token-123456")), Store(":memory:"), {})
     assert "401" in str(info.value)
     assert "wrong-token-123456" not in str(info.value) + caplog.text
-    assert rm.calls[0].request.headers["Intercom-Version"] == "2.11"
+    assert rm.calls[0].request.headers["Intercom-Version"] == "2.16"  # the default version (API-NOTES 6.1)
 
 
 def test_world_copies_are_independent() -> None:
@@ -332,7 +332,8 @@ def test_engine_over_loopback_with_worker_threads_and_a_rate_limit() -> None:
     assert (counts["tickets"], counts["messages"], counts["ratings"]) == (
         truth["conversations"], truth["messages"], truth["ratings"])
     severities = {r["priority"]: r["severity"] for r in store.query("SELECT DISTINCT priority, severity FROM tickets")}
-    assert severities == {"priority": 2, "not_priority": 1}  # the engine maps Intercom's priority
+    # the engine maps Intercom's priority: 2.16 levels, "none" stored as 2.11's not_priority
+    assert severities == {"urgent": 3, "high": 2, "not_priority": 1, "low": 1}
     assert report.requests is not None and report.requests >= truth["conversations"]
 
 

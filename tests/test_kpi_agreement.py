@@ -364,14 +364,16 @@ def test_freshdesk_reopened_tickets_count_as_reopened(freshdesk: Vendor) -> None
 
 # -- Intercom: conversation statistics -------------------------------------------------------------------------
 def test_intercom_first_reply_agrees_with_time_to_admin_reply(intercom: Vendor) -> None:
-    """``statistics.time_to_admin_reply`` (and ``first_admin_reply_at`` - created) vs the first admin reply."""
+    """``first_admin_reply_at`` - created vs the first admin reply. ``time_to_admin_reply`` counts only office
+    hours from the customer's first message (OAS ``conversation_statistics``), so it is at most that."""
     for i, t in intercom.live.items():
         stat = t.metrics.get("time_to_admin_reply")
         at = t.metrics.get("first_admin_reply_at")
         ours = intercom.reference_first_reply_s(i)
-        assert (stat is None) == (ours is None) == (at is None), (i, stat, ours)
+        assert (ours is None) == (at is None), (i, stat, ours)
         if ours is not None:
-            assert stat == ours == at - t.created, i
+            assert ours == at - t.created, i
+            assert stat is None or 0 <= stat <= ours, (i, stat, ours)
     assert len(intercom.replies) > 0.9 * len(intercom.live)
     assert intercom.agent_opened & set(intercom.replies)  # admin-initiated conversations are in
 
@@ -387,10 +389,12 @@ def test_intercom_reopens_agree_with_count_reopens(intercom: Vendor) -> None:
 
 
 def test_intercom_resolution_agrees_with_time_to_first_and_last_close(intercom: Vendor) -> None:
-    """``time_to_first_close``/``time_to_last_close`` vs the close parts, for every closed conversation."""
+    """``first_close_at``/``last_close_at`` vs the close parts, for every closed conversation (the
+    ``time_to_*`` durations count office hours only: at most the calendar figures)."""
     for i, t in intercom.solved_now.items():
         h = intercom.histories[i]
-        assert t.metrics.get("time_to_first_close") == h.first_solve - t.created, i
-        assert t.metrics.get("time_to_last_close") == h.latest_solve - t.created, i
+        assert t.metrics.get("first_close_at") == h.first_solve, i
+        assert t.metrics.get("last_close_at") == h.latest_solve, i
+        assert t.metrics.get("time_to_last_close", 0) <= h.latest_solve - t.created, i
         assert intercom.engine_resolution[i]["first_resolution_s"] == h.first_solve - t.created, i
         assert intercom.engine_resolution[i]["full_resolution_s"] == h.latest_solve - t.created, i

@@ -14,10 +14,15 @@ inclusive search bounds, per_page <= 150, parts only on retrieve and capped to
 the most recent ``parts_cap``, tag attach needing ``id`` + ``admin_id``, and a
 custom-attribute PUT appending one bot-authored
 ``conversation_attribute_updated_by_admin`` part per attribute and bumping
-``updated_at``. Deleted, spam and merged tickets are invisible (search and
-GET): Intercom publishes no tombstones, so deletions cannot be observed through
-its API. Sim choices: every write moves ``updated_at`` forward by at least one
-second; ``limit_per_window=None`` means unlimited and no rate-limit headers;
+``updated_at``. Deleted and spam tickets are invisible (search and GET):
+Intercom publishes no tombstones, so deletions cannot be observed through its
+API. A merged-away ticket is served closed, with a ``merged_secondary_conversation``
+part (OAS 2.16 ``POST /conversations/{id}/merge``: the secondary "is closed and
+linked to the primary"; see ``intercom_render.py``). Responses take the shape of
+the ``Intercom-Version`` request header (``default_version`` without one, like
+an app's package setting; ``intercom_render.rendering``). Sim choices: every
+write moves ``updated_at`` forward by at least one second;
+``limit_per_window=None`` means unlimited and no rate-limit headers;
 ``known_admins_only`` makes tag calls check ``admin_id`` (404
 ``admin_not_found``); ``inclusive=False`` reads ``>``/``<`` strictly (the
 UNCONFIRMED alternative); ``honor_sort=False`` ignores ``sort`` (id order).
@@ -40,11 +45,14 @@ from connectors.sim.base import SimRequest, SimResponse, Simulator
 from connectors.sim.intercom_directory import DirectoryRoutes, locked
 from connectors.sim.intercom_render import (
     CONTACT_BASE,
+    OFFICE_HOURS,
     OPERATOR,
+    RENDERINGS,
     Renderer,
     company_id,
     intercom_priority,
     intercom_state,
+    rendering,
 )
 from connectors.sim.intercom_search import SearchError, SearchSpace
 from connectors.sim.model import Message, Ticket, World
@@ -76,7 +84,9 @@ class IntercomSim(DirectoryRoutes, Simulator):
 
     def __init__(self, world: World, *, token: str = "sim-token", limit_per_window: int | None = None,
                  parts_cap: int = 500, honor_sort: bool = True, clock: Callable[[], float] = time.time,
-                 window_s: float = 10.0, known_admins_only: bool = False, inclusive: bool = True) -> None:
+                 window_s: float = 10.0, known_admins_only: bool = False, inclusive: bool = True,
+                 default_version: str = RENDERINGS[-1],
+                 office_hours: tuple[int, int] | None = OFFICE_HOURS) -> None:
         super().__init__(clock=clock)
         self.world = world
         self.token = token
@@ -85,7 +95,8 @@ class IntercomSim(DirectoryRoutes, Simulator):
         self.honor_sort = honor_sort
         self.window_s = window_s
         self.known_admins_only = known_admins_only
-        self.render = Renderer(world)
+        self.default_version = default_version
+        self.render = Renderer(world, office_hours)
         visible = {t.id: t for t in world.tickets if self._visible(t)}
         self.hidden = len(world.tickets) - len(visible)
         self.conversations = SearchSpace(visible, CONVERSATION_FIELDS, frozenset({"created_at", "updated_at"}),
@@ -128,7 +139,7 @@ class IntercomSim(DirectoryRoutes, Simulator):
 
     @staticmethod
     def _visible(t: Ticket) -> bool:
-        return not (t.deleted or t.spam or t.merged_into is not None)
+        return not (t.deleted or t.spam)
 
     # -- write faults -------------------------------------------------------------------------------
     #: Fault kinds that mangle the 2xx answer of a write call (POST/PUT/DELETE) after the write ran: what a
@@ -180,6 +191,10 @@ class IntercomSim(DirectoryRoutes, Simulator):
             return resp, headers
         return None, headers
 
+    def version(self, req: SimRequest) -> str:
+        """The rendering this request gets (its ``Intercom-Version`` header, else the app's default)."""
+        return rendering(req.header("Intercom-Version"), self.default_version)
+
     # -- conversations helpers ----------------------------------------------------------------------
     def _ticket(self, cid: str) -> Ticket | None:
         return self.conversations.records.get(int(cid)) if cid.isdigit() else None
@@ -200,7 +215,8 @@ class IntercomSim(DirectoryRoutes, Simulator):
                                                                 sort_field=sort[0], descending=sort[1])
         except SearchError as exc:
             return self.error(400, str(exc), exc.code)
-        items = [self.render.conversation(t) for t in found]
+        version = self.version(req)
+        items = [self.render.conversation(t, version=version) for t in found]
         for item in items[:self._take_malformed(req.path, len(items))]:
             item["updated_at"] = "corrupt"
         return SimResponse.json({"type": list_type, "pages": self._pages(page, per_page, total, nxt),
@@ -220,7 +236,7 @@ class IntercomSim(DirectoryRoutes, Simulator):
         if t is None:
             return self.error(404, "Conversation not found")
         conv = self.render.conversation(t, parts_cap=self.parts_cap, with_parts=True,
-                                        plaintext=req.arg("display_as") == "plaintext")
+                                        plaintext=req.arg("display_as") == "plaintext", version=self.version(req))
         if self._take_malformed(req.path, 1):
             conv["created_at"] = "corrupt"
         return SimResponse.json(conv)
@@ -244,7 +260,8 @@ class IntercomSim(DirectoryRoutes, Simulator):
                 part = self.render._part(self.render.next_extra_id(), "conversation_attribute_updated_by_admin",
                                          None, at, dict(OPERATOR))
                 self.render.extra_parts.setdefault(t.id, []).append(part)
-        return SimResponse.json(self.render.conversation(t, parts_cap=self.parts_cap, with_parts=True))
+        return SimResponse.json(self.render.conversation(t, parts_cap=self.parts_cap, with_parts=True,
+                                                         version=self.version(req)))
 
     def _tag_call(self, req: SimRequest, cid: str, need_id: bool) -> tuple[Ticket, dict[str, Any]] | SimResponse:
         try:
