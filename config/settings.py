@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -39,13 +39,18 @@ DEFAULT_CONFIG = Path("deskpulse.toml")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
 _HOURS = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+#: the longest duration any setting accepts: beyond it a value is a typo, and APScheduler/timedelta overflow
+MAX_DURATION_S = 366 * 86400
+#: ``[schedule] sync_every`` and ``misfire_grace``: a job later than a week is not "late", it is lost
+MAX_SCHEDULE_S = 7 * 86400
+
 
 
 def parse_duration(text: str | int | float) -> int:
     """Turn ``"15m"``, ``"1h30m"``, ``"45s"`` or a number of seconds into seconds."""
     if isinstance(text, int | float):
-        if text <= 0:
-            raise ValueError("must be a positive duration")
+        if not 0 < text <= MAX_DURATION_S:  # also rejects NaN (every comparison is False)
+            raise ValueError(f"must be a duration of 1s..{MAX_DURATION_S // 86400}d")
         return int(text)
     match = _DURATION.match(text)
     if not match or not any(match.groups()):
@@ -54,6 +59,8 @@ def parse_duration(text: str | int | float) -> int:
     seconds = d * 86400 + h * 3600 + m * 60 + s
     if seconds <= 0:
         raise ValueError("must be a positive duration")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"'{text.strip()}' is longer than {MAX_DURATION_S // 86400} days")
     return seconds
 
 
@@ -70,6 +77,16 @@ def parse_hours(text: str) -> tuple[time, time]:
     if end <= start:
         raise ValueError(f"'{text}' ends before it starts")
     return start, end
+
+
+def check_port(parts: SplitResult) -> None:
+    """A URL's port, when given, must be 1..65535: ``urlsplit().port`` raises only when it is read, mid-run."""
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("has an invalid port (use 1..65535)") from None
+    if port == 0:
+        raise ValueError("has an invalid port (use 1..65535)")
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -124,6 +141,7 @@ class SourceBase(_Model):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"'{value}' is not an http(s) URL")
+        check_port(parts)
         if parts.username or parts.password:
             raise ValueError("must not carry credentials; put them in their own fields")
         if parts.scheme == "http" and not is_loopback_host(parts.hostname):
@@ -248,6 +266,11 @@ class SlaSettings(_Model):
     business_hours: bool = True
 
 
+#: The strictest tag rule of the supported helpdesks: Freshdesk refuses a tag longer than 32 characters or
+#: containing a comma with a 400 on the whole ticket update (API-NOTES 6.3).
+TAG_MAX_LENGTH = 32
+
+
 class DistressSettings(_Model):
     tag: str = "deskpulse_distress"
     field: str | None = None
@@ -258,6 +281,17 @@ class DistressSettings(_Model):
     rise_points: int = Field(default=15, ge=1, le=100)
     remove_when_recovered: bool = False
     reference: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("tag")
+    @classmethod
+    def _check_tag(cls, value: str) -> str:
+        """Refuse at load a tag some helpdesk would refuse on every write-back (API-NOTES 6.3)."""
+        if not value.strip():
+            raise ValueError("must not be empty")
+        if len(value) > TAG_MAX_LENGTH or "," in value:
+            raise ValueError(f"'{value}' cannot be written back: Freshdesk tags are at most {TAG_MAX_LENGTH} "
+                             "characters and may not contain commas")
+        return value
 
     @model_validator(mode="after")
     def _check_bands(self) -> DistressSettings:
@@ -285,6 +319,7 @@ class SlackSettings(_Model):
         parts = urlsplit(value.get_secret_value())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("is not an http(s) URL")
+        check_port(parts)  # the message never echoes the URL: a webhook URL is a secret
         if parts.scheme == "http" and not is_loopback_host(parts.hostname):
             raise ValueError("must use https unless it points at localhost/127.0.0.1")
         return value
@@ -304,7 +339,8 @@ class ScheduleSettings(_Model):
     @field_validator("sync_every", "misfire_grace")
     @classmethod
     def _check_duration(cls, value: str) -> str:
-        parse_duration(value)
+        if parse_duration(value) > MAX_SCHEDULE_S:
+            raise ValueError(f"'{value}' is outside 1s..{MAX_SCHEDULE_S // 86400}d")
         return value
 
     @field_validator("digest")
