@@ -45,7 +45,6 @@ MAX_DURATION_S = 366 * 86400
 MAX_SCHEDULE_S = 7 * 86400
 
 
-
 def parse_duration(text: str | int | float) -> int:
     """Turn ``"15m"``, ``"1h30m"``, ``"45s"`` or a number of seconds into seconds."""
     if isinstance(text, int | float):
@@ -489,6 +488,9 @@ def load_settings(
             raise ConfigError(f"invalid config in {target}: not valid TOML ({exc})") from None
         except OSError as exc:
             raise ConfigError(f"cannot read config {target}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:  # e.g. saved as Latin-1: TOML is UTF-8 by definition
+            raise ConfigError(f"invalid config in {target}: not UTF-8 text (byte {exc.start}); save it as "
+                              "UTF-8") from None
     elif required and (path is not None or env.get(f"{ENV_PREFIX}CONFIG")):
         raise ConfigError(f"config file {target} does not exist")
     elif required:

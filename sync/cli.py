@@ -166,7 +166,11 @@ def sim(
     from sync.simulators import start_simulator
 
     actx = get_ctx(ctx)
-    running = start_simulator(kind, port=port, tickets=tickets, seed=seed)
+    try:
+        running = start_simulator(kind, port=port, tickets=tickets, seed=seed)
+    except OSError as exc:  # typically the port is taken: the operator's environment, not a bug
+        raise DeskpulseError(f"cannot serve the {kind} simulator on 127.0.0.1:{port}: "
+                             f"{exc.strerror or exc}") from None
     actx.console.print(f"{kind} simulator on [bold]{running.url}[/] ({tickets:,} tickets, seed {seed})")
     for line in running.config_lines:
         actx.console.print(f"  {line}")
@@ -259,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)  # noqa: T201
         return 130
+    except OSError as exc:  # the machine, not deskpulse: a full disk, a missing or unreadable file
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {_one_line(_REDACTOR.redact(f'{exc.strerror or exc}{where}'))}", file=sys.stderr)  # noqa: T201
+        return 1
     except Exception as exc:  # noqa: BLE001 - a bug must still not print a secret or a raw traceback
         print(f"internal error: {_one_line(_safe(exc, with_type=True))} (please report; -vv for details)",  # noqa: T201
               file=sys.stderr)

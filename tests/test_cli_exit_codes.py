@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,6 +115,34 @@ def test_daemon_without_sources_exits_2(tmp_path: Path) -> None:
     config = tmp_path / "deskpulse.toml"
     config.write_text('[kpi]\ntimezone = "UTC"\n')
     assert_usage_error(deskpulse("--config", str(config), "daemon", "--once", cwd=tmp_path), "no sources configured")
+
+
+def test_a_config_that_is_not_utf8_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "deskpulse.toml"
+    config.write_bytes('[kpi]\ntimezone = "Europe/Zürich"\n'.encode("latin-1"))
+    assert_usage_error(deskpulse("--config", str(config), "status", cwd=tmp_path), "not UTF-8", str(config))
+
+
+# -- the machine, not deskpulse: exit 1, one line, no bug report ---------------------------------------------------
+def test_a_simulator_port_already_taken_exits_1_with_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = deskpulse("sim", "slack", "--port", str(port), cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.splitlines() == [f"error: cannot serve the slack simulator on 127.0.0.1:{port}: "
+                                       "Address already in use"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_output_to_a_full_disk_exits_1_without_a_bug_report(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DESKPULSE_")}
+    with open("/dev/full", "w") as full:
+        out = subprocess.run(["deskpulse", "kpi", "--list"], stdout=full, stderr=subprocess.PIPE, text=True,
+                             timeout=120, cwd=tmp_path, env=env)
+    assert out.returncode == 1
+    assert out.stderr.splitlines() == ["error: No space left on device"]
 
 
 # -- runtime failures: exit 1, the table still says which ---------------------------------------------------------
