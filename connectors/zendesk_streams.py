@@ -34,7 +34,13 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from connectors.base import Page, Stream, time_bookmark
-from connectors.errors import AuthenticationError, FatalAPIError, ParseError, RetriableAPIError
+from connectors.errors import (
+    AuthenticationError,
+    FatalAPIError,
+    PaginationLoopError,
+    ParseError,
+    RetriableAPIError,
+)
 from connectors.http import HttpClient
 from connectors.normalize import to_epoch
 from connectors.zendesk_map import SYSTEM_USER_ID, Rows, index_metric_sets, map_records
@@ -109,9 +115,20 @@ class Paginator(ABC):
     def advance(self, body: dict[str, Any]) -> bool:
         """Take a page body; True when another page follows in this run."""
 
+    def _seen_before(self, token: str) -> bool:
+        """True when this run already followed ``token`` (a page cursor or link): A, B, A is a loop too, not
+        only A, A (DESIGN.md sync contract 7). Page tokens are short, so the set stays small."""
+        seen: set[str] = self.__dict__.setdefault("_tokens_followed", set())
+        if token in seen:
+            return True
+        seen.add(token)
+        return False
+
 
 def _loop(source: str, path: str, detail: str) -> FatalAPIError:
-    return FatalAPIError(f"pagination loop on source {source} (GET {path}: {detail})", source=source, endpoint=path)
+    # a loop ends this stream only (the engine runs the next one); still a FatalAPIError for callers
+    return PaginationLoopError(f"pagination loop on source {source} (GET {path}: {detail})", source=source,
+                               endpoint=path)
 
 
 class CursorExport(Paginator):
@@ -142,6 +159,8 @@ class CursorExport(Paginator):
             return False
         if not after or after == self.after:
             raise _loop(self.source, self.path, "after_cursor did not advance and end_of_stream is false")
+        if self._seen_before(after):
+            raise _loop(self.source, self.path, "after_cursor leads back to a page already read in this run")
         self.after = after
         return True
 
@@ -283,12 +302,14 @@ class CursorList(Paginator):
                 after = (parse_qs(urlsplit(links["next"]).query).get("page[after]") or [None])[0]
             if not after or after == self.after:
                 raise _loop(self.source, self.path, "has_more but page[after] did not advance")
+            if self._seen_before(after):
+                raise _loop(self.source, self.path, "page[after] leads back to a page already read in this run")
             self.after = after
             self._save(mid_run=True)
             return True
         if not meta and body.get("next_page"):  # offset pagination (older list endpoints)
-            if body["next_page"] == self.next_url:
-                raise _loop(self.source, self.path, "next_page repeats the current page")
+            if body["next_page"] == self.next_url or self._seen_before(body["next_page"]):
+                raise _loop(self.source, self.path, "next_page leads back to a page already read in this run")
             self.next_url = body["next_page"]
             return True
         self._save(mid_run=False)

@@ -74,6 +74,30 @@ def test_zendesk_cursor_alternating_a_b_stops_the_stream_with_an_error(rsps: res
     assert report.error is None  # a loop ends its stream, not the source
 
 
+def test_zendesk_full_listing_whose_page_after_alternates_stops_with_an_error(rsps: responses.RequestsMock) -> None:
+    """A full-refresh list keeps no cursor (``None`` on every page), so only the paginator sees page[after]."""
+    answered: list[str | None] = []
+
+    def listing(request: Any) -> tuple[int, dict[str, str], str]:
+        after = parse_qs(urlsplit(request.url).query).get("page[after]", [None])[0]
+        answered.append(after)
+        more = len(answered) < MAX_ANSWERS
+        nxt = "B" if after == "A" else "A"
+        body = {"ticket_fields": [], "meta": {"has_more": more, "after_cursor": nxt if more else None}}
+        return 200, {"Content-Type": "application/json"}, json.dumps(body)
+
+    rsps.add_callback(responses.GET, "https://acme.zendesk.com/api/v2/ticket_fields.json", callback=listing)
+    settings = Settings.model_validate({"sources": [{"name": "zd", "kind": "zendesk",
+                                                     "base_url": "https://acme.zendesk.com",
+                                                     "email": "ops@acme.example", "api_token": "t0ken-zd"}]})
+    with Store(":memory:") as store:
+        report = run_bounded(lambda: SyncEngine(store, settings).sync_source(settings.sources[0],
+                                                                              streams=["ticket_fields"]))
+    [stream] = report.streams
+    assert stream.error is not None and "pagination loop" in stream.error and "already read" in stream.error
+    assert answered == [None, "A", "B"]
+
+
 def test_intercom_search_cursor_alternating_stops_the_stream_with_an_error(rsps: responses.RequestsMock) -> None:
     answered: list[str | None] = []
 
