@@ -21,6 +21,7 @@ import pytest
 import responses
 
 from connectors.errors import Stopped
+from connectors.sim.base import Fault
 from connectors.sim.intercom_render import company_id, contact_id
 from sync.store import Store
 from tests.intercom_kit import (
@@ -281,3 +282,16 @@ def test_scroll_pages_are_read_back_to_back_so_a_slow_store_cannot_expire_them(r
                  after_page=lambda stream, page: fake.advance(90))
     assert pages == 1 and sim.statuses[404] == 0
     assert {r["id"] for r in store.query("SELECT id FROM organizations")} >= {company_id(31), company_id(32)}
+
+
+def test_companies_refused_by_permission_do_not_stop_the_source(rm: Any) -> None:
+    """A token without the companies scope (403) fails companies only, never conversations."""
+    fake = FakeTime()
+    sim = make_sim(fake=fake)
+    mount(rm, sim)
+    sim.inject(Fault("5xx", count=1, path="/companies/scroll", status=403))
+    report, store = engine_sync(fake)
+    streams = {s.stream: s for s in report.streams}
+    assert streams["companies"].error and "403" in streams["companies"].error
+    assert not streams["companies"].fatal and report.error is None
+    assert streams["conversations"].error is None and store.counts(SOURCE)["tickets"] == 4
