@@ -84,8 +84,9 @@ def _intercom_messages(sim: Any, t: Ticket) -> int:
 
 
 def _intercom_listed(t: Ticket) -> bool:
-    """Intercom serves no deleted, spam or merged-away conversation, and publishes no tombstones."""
-    return not (t.deleted or t.spam or t.merged_into is not None)
+    """Intercom serves no deleted or spam conversation and publishes no tombstones; a merged-away one it
+    serves closed, with a ``merged_secondary_conversation`` part (OAS 2.16 merge: "closed and linked")."""
+    return not (t.deleted or t.spam)
 
 
 def _sim_touch(sim: Any, tid: int) -> None:

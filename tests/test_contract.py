@@ -5,7 +5,7 @@ Each test drives the real ``SyncEngine`` and the real connector against the vend
 and ``TIE_SIZE`` tickets sharing one ``updated_at``). The helpdesks and what differs between them live in
 ``contract_kit.HELPDESKS``; nothing below names a vendor.
 
-Intercom cannot expose deletions (its API serves no deleted, spam or merged conversation and publishes no
+Intercom cannot expose deletions (its API serves no deleted or spam conversation and publishes no
 tombstones, API-NOTES 3.4): for it the ground truth is the conversations the API lists, and the
 "marked, not dropped" test runs only for helpdesks that expose deletions.
 """
