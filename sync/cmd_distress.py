@@ -11,6 +11,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -72,9 +73,10 @@ def print_table(actx: AppContext, result: CdiResult, top: int) -> None:
                          ("band", "left"), ("trend", "center"), ("priority", "right"), ("top reasons", "left")):
         table.add_column(col, justify=justify, overflow="fold")
     for rank, acct in enumerate(shown, start=1):
-        table.add_row(str(rank), acct.name or acct.account, acct.source, str(acct.cdi),
+        # account names come from the helpdesk: escaped, or Rich eats "[beta]" and fails on "[/x]"
+        table.add_row(str(rank), escape(acct.name or acct.account), escape(acct.source), str(acct.cdi),
                       Text(acct.band, style=BAND_STYLE.get(acct.band, "")), acct.trend or "–",
-                      f"{acct.priority:.0f}", ", ".join(acct.top_reasons) or "–")
+                      f"{acct.priority:.0f}", escape(", ".join(acct.top_reasons)) or "–")
     console.print(table)
     hidden_red = sum(1 for a in result.accounts[len(shown):] if a.band == "red")
     if hidden_red:
@@ -85,7 +87,7 @@ def print_table(actx: AppContext, result: CdiResult, top: int) -> None:
     counts = result.band_counts()
     console.print(f"bands: {counts['cdi_red']} red, {counts['cdi_yellow']} yellow, {counts['cdi_green']} green")
     for note in result.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(f"[yellow]note:[/] {escape(note)}")
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from config.errors import UsageError
@@ -133,7 +134,8 @@ def render_table(app: AppContext, result: dict[str, Any], currency: str, by: str
         for _, label in HEADLINE:
             rows.add_column(label, justify="right", no_wrap=True)
         for row in result.get("breakdown", []):
-            rows.add_row(row["key"], *(humanize(name, row["kpis"][name], currency) for name, _ in HEADLINE))
+            cells = (humanize(name, row["kpis"][name], currency) for name, _ in HEADLINE)
+            rows.add_row(escape(str(row["key"])), *cells)  # a group/tag name from the helpdesk: no markup
         app.console.print(rows)
 
 

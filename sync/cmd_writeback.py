@@ -6,6 +6,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from config.errors import UsageError
@@ -47,7 +48,7 @@ def print_plan(actx: AppContext, planned: Plan, *, limit: int = 50) -> None:
     for write in planned.writes[:limit]:
         what = f"tag +{write.value}" if write.action == "add_tag" else \
             f"tag -{write.value}" if write.action == "remove_tag" else f"field {write.value.split('=', 1)[0]}"
-        table.add_row(write.source, write.ticket_id, what, write.reason)
+        table.add_row(escape(write.source), escape(write.ticket_id), escape(what), escape(write.reason))
     console.print(table)
     if len(planned.writes) > limit:
         console.print(f"…and {len(planned.writes) - limit} more")

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from config.errors import UsageError
@@ -77,7 +78,8 @@ def run_demo(actx: AppContext, *, tickets: int, seed: int, kinds: list[str]) -> 
     finally:
         for sim in sims:
             sim.server.stop()
-    console.print(f"\nThe store is [bold]{db}[/]. Explore it: deskpulse --db {db} status | kpi | distress")
+    console.print(f"\nThe store is [bold]{escape(str(db))}[/]. Explore it: deskpulse --db {escape(str(db))} "
+                  "status | kpi | distress")
     return shown
 
 

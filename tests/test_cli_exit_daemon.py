@@ -192,3 +192,31 @@ def test_sync_table_shows_server_text_with_brackets_verbatim() -> None:
     report = SourceReport(source="zd", kind="zendesk", error="HTTP 400: field [/custom] is [bold]wrong")
     print_reports(AppContext(console=console), [report])
     assert "HTTP 400: field [/custom] is [bold]wrong" in console.export_text()
+
+
+def test_helpdesk_names_keep_their_brackets_in_distress_writeback_and_kpi_tables() -> None:
+    """Account, group and reason text comes from the helpdesk: "[beta]" must show, "[/x]" must not crash."""
+    from kpi_engine.distress import AccountCdi, CdiResult
+    from kpi_engine.registry import CATALOG
+    from sync.cmd_distress import print_table
+    from sync.cmd_kpi import render_table
+    from sync.cmd_writeback import print_plan
+    from sync.writeback import FlaggedAccount, Plan, PlannedWrite
+
+    name = "Acme [beta] [/x] GmbH"
+    console = Console(width=300, record=True)
+    actx = AppContext(console=console)
+    acct = AccountCdi(account="o1", source="zd", organization_id="o1", requester_id=None, name=name, cdi=90,
+                      band="red", priority=90.0, components={}, scaled={}, top_reasons=["slow [sla] replies"])
+    print_table(actx, CdiResult(as_of=0, day="2026-12-04", source=None, method="percentile", active_accounts=1,
+                                weights={}, accounts=[acct], notes=["note with [kpi] in it"]), 10)
+    flagged = FlaggedAccount(account="o1", source="zd", organization_id="o1", requester_id=None, cdi=90, band="red",
+                             rise_7d=None, reasons=[])
+    print_plan(actx, Plan(writes=[PlannedWrite(key="k", source="zd", ticket_id="[7]", action="add_tag",
+                                               value="distress", reason=f"{name} is red")], flagged=[flagged]))
+    kpis = {k.name: None for k in CATALOG}
+    render_table(actx, {"period": {"since": "2026-11-01", "until": "2026-12-01", "timezone": "UTC"}, "kpis": kpis,
+                        "breakdown": [{"key": name, "kpis": kpis}]}, "USD", "group", business=False)
+    text = console.export_text()
+    assert text.count(name) == 3  # distress account, write-back reason, KPI breakdown key
+    assert "slow [sla] replies" in text and "note with [kpi] in it" in text and "[7]" in text
