@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.base import Page, Quarantined, Stream, time_bookmark
-from connectors.errors import APIError, FatalAPIError, ParseError
+from connectors.errors import APIError, FatalAPIError, PaginationLoopError, ParseError
 from connectors.freshdesk_map import link_next
 from connectors.http import HttpClient
 from connectors.normalize import id_str, to_epoch, to_iso
@@ -78,6 +78,7 @@ class ListContext:
         url: str | None = path
         query: dict[str, Any] | None = {**params, "per_page": per_page or self.per_page}
         page_no = 1
+        followed: set[str] = set()  # Link URLs already followed: one leading back is a loop (sync contract 7)
         while url is not None:
             try:
                 records, nxt = self.get_page(url, query)
@@ -95,6 +96,11 @@ class ListContext:
             yield records, nxt is None or not records
             if not records:
                 return
+            if nxt is not None and nxt in followed:
+                raise PaginationLoopError(f"pagination loop on source {self.source} (GET {path}: the Link header "
+                                          "leads back to a page already read in this run)", source=self.source,
+                                          endpoint=path)
+            followed.add(nxt or "")
             url, query, page_no = nxt, None, page_no + 1
 
     def learn_agents(self, ids: set[str], *, complete: bool) -> None:

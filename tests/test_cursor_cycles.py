@@ -98,6 +98,31 @@ def test_zendesk_full_listing_whose_page_after_alternates_stops_with_an_error(rs
     assert answered == [None, "A", "B"]
 
 
+def test_freshdesk_link_header_leading_back_stops_the_listing_with_an_error(rsps: responses.RequestsMock) -> None:
+    """Freshdesk lists page by ``Link: <...>; rel="next"``; a full listing keeps no cursor for the engine to see."""
+    answered: list[str | None] = []
+    base = "https://acme.freshdesk.com/api/v2/groups"
+
+    def groups(request: Any) -> tuple[int, dict[str, str], str]:
+        page = parse_qs(urlsplit(request.url).query).get("page", [None])[0]
+        answered.append(page)
+        headers = {"Content-Type": "application/json"}
+        if len(answered) < MAX_ANSWERS:  # 1 -> 2 -> 3 -> 2 -> 3 ...
+            headers["Link"] = f'<{base}?page={"3" if page == "2" else "2"}&per_page=100>; rel="next"'
+        return 200, headers, json.dumps([{"id": len(answered), "name": f"group {len(answered)}"}])
+
+    rsps.add_callback(responses.GET, base, callback=groups)
+    settings = Settings.model_validate({"sources": [{"name": "fd", "kind": "freshdesk",
+                                                     "base_url": "https://acme.freshdesk.com", "api_key": "k3y-fd"}]})
+    with Store(":memory:") as store:
+        report = run_bounded(lambda: SyncEngine(store, settings).sync_source(settings.sources[0],
+                                                                              streams=["groups"]))
+    [stream] = report.streams
+    assert stream.error is not None and "pagination loop" in stream.error and "fd" in stream.error
+    assert answered == [None, "2", "3"]
+    assert stream.pages == 3  # every page read was kept; only the way back was refused
+
+
 def test_intercom_search_cursor_alternating_stops_the_stream_with_an_error(rsps: responses.RequestsMock) -> None:
     answered: list[str | None] = []
 
