@@ -196,7 +196,9 @@ def demo(
     """Start the built-in simulators, sync them, and show what deskpulse sees. No credentials needed."""
     from sync.demo import run_demo
 
-    run_demo(get_ctx(ctx), tickets=tickets, seed=seed, kinds=[k for k in kinds.split(",") if k])
+    shown = run_demo(get_ctx(ctx), tickets=tickets, seed=seed, kinds=[k for k in kinds.split(",") if k])
+    if not all(report.ok for report in shown.get("sync", [])):
+        raise typer.Exit(1)  # the table above says which simulator's sync failed
 
 
 def _register_commands() -> None:

@@ -189,7 +189,7 @@ class Daemon:
 
         Each source's sync, then one refresh (KPI snapshot, sentiment + distress, write-back when enabled),
         then the digest when a Slack destination is configured and this week's digest time has passed. A job
-        that fails is logged and recorded for ``status`` like a scheduled one, and the next job still runs:
+        that fails is logged and recorded (meta ``job_error:<id>``) like a scheduled one, and the next job still runs:
         the caller exits 1 when this list is not empty.
         """
         failed: list[str] = []

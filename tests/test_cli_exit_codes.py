@@ -180,3 +180,19 @@ def test_daemon_once_that_succeeds_exits_0(tmp_path: Path, zendesk: RunningSim) 
     config = write_config(tmp_path / "deskpulse.toml", [good(zendesk)])
     out = deskpulse("--config", str(config), "--db", str(tmp_path / "d.db"), "daemon", "--once", cwd=tmp_path)
     assert out.returncode == 0, (out.stdout, out.stderr)
+
+
+def test_demo_whose_sync_failed_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process through ``main`` (a real demo cannot be made to fail from outside): the demo's table shows the
+    failed source, and the exit code says so too."""
+    from sync import demo
+    from sync.cli import main
+    from sync.engine import SourceReport
+
+    def failing_demo(actx: object, **_: object) -> dict[str, Any]:
+        return {"sync": [SourceReport(source="sim-zendesk", kind="zendesk", error="HTTP 500")]}
+
+    monkeypatch.setattr(demo, "run_demo", failing_demo)
+    assert main(["demo"]) == 1
+    monkeypatch.setattr(demo, "run_demo", lambda actx, **_: {"sync": [SourceReport(source="s", kind="zendesk")]})
+    assert main(["demo"]) == 0
