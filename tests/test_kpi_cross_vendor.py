@@ -111,6 +111,9 @@ EXACT = (
 def test_kpi_agrees_exactly_across_vendors(desks: Desks, name: str) -> None:
     """What every vendor expresses fully: counts, first response, full resolution, FCR, interactions, backlog."""
     values = [desks.kpis[kind][name] for kind in KINDS]
+    if name == "monthly_ticket_volume":  # Freshdesk flags months before its first sync (archive): counts still agree
+        values = [[{k: v for k, v in m.items() if k not in ("history_partial", "partial_reason")} for m in months]
+                  for months in values]
     assert values[0] is not None and values[0] != [] and values[0] != 0, f"{name} is empty: nothing compared"
     assert values[0] == values[1] == values[2], dict(zip(KINDS, values, strict=True))
 
