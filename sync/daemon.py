@@ -178,7 +178,7 @@ class Daemon:
     def add_digest_catchup(self) -> None:
         """Start-up hook: the digest job once right after the first syncs (queued behind them on the single
         worker, so it reads fresh data), then every sync interval (at least a minute)."""
-        start = datetime.fromtimestamp(self.clock(), UTC) + timedelta(seconds=1)
+        start = datetime.now(UTC) + timedelta(seconds=1)  # the scheduler's own (wall) clock
         self.scheduler.add_job(self.digest_job, IntervalTrigger(seconds=max(self.settings.schedule.sync_every_s, 60),
                                                                 timezone=UTC),
                                id="digest-catchup", name="digest catch-up", replace_existing=True,

@@ -437,6 +437,8 @@ def post_due(store: Store, settings: Settings, *, now: float | None = None, clie
     now = time.time() if now is None else now
     if client is None and not _destination(settings):
         return "no Slack destination configured"
+    if store.scalar("SELECT 1 FROM tickets LIMIT 1") is None:  # e.g. a first start whose first sync failed
+        return "not posted: nothing synced yet (an empty digest is never posted by the daemon)"
     week = current_digest_week(now, settings)
     if store.scalar("SELECT status FROM outbox WHERE key = ?", [f"digest:{week}"]) == "done":
         return "already posted"

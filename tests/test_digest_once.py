@@ -54,9 +54,17 @@ def slack() -> Iterator[tuple[SlackSim, str]]:
         yield sim, server.url
 
 
+def _seeded(db: Path) -> Store:
+    """A store with one synced ticket: the daemon never posts the digest of an empty store."""
+    s = Store(db)
+    s.upsert("tickets", [{"source": "zd", "id": "1", "subject": "s", "status": "open", "created_at": MON - 9 * DAY,
+                          "updated_at": MON - 9 * DAY}], source="zd")
+    return s
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "d.db")
+    s = _seeded(tmp_path / "d.db")
     yield s
     s.close()
 
@@ -196,7 +204,7 @@ def test_a_failed_post_is_retried_within_the_week_with_backoff(tmp_path: Path, s
     sim, url = slack
     db = tmp_path / "d.db"
     settings = _settings(url, db=db)
-    Store(db).close()
+    _seeded(db).close()
     now = [float(MON)]
     daemon = Daemon(settings, db, pipeline=Pipeline(settings, db, clock=lambda: now[0]), clock=lambda: now[0])
     sim.archive("#support")                                   # Slack refuses: is_archived
@@ -241,7 +249,7 @@ def test_a_daemon_started_after_the_digest_minute_posts_the_week_on_start(tmp_pa
     sim, url = slack
     db = tmp_path / "d.db"
     settings = _settings(url, db=db)
-    Store(db).close()
+    _seeded(db).close()
     tuesday = MON + DAY + 3600
     daemon = Daemon(settings, db, pipeline=Pipeline(settings, db, clock=lambda: tuesday), clock=lambda: tuesday)
     daemon.add_jobs(first_run_now=False)
@@ -292,3 +300,10 @@ def test_an_unknown_post_that_cannot_be_checked_stays_unknown_until_forced(store
         assert row["status"] == "unknown" and row["last_error"].count("could not be checked") == 1
         assert post_once(store, settings, W47, now=MON + DAY, force=True) == "posted"
     assert len(sim.messages) == 1 and _row(store)["status"] == "done"
+
+
+def test_the_daemon_never_posts_the_digest_of_an_empty_store(tmp_path: Path, slack) -> None:
+    sim, url = slack
+    with Store(tmp_path / "empty.db") as empty:
+        assert post_due(empty, _settings(url), now=MON + DAY).startswith("not posted: nothing synced yet")
+    assert sim.requests_made() == 0
