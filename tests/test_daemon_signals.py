@@ -96,6 +96,20 @@ def test_daemon_stops_cleanly_during_a_long_retry_after(tmp_path: Path, throttle
     assert statuses == {"stopped"}  # a clean stop, not an error, and nothing committed from the refused page
 
 
+def test_daemon_once_stops_promptly_on_sigterm(tmp_path: Path, throttled_zendesk) -> None:
+    sim, source = throttled_zendesk
+    config, db = write_config(tmp_path, source), tmp_path / "d.db"
+    proc = start(config, db, "daemon", "--once")
+    try:
+        wait_until_throttled(sim, proc)
+        _code, err = stop_and_collect(proc, signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "SIGTERM received" in err
+    assert sim.statuses[429] == 1
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_sync_command_stops_promptly_and_says_it_did_not_finish(tmp_path: Path, throttled_zendesk,
                                                                 sig: int) -> None:
