@@ -13,7 +13,9 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +154,45 @@ def test_sync_where_every_source_gets_401_exits_1(tmp_path: Path, zendesk: Runni
     assert out.returncode == 1, (out.stdout, out.stderr)
     assert "zd-bad-1" in out.stdout and "zd-bad-2" in out.stdout and "401" in out.stdout
     assert "internal error" not in out.stderr and WRONG_TOKEN not in out.stdout + out.stderr
+
+
+class _Hostile(BaseHTTPRequestHandler):
+    """Answers every request the way a captive portal, a broken proxy or a moved account would."""
+
+    answers = {
+        "html": (200, {"Content-Type": "text/html"}, b"<html><body>Please log in</body></html>"),
+        "badjson": (200, {"Content-Type": "application/json"}, b'{"tickets": [1, 2'),
+        "redirect": (302, {"Location": "https://login.example.invalid/"}, b""),
+    }
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        status, headers, body = self.answers[self.server.mode]  # type: ignore[attr-defined]
+        self.send_response(status)
+        for key, value in {**headers, "Content-Length": str(len(body))}.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("mode", ["html", "badjson", "redirect"])
+def test_sync_against_html_bad_json_or_a_redirect_exits_1(tmp_path: Path, mode: str) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
+    server.mode = mode  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        source = {"name": "zd", "kind": "zendesk", "email": "a@b.test", "api_token": "t-123", "max_retries": 0,
+                  "base_url": f"http://127.0.0.1:{server.server_address[1]}"}
+        config = write_config(tmp_path / "deskpulse.toml", [source])
+        out = deskpulse("--config", str(config), "--db", str(tmp_path / "d.db"), "sync", cwd=tmp_path)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert out.returncode == 1, (out.stdout, out.stderr)
+    assert "zd" in out.stdout and "internal error" not in out.stderr
 
 
 def test_sync_with_one_source_failing_exits_1(tmp_path: Path, zendesk: RunningSim) -> None:
