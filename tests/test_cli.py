@@ -13,7 +13,8 @@ from sync.cli import app, main
 from sync.context import AppContext
 from sync.demo import run_demo
 
-COMMANDS = {"demo", "sync", "status", "kpi", "import-survey", "distress", "writeback", "digest", "daemon", "sim"}
+COMMANDS = {"demo", "sync", "status", "kpi", "import-survey", "distress", "writeback", "digest", "daemon", "sim",
+            "report"}
 
 
 def test_every_command_is_registered_and_has_help_text() -> None:
