@@ -191,3 +191,16 @@ def test_validation_is_strict_where_the_spec_is_right() -> None:
     contact = dict(next(v11.examples("/contacts/{contact_id}", "get"))[1])
     contact.pop("browser")
     assert any("browser" in e for e in v11.errors("/contacts/{contact_id}", "get", contact))
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_rating_of_an_unassigned_conversation_names_no_teammate(version: str) -> None:
+    """``conversation_rating.teammate`` is a required reference in 2.11 whose id may be null: no admin is
+    invented for an unassigned conversation (the rating row then has no assignee)."""
+    world = small_world()
+    world.ticket(101).assignee_id = None
+    sim = IntercomSim(world, token=TOKEN, clock=FakeTime().clock)
+    headers = {"Authorization": f"Bearer {TOKEN}", "Intercom-Version": version}
+    conv = json.loads(sim.handle(SimRequest("GET", "/conversations/101", {}, headers, b"")).body)
+    assert conv["conversation_rating"]["teammate"] == {"type": "admin", "id": None}
+    assert validator(version).errors("/conversations/{conversation_id}", "get", conv) == []

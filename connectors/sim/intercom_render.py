@@ -348,7 +348,7 @@ class Renderer:
             rating = {"rating": t.rating.score, "remark": t.rating.comment or "", "created_at": asked,
                       "contact": {"type": "contact", "id": contact_id(t.requester_id),
                                   "external_id": str(t.requester_id)},
-                      "teammate": {"type": "admin", "id": str(t.assignee_id or OPERATOR["id"])}}
+                      "teammate": {"type": "admin", "id": str(t.assignee_id) if t.assignee_id else None}}
             if version == "2.16":
                 rating["updated_at"] = t.rating.created_at
         unassigned = 0 if version == "2.16" else None  # OAS 2.16: "If it's not assigned ... it will return 0"
