@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Annotated
 
 import typer
@@ -21,13 +22,18 @@ from sync.writeback import ApplyReport, Plan, apply, ensure_fresh_cdi, plan
 class ConnectorPool:
     """One connector per source for the run, closed at the end."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, stop: threading.Event | None = None) -> None:
         self.settings = settings
         self.open: dict[str, Connector] = {}
+        self.stop = stop  # the daemon's: a SIGTERM ends a Retry-After wait of a write (connectors.errors.Stopped)
 
     def __call__(self, source: str) -> Connector:
         if source not in self.open:
-            self.open[source] = build_connector(self.settings.source(source), self.settings)
+            connector = build_connector(self.settings.source(source), self.settings)
+            watch_stop = getattr(getattr(connector, "http", None), "watch_stop", None)
+            if self.stop is not None and callable(watch_stop):
+                watch_stop(self.stop)
+            self.open[source] = connector
         return self.open[source]
 
     def close(self) -> None:

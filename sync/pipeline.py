@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from config.settings import Settings
+from connectors.errors import Stopped
 from sync.engine import SyncEngine
 from sync.store import Store
 
@@ -66,9 +67,12 @@ class Pipeline:
                 from sync.cmd_writeback import ConnectorPool
                 from sync.writeback import apply, plan
 
-                pool = ConnectorPool(settings)
+                pool = ConnectorPool(settings, stop=self.stop)
                 try:
                     report = apply(store, settings, plan(store, settings, now=now, connectors=pool), pool)
+                except Stopped:  # SIGTERM during a write's wait: the rest is the next run's (the outbox says so)
+                    log.warning("write-back stopped; the remaining writes wait for the next run")
+                    return 0
                 finally:
                     pool.close()
                 log.info("write-back: applied %d, gone %d, refused %d, failed %d, left by cap %d", report.applied,

@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 
 from config.settings import Settings
 from connectors.base import Connector, WriteRequest, WriteResult
-from connectors.errors import APIError, FatalAPIError
+from connectors.errors import APIError, FatalAPIError, Stopped
 from sync.store import Store
 
 log = logging.getLogger("deskpulse.writeback")
@@ -339,6 +339,12 @@ def apply(store: Store, settings: Settings, planned: Plan, connectors: Callable[
         _record(store, write, "pending", now=t)
         try:
             result = connectors(write.source).write(write.request())
+        except Stopped:
+            # the daemon is stopping: the write may or may not have landed; tag and field writes are idempotent,
+            # so it is simply due again (not counted as an attempt) and the stop goes on up
+            _record(store, write, "failed", error="stopped before the vendor answered; due again next run", now=t,
+                    next_attempt_at=t)
+            raise
         except FatalAPIError as exc:
             report.failed += 1
             report.errors.append(str(exc))
