@@ -67,6 +67,10 @@ def test_simulator_serves_the_merged_away_conversation_closed_with_its_part() ->
     merge = [p for p in conv["conversation_parts"]["conversation_parts"]
              if p["part_type"] == "merged_secondary_conversation"]
     assert len(merge) == 1 and merge[0]["body"] is None and merge[0]["author"]["type"] == "bot"
+    primary = json.loads(sim.handle(SimRequest("GET", "/conversations/101", {}, headers, b"")).body)
+    survivor = [p for p in primary["conversation_parts"]["conversation_parts"]
+                if p["part_type"] == "merged_primary_conversation"]  # as in the OAS 2.16 merge example
+    assert [p["created_at"] for p in survivor] == [merge[0]["created_at"]]
 
 
 def test_merged_conversation_is_flagged_and_left_out_of_kpis(rm: Any) -> None:
@@ -75,7 +79,7 @@ def test_merged_conversation_is_flagged_and_left_out_of_kpis(rm: Any) -> None:
     store = Store(":memory:")
     sync(make_connector(fake), store, {})
     flags = {r["id"]: r["is_merged"] for r in store.query("SELECT id, is_merged FROM tickets")}
-    assert flags == {"101": 0, "102": 0, "103": 0, "104": 0, str(MERGED): 1}
+    assert flags == {"101": 0, "102": 0, "103": 0, "104": 0, str(MERGED): 1}  # the survivor 101 stays in
     result = compute(store.conn, kpi=KpiSettings(), sla=SlaSettings(), costs=CostSettings(), since=T0 - 86400,
                      until=T0 + 2 * 86400, now=T0 + 2 * 86400)
     assert result["kpis"]["tickets_created"] == 4  # 101-104: the merged-away duplicate is not a ticket of its own

@@ -51,9 +51,10 @@ out rather than null (the OAS types them non-nullable).
 Merges (OAS 2.16 ``POST /conversations/{id}/merge``: "The secondary conversation
 is closed and linked to the primary"): a merged-away ticket is served, closed,
 with a body-less ``merged_secondary_conversation`` part by the Operator bot at
-the merge. The part name is UNCONFIRMED by the OAS (its example shows only the
-primary's ``merged_primary_conversation`` part; the secondary's name comes from
-public client code reading 2.16 payloads); the primary's part is not rendered.
+the merge, and the surviving primary gets a ``merged_primary_conversation`` part
+(as in the OAS example, which returns the primary) when its ``updated_at`` is not
+before the merge. The secondary's part name is UNCONFIRMED by the OAS (it comes
+from public client code reading 2.16 payloads).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ RENDERINGS = ("2.11", "2.16")
 #: 2.16's priority levels for the world's priorities (OAS 2.16 ``conversation.priority``).
 PRIORITY_216 = {"urgent": "urgent", "high": "high", "normal": "none", "low": "low"}
 MERGE_SECONDARY_PART = "merged_secondary_conversation"
+MERGE_PRIMARY_PART = "merged_primary_conversation"
 #: Default office hours of the simulated workspace: weekdays, [start, end) hour in UTC.
 OFFICE_HOURS = (9, 17)
 DAY = 86400
@@ -173,6 +175,11 @@ class Renderer:
         self._extra_seq = 0
         self.bot_ids = {m.author_id for t in world.tickets for m in t.messages if m.role in ("bot", "system")}
         self.bot_ids |= {p.id for p in world.people if p.email.startswith("bot@")}
+        #: primary id -> [(merge time, secondary id)]: the survivor's side of each merge
+        self.merged_in: dict[int, list[tuple[int, int]]] = {}
+        for t in world.tickets:
+            if t.merged_into is not None and t.solved_at is not None:
+                self.merged_in.setdefault(t.merged_into, []).append((t.solved_at, t.id))
 
     # -- ids and references ---------------------------------------------------------------------------
     def tag_id(self, name: str) -> str:
@@ -263,6 +270,10 @@ class Renderer:
         if t.merged_into is not None and t.solved_at is not None:  # see "Merges" in the module docstring
             parts.append((t.solved_at, 1, self._part(str(3 * (10**9 + t.id) + 2), MERGE_SECONDARY_PART, None,
                                                      t.solved_at, dict(OPERATOR))))
+        for at, secondary in self.merged_in.get(t.id, ()):
+            if at <= t.updated_at:  # a merge the primary's updated_at has seen (the world may end before it)
+                parts.append((at, 1, self._part(str(3 * (2 * 10**9 + secondary) + 2), MERGE_PRIMARY_PART, None,
+                                                at, dict(OPERATOR))))
         for part in self.extra_parts.get(t.id, ()):
             parts.append((part["created_at"], 2, part))
         parts.sort(key=lambda item: (item[0], item[1]))
