@@ -299,6 +299,64 @@ class DistressSettings(_Model):
         return self
 
 
+#: Where people write from their own mailbox: such a domain says nothing about which customer they belong to,
+#: so it never merges customers across helpdesks (``[customers] personal_domains`` adds to it). A trailing
+#: ``.*`` matches any top-level domain (``gmx.*``: gmx.de, gmx.net, gmx.at ...).
+PERSONAL_DOMAINS: tuple[str, ...] = (
+    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "hotmail.co.uk", "live.com", "msn.com",
+    "yahoo.com", "yahoo.co.uk", "yahoo.fr", "yahoo.de", "ymail.com", "rocketmail.com", "aol.com", "icloud.com",
+    "me.com", "mac.com", "gmx.*", "web.de", "t-online.de", "freenet.de", "posteo.de", "mailbox.org",
+    "proton.me", "protonmail.com", "pm.me", "tutanota.com", "tuta.io", "zoho.com", "yandex.ru", "yandex.com",
+    "mail.ru", "qq.com", "163.com", "126.com", "naver.com", "orange.fr", "free.fr", "laposte.net", "libero.it",
+    "fastmail.com", "hey.com", "mail.com", "email.com", "inbox.com", "seznam.cz", "wp.pl", "o2.pl",
+)
+CUSTOMER_MATCHERS = ("domain", "external_id", "email")
+
+
+class CustomerSettings(_Model):
+    """``[customers]``: how organizations of several helpdesks become one customer (kpi_engine.customers)."""
+
+    match: bool = True
+    match_by: list[Literal["domain", "external_id", "email"]] = Field(
+        default_factory=lambda: list(CUSTOMER_MATCHERS),
+        description="automatic matching rules: organizations sharing an e-mail domain or an external id, and "
+                    "requesters without an organization sharing an e-mail address")
+    personal_domains: list[str] = Field(default_factory=list, description="added to the built-in list")
+    map: dict[str, list[str]] = Field(
+        default_factory=dict, description='customer name -> ["<source name>:<organization id>", ...]; wins over '
+                                          "automatic matching")
+
+    @field_validator("personal_domains")
+    @classmethod
+    def _check_domains(cls, value: list[str]) -> list[str]:
+        out = []
+        for domain in value:
+            clean = domain.strip().lower().lstrip("@")
+            if not clean or " " in clean or "@" in clean:
+                raise ValueError(f"'{domain}' is not an e-mail domain (write e.g. 'freemail.example')")
+            out.append(clean)
+        return out
+
+    @field_validator("map")
+    @classmethod
+    def _check_map(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Each member is ``source:organization id``, and belongs to one customer only."""
+        owner: dict[str, str] = {}
+        for name, members in value.items():
+            if not name.strip():
+                raise ValueError("a customer name must not be empty")
+            if not members:
+                raise ValueError(f"'{name}': list at least one \"<source name>:<organization id>\"")
+            for member in members:
+                source, sep, org = member.partition(":")
+                if not sep or not source.strip() or not org.strip():
+                    raise ValueError(f"'{name}': '{member}' is not \"<source name>:<organization id>\"")
+                if member in owner and owner[member] != name:
+                    raise ValueError(f"'{member}' is mapped to both '{owner[member]}' and '{name}'")
+                owner[member] = name
+        return value
+
+
 class WritebackSettings(_Model):
     enabled: bool = False
     max_writes_per_run: int = Field(default=500, ge=0)
@@ -370,6 +428,7 @@ class Settings(BaseSettings):
     costs: CostSettings = Field(default_factory=CostSettings)
     sla: SlaSettings = Field(default_factory=SlaSettings)
     distress: DistressSettings = Field(default_factory=DistressSettings)
+    customers: CustomerSettings = Field(default_factory=CustomerSettings)
     writeback: WritebackSettings = Field(default_factory=WritebackSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
