@@ -28,8 +28,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from config.settings import DistressSettings, SlaSettings
+from config.settings import CustomerSettings, DistressSettings, SlaSettings
 from kpi_engine import distress_rank as rk
+from kpi_engine.customers import CustomerMap, resolve
 from kpi_engine.distress_data import AccountData, load_accounts
 from kpi_engine.sentiment import score_pending
 from kpi_engine.transactions import savepoint
@@ -68,6 +69,8 @@ class AccountCdi:
     trend_delta: float | None = None
     rise_7d: int | None = None  # cdi minus the CDI recorded 7 days earlier
     rising: bool = False  # rise_7d >= settings.rise_points
+    sources: list[str] = field(default_factory=list)  # the helpdesks its tickets came from (several: one customer)
+    members: list[str] = field(default_factory=list)  # a merged customer's helpdesk accounts (source:kind:id)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,6 +112,11 @@ class CdiResult:
         }
 
 
+def customer_map(conn: sqlite3.Connection, customers: CustomerSettings | CustomerMap | None) -> CustomerMap:
+    """The customers to group accounts by: resolved from ``[customers]`` (None: its defaults, matching on)."""
+    return customers if isinstance(customers, CustomerMap) else resolve(conn, customers)
+
+
 def day_of(ts: int, tz: str = "UTC") -> str:
     """The calendar day (ISO) of a timestamp in the reporting timezone: the key of ``cdi_history``."""
     return datetime.fromtimestamp(ts, ZoneInfo(tz)).date().isoformat()
@@ -122,6 +130,7 @@ def compute_cdi(
     source: str | None = None,
     tz: str = "UTC",
     sla: SlaSettings | None = None,
+    customers: CustomerSettings | CustomerMap | None = None,
 ) -> CdiResult:
     """The CDI of every account active in the 90 days before ``as_of`` (optionally of one source).
 
@@ -133,7 +142,8 @@ def compute_cdi(
     used = {c: w for c, w in weights.items() if w > 0}
     optional = frozenset(c for c in used if c in rk.OPTIONAL)
     first_reply = dict(sla.first_reply) if sla is not None else {}
-    data = load_accounts(conn, as_of=int(as_of), source=source, optional=optional, first_reply_minutes=first_reply)
+    data = load_accounts(conn, as_of=int(as_of), source=source, optional=optional, first_reply_minutes=first_reply,
+                         customers=customer_map(conn, customers))
     result = CdiResult(int(as_of), day_of(int(as_of), tz), source, "percentile", len(data), used)
     if "sla_breaches_30d" in used and not first_reply:
         result.notes.append("sla_breaches_30d has a weight but no [sla] first_reply targets are set: "
@@ -163,7 +173,8 @@ def compute_cdi(
             priority=round(cdi * vf * tf, 2), components=components, scaled={c: round(s[c], 4) for c in used},
             top_reasons=rk.top_reasons(s, used, result.method), value=d.value,
             tenure_days=None if d.tenure_s is None else round(d.tenure_s / DAY, 1),
-            value_factor=round(vf, 4), tenure_factor=round(tf, 4)))
+            value_factor=round(vf, 4), tenure_factor=round(tf, 4), sources=list(d.sources),
+            members=list(d.members)))
     _add_trends(conn, result, settings)
     result.accounts.sort(key=lambda a: (-a.priority, -a.cdi, a.account))
     return result
@@ -229,7 +240,8 @@ def record_history(conn: sqlite3.Connection, result: CdiResult, day: str | date 
     stamp = int(time.time()) if computed_at is None else int(computed_at)
     rows = [(key, a.account, a.source, a.organization_id, a.requester_id, a.cdi, a.band, a.priority,
              json.dumps({"method": result.method, "values": a.components, "scaled": a.scaled,
-                         "top_reasons": a.top_reasons}, separators=(",", ":"), sort_keys=True), stamp)
+                         "top_reasons": a.top_reasons, **_customer_fields(a)}, separators=(",", ":"),
+                        sort_keys=True), stamp)
             for a in result.accounts]
     with savepoint(conn, "dp_cdi_history"):
         if result.source is None:
@@ -246,6 +258,13 @@ def record_history(conn: sqlite3.Connection, result: CdiResult, day: str | date 
     return len(rows)
 
 
+def _customer_fields(acct: AccountCdi) -> dict[str, Any]:
+    """What write-back and the digest need to know of a customer on several helpdesks (nothing otherwise)."""
+    if not acct.members:
+        return {}
+    return {"name": acct.name, "sources": acct.sources, "members": acct.members}
+
+
 def backfill(
     conn: sqlite3.Connection,
     *,
@@ -255,6 +274,7 @@ def backfill(
     source: str | None = None,
     tz: str = "UTC",
     sla: SlaSettings | None = None,
+    customers: CustomerSettings | CustomerMap | None = None,
     only_missing: bool = True,
 ) -> int:
     """Compute and record the CDI as of each of the ``days`` days before ``as_of`` (oldest first).
@@ -264,12 +284,13 @@ def backfill(
     Returns how many days were computed.
     """
     done = 0
+    customers = customer_map(conn, customers)
     for back in range(days, 0, -1):
         ts = int(as_of) - back * DAY
         key = day_of(ts, tz)
         if only_missing and _has_day(conn, key, source):
             continue
-        result = compute_cdi(conn, settings=settings, as_of=ts, source=source, tz=tz, sla=sla)
+        result = compute_cdi(conn, settings=settings, as_of=ts, source=source, tz=tz, sla=sla, customers=customers)
         record_history(conn, result, key, computed_at=int(as_of))
         done += 1
     if done:
@@ -293,14 +314,17 @@ def refresh(
     source: str | None = None,
     tz: str = "UTC",
     sla: SlaSettings | None = None,
+    customers: CustomerSettings | CustomerMap | None = None,
     history_days: int = 14,
     record: bool = True,
 ) -> CdiResult:
     """The whole pipeline: score pending messages, backfill history, compute, record today's snapshot."""
     score_pending(conn, now=int(as_of))
+    customers = customer_map(conn, customers)  # resolved once for every day computed
     if history_days > 0:
-        backfill(conn, settings=settings, as_of=as_of, days=history_days, source=source, tz=tz, sla=sla)
-    result = compute_cdi(conn, settings=settings, as_of=as_of, source=source, tz=tz, sla=sla)
+        backfill(conn, settings=settings, as_of=as_of, days=history_days, source=source, tz=tz, sla=sla,
+                 customers=customers)
+    result = compute_cdi(conn, settings=settings, as_of=as_of, source=source, tz=tz, sla=sla, customers=customers)
     if record:
         record_history(conn, result, computed_at=int(as_of))
     return result

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kpi_engine.customers import MEMBERS_TABLE, CustomerMap
 from kpi_engine.distress_rank import DAY, MONTH_S
 
 UNSOLVED = ("new", "open", "pending", "on_hold")
@@ -39,16 +40,28 @@ class AccountData:
     tenure_s: int | None = None
     messages_30d: int = 0
     unscored_30d: int = 0
+    sources: list[str] = field(default_factory=list)  # every helpdesk the account's tickets came from
+    members: list[str] = field(default_factory=list)  # merged customer: its helpdesk accounts (source:org:id)
 
 
-def _build_tickets(conn: sqlite3.Connection, as_of: int, source: str | None) -> None:
+def _build_tickets(conn: sqlite3.Connection, as_of: int, source: str | None,
+                   customers: CustomerMap | None = None) -> None:
+    """The ticket set, each ticket with its account: its customer's key when ``customers`` merged it."""
     unsolved = ", ".join(f"'{s}'" for s in UNSOLVED)
     where_source = "AND t.source = :source" if source is not None else ""
     conn.execute(f"DROP TABLE IF EXISTS temp.{_TEMP}")
+    own_key = ("CASE WHEN b.org_id IS NOT NULL THEN b.source || ':org:' || b.org_id "
+               "ELSE b.source || ':user:' || b.user_id END")
+    account, join = own_key, ""
+    if customers is not None and customers.by_member:
+        customers.install(conn)
+        account = f"COALESCE(cm.account, {own_key})"
+        join = (f"LEFT JOIN temp.{MEMBERS_TABLE} AS cm ON cm.source = b.source "
+                "AND cm.kind = CASE WHEN b.org_id IS NOT NULL THEN 'org' ELSE 'user' END "
+                "AND cm.id = COALESCE(b.org_id, b.user_id)")
     conn.execute(f"""
         CREATE TEMP TABLE {_TEMP} AS
-        SELECT *, CASE WHEN org_id IS NOT NULL THEN source || ':org:' || org_id
-                       ELSE source || ':user:' || user_id END AS account
+        SELECT b.*, {account} AS account
         FROM (
           SELECT t.source, t.id, t.created_at, t.solved_at, t.updated_at, COALESCE(t.severity, 1) AS severity,
                  COALESCE(NULLIF(t.organization_id, ''), NULLIF(p.organization_id, '')) AS org_id,
@@ -66,9 +79,11 @@ def _build_tickets(conn: sqlite3.Connection, as_of: int, source: str | None) -> 
           FROM tickets AS t LEFT JOIN people AS p ON p.source = t.source AND p.id = t.requester_id
           WHERE COALESCE(t.status, '') != 'deleted' AND COALESCE(t.is_spam, 0) = 0
             AND COALESCE(t.is_merged, 0) = 0 AND t.created_at <= :as_of {where_source}
-        )
-        WHERE org_id IS NOT NULL OR NULLIF(user_id, '') IS NOT NULL
+        ) AS b {join}
+        WHERE b.org_id IS NOT NULL OR NULLIF(b.user_id, '') IS NOT NULL
     """, {"as_of": as_of, "source": source})
+    if join:
+        CustomerMap.drop(conn)
     conn.execute(f"CREATE INDEX temp.{_TEMP}_key ON {_TEMP}(source, id)")
 
 
@@ -85,15 +100,20 @@ def load_accounts(
     source: str | None = None,
     optional: frozenset[str] = frozenset(),
     first_reply_minutes: Mapping[int, int] | None = None,
+    customers: CustomerMap | None = None,
 ) -> dict[str, AccountData]:
     """Raw components of every account active in the 90 days before ``as_of``.
 
     Active: a ticket created or solved in those 90 days, or a ticket open at ``as_of``.
     ``optional`` names the weight-0-by-default components to compute as well (``reopens_30d``,
     ``sla_breaches_30d``, ``low_csat_30d``); the SLA one needs ``first_reply_minutes`` per severity.
+
+    ``customers`` (:func:`kpi_engine.customers.resolve`) makes one account of a customer's helpdesk accounts:
+    its tickets, open tickets, ages, messages and counts are pooled across them (sums and averages over
+    the pooled tickets, not averages of per-helpdesk averages), so percentiles rank customers.
     """
     params = {"as_of": as_of, "d30": as_of - 30 * DAY, "d90": as_of - 90 * DAY}
-    _build_tickets(conn, as_of, source)
+    _build_tickets(conn, as_of, source, customers)
     try:
         accounts: dict[str, AccountData] = {}
         first_ticket: dict[str, int] = {}
@@ -107,8 +127,21 @@ def load_accounts(
             FROM {_TEMP} GROUP BY account
             HAVING MAX(created_at > :d90 OR is_open OR (solved_at > :d90 AND solved_at <= :as_of))
         """, params).fetchall()
+        merged = {} if customers is None else customers.customers
+        if merged:
+            present: dict[str, set[str]] = {}
+            for acct, src in conn.execute(f"SELECT DISTINCT account, source FROM {_TEMP}"):
+                present.setdefault(acct, set()).add(src)
         for acct, src, org_id, user_id, t30, open_n, open_age, ttc, lifetime, first in rows:
-            data = AccountData(acct, src, org_id, user_id)
+            data = AccountData(acct, src, org_id, user_id, sources=[src])
+            customer = merged.get(acct)
+            if customer is not None:  # the primary member speaks for it; every member is listed
+                src, kind, ident = customer.primary
+                data.source, data.organization_id, data.requester_id = (
+                    src, *((ident, None) if kind == "org" else (None, ident)))
+                data.sources = sorted(present.get(acct, {src}))
+                data.members = [f"{s}:{k}:{i}" for s, k, i in customer.members]
+                data.name = customer.name
             data.components = {
                 "tickets_30d": float(t30), "open_tickets": float(open_n),
                 "avg_open_age_s": None if open_age is None else float(open_age),
@@ -118,7 +151,7 @@ def load_accounts(
             first_ticket[acct] = int(first)
             accounts[acct] = data
         _add_tone(conn, accounts, params)
-        _add_identity(conn, accounts, first_ticket, as_of)
+        _add_identity(conn, accounts, first_ticket, as_of, customers)
         if "reopens_30d" in optional:
             _add_count(conn, accounts, "reopens_30d", f"""
                 SELECT t.account, COUNT(*) FROM {_TEMP} AS t JOIN ticket_events AS e
@@ -189,9 +222,18 @@ def _add_tone(conn: sqlite3.Connection, accounts: dict[str, AccountData], params
             data.components["negative_tone_30d"] = float(negative or 0) / float(scored)
 
 
+def _pick(how: Any, a: Any, b: Any) -> Any:
+    """``how(a, b)`` of the values that are present (None when neither is)."""
+    return b if a is None else a if b is None else how(a, b)
+
+
 def _add_identity(conn: sqlite3.Connection, accounts: dict[str, AccountData], first_ticket: dict[str, int],
-                  as_of: int) -> None:
+                  as_of: int, customers: CustomerMap | None = None) -> None:
     """Name, value and tenure; then tickets per tenure month.
+
+    A customer on several helpdesks: its value is the largest its records give (each helpdesk records
+    the same customer's ARR; adding them would count it once per helpdesk), its tenure starts at the
+    earliest record, and its name is the customer's (:mod:`kpi_engine.customers`).
 
     Tenure starts at the organization's ``created_at`` (a person's, for an account without an
     organization), or at the first ticket when that is earlier or the record has no date: an
@@ -199,17 +241,24 @@ def _add_identity(conn: sqlite3.Connection, accounts: dict[str, AccountData], fi
     created in the helpdesk long after the customer's first conversation).
     """
     orgs = conn.execute(f"""
-        SELECT o.source || ':org:' || o.id, o.name, o.value, o.created_at
+        SELECT o.source, 'org', o.id, o.name, o.value, o.created_at
         FROM (SELECT DISTINCT source, org_id FROM {_TEMP} WHERE org_id IS NOT NULL) AS a
         JOIN organizations AS o ON o.source = a.source AND o.id = a.org_id""").fetchall()
     people = conn.execute(f"""
-        SELECT p.source || ':user:' || p.id, COALESCE(NULLIF(p.name, ''), p.email), NULL, p.created_at
+        SELECT p.source, 'user', p.id, COALESCE(NULLIF(p.name, ''), p.email), NULL, p.created_at
         FROM (SELECT DISTINCT source, user_id FROM {_TEMP} WHERE user_id IS NOT NULL) AS a
         JOIN people AS p ON p.source = a.source AND p.id = a.user_id""").fetchall()
-    known = {acct: (name, value, created) for acct, name, value, created in [*orgs, *people]}
+    known: dict[str, tuple[Any, Any, Any]] = {}
+    for src, kind, ident, name, value, created in sorted([*orgs, *people], key=lambda r: (r[0], r[1], str(r[2]))):
+        acct = customers.account(src, kind, str(ident)) if customers is not None else f"{src}:{kind}:{ident}"
+        if acct not in known:
+            known[acct] = (name, value, created)
+            continue
+        had_name, had_value, had_created = known[acct]
+        known[acct] = (had_name or name, _pick(max, had_value, value), _pick(min, had_created, created))
     for acct, data in accounts.items():
         name, value, created = known.get(acct, (None, None, None))
-        data.name = name or (data.organization_id or data.requester_id)
+        data.name = data.name or name or (data.organization_id or data.requester_id)
         data.value = None if value is None else float(value)
         start = first_ticket[acct] if created is None else min(int(created), first_ticket[acct])
         data.tenure_s = max(0, as_of - start)
