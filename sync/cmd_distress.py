@@ -40,11 +40,11 @@ def run_distress(actx: AppContext, *, source: str | None = None) -> CdiResult:
             known = [r["source"] for r in store.query("SELECT DISTINCT source FROM tickets ORDER BY source")]
             raise UsageError(f"no tickets from source '{source}' in the store (known: {', '.join(known) or 'none'})")
         result = refresh(store.conn, settings=settings.distress, as_of=int(actx.clock()),
-                         tz=settings.kpi.timezone, sla=settings.sla)
+                         tz=settings.kpi.timezone, sla=settings.sla, customers=settings.customers)
     finally:
         store.close()
     if source is not None:
-        result.accounts = [a for a in result.accounts if a.source == source]
+        result.accounts = [a for a in result.accounts if source in (a.sources or [a.source])]
         result.source = source
         result.notes.append(f"Showing source '{source}' only; ranks are among all {result.active_accounts} "
                             "active accounts of every source.")
@@ -74,7 +74,8 @@ def print_table(actx: AppContext, result: CdiResult, top: int) -> None:
         table.add_column(col, justify=justify, overflow="fold")
     for rank, acct in enumerate(shown, start=1):
         # account names come from the helpdesk: escaped, or Rich eats "[beta]" and fails on "[/x]"
-        table.add_row(str(rank), escape(acct.name or acct.account), escape(acct.source), str(acct.cdi),
+        table.add_row(str(rank), escape(acct.name or acct.account), escape(", ".join(acct.sources or [acct.source])),
+                      str(acct.cdi),
                       Text(acct.band, style=BAND_STYLE.get(acct.band, "")), acct.trend or "–",
                       f"{acct.priority:.0f}", escape(", ".join(acct.top_reasons)) or "–")
     console.print(table)

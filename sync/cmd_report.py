@@ -42,7 +42,8 @@ def build(store: Store, settings: Settings, period: Period, *, now: int, source:
           console: object | None = None) -> ReportData:
     """Refresh what the report reads (KPI facts, sentiment, CDI history), then compute every number it shows."""
     refresh_kpi_facts(store, settings.kpi, console, now=now)  # type: ignore[arg-type]
-    distress = refresh(store.conn, settings=settings.distress, as_of=now, tz=settings.kpi.timezone, sla=settings.sla)
+    distress = refresh(store.conn, settings=settings.distress, as_of=now, tz=settings.kpi.timezone, sla=settings.sla,
+                       customers=settings.customers)
     return build_report(store.conn, kpi=settings.kpi, sla=settings.sla, costs=settings.costs,
                         distress_settings=settings.distress, distress=distress, since=period.since,
                         until=period.until, now=now, source=source)

@@ -29,7 +29,8 @@ def refresh_cdi(store: Store, settings: Settings, now: int) -> None:
     """
     from kpi_engine import distress
 
-    distress.refresh(store.conn, settings=settings.distress, as_of=now, tz=settings.kpi.timezone, sla=settings.sla)
+    distress.refresh(store.conn, settings=settings.distress, as_of=now, tz=settings.kpi.timezone, sla=settings.sla,
+                     customers=settings.customers)
 
 
 class Pipeline:
