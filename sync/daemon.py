@@ -21,10 +21,8 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from datetime import time as dtime
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import typer
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobExecutionEvent
@@ -83,21 +81,6 @@ class StoreLock:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
-
-
-def digest_due(settings: Settings, now: float) -> bool:
-    """Whether this week's digest time (``[schedule] digest`` in the reporting timezone) has passed.
-
-    ``daemon --once`` posts the last complete week only from then on, like the scheduled job would; a week
-    already posted is a no-op (the outbox), so a cron calling ``--once`` every 15 minutes posts once.
-    """
-    day, hhmm = settings.schedule.digest.split()
-    hour, minute = (int(x) for x in hhmm.split(":"))
-    local = datetime.fromtimestamp(now, ZoneInfo(settings.kpi.timezone))
-    monday = local.date() - timedelta(days=local.weekday())
-    slot = datetime.combine(monday + timedelta(days=list(DAYS).index(day)), dtime(hour, minute),
-                            tzinfo=ZoneInfo(settings.kpi.timezone))
-    return local >= slot
 
 
 def digest_trigger(settings: Settings) -> CronTrigger:
@@ -188,17 +171,17 @@ class Daemon:
         """``daemon --once``: every job once, in the scheduled order; returns the ids of the jobs that failed.
 
         Each source's sync, then one refresh (KPI snapshot, sentiment + distress, write-back when enabled),
-        then the digest when a Slack destination is configured and this week's digest time has passed. A job
-        that fails is logged and recorded (meta ``job_error:<id>``) like a scheduled one, and the next job still runs:
-        the caller exits 1 when this list is not empty.
+        then the digest job, which posts the current digest week when it is due and not posted yet (the same
+        catch-up the daemon runs; without a Slack destination it does nothing). A job that fails is logged and
+        recorded (meta ``job_error:<id>``) like a scheduled one, and the next job still runs: the caller exits 1
+        when this list is not empty. A digest left "not posted" (backing off after a failed post, an unknown
+        outcome to resolve, another process posting it) counts as failed, as it does for ``digest --post``.
         """
         failed: list[str] = []
-        digest_configured = self.settings.slack.webhook_url is not None or self.settings.slack.bot_token is not None
         jobs: list[tuple[str, Callable[[], object]]] = [
             (f"sync:{s.name}", lambda name=s.name: self.pipeline.sync(name)) for s in self.settings.sources]
         jobs.append(("refresh", lambda: self.pipeline.refresh(writeback=self.settings.writeback.enabled)))
-        if digest_configured and digest_due(self.settings, self.clock()):
-            jobs.append(("digest", self.pipeline.digest))
+        jobs.append(("digest", self.pipeline.digest))
         for job_id, body in jobs:
             if self.stop.is_set():
                 log.warning("stop requested: job %s and the rest not run", job_id)
@@ -211,11 +194,16 @@ class Daemon:
                                                           "error": f"{type(exc).__name__}: {exc}"[:500]})
                 failed.append(job_id)
                 continue
-            # sync answers False when a stream failed; refresh answers how many writes failed
-            if result is False or (job_id == "refresh" and isinstance(result, int) and result > 0):
-                log.error("job %s failed%s", job_id, f": {result} write(s) failed" if job_id == "refresh" else
-                          " (see the stream errors above)")
-                failed.append(job_id)
+            # sync answers False when a stream failed; refresh how many writes failed; digest its outcome
+            if result is False:
+                log.error("job %s failed (see the stream errors above)", job_id)
+            elif job_id == "refresh" and isinstance(result, int) and result > 0:
+                log.error("job refresh failed: %d write(s) failed", result)
+            elif job_id == "digest" and isinstance(result, str) and result.startswith("not posted"):
+                log.error("job digest failed: %s", result)
+            else:
+                continue
+            failed.append(job_id)
         return failed
 
     # -- bookkeeping --------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from config.settings import Settings
 from sync.cli import app, print_reports
 from sync.context import AppContext
-from sync.daemon import Daemon, DaemonLockedError, StoreLock, digest_due
+from sync.daemon import Daemon, DaemonLockedError, StoreLock
 from sync.engine import SourceReport
 from sync.simulators import DEMO_SPEEDUP, start_simulator
 from sync.store import Store
@@ -44,8 +44,9 @@ class RecordingPipeline:
     """Records the job order; ``fail`` names jobs that raise, ``bad_sync`` sources whose sync reports errors."""
 
     def __init__(self, *, fail: frozenset[str] = frozenset(), bad_sync: frozenset[str] = frozenset(),
-                 failed_writes: int = 0) -> None:
+                 failed_writes: int = 0, digest_outcome: str = "posted") -> None:
         self.fail, self.bad_sync, self.failed_writes = fail, bad_sync, failed_writes
+        self.digest_outcome = digest_outcome
         self.calls: list[str] = []
 
     def sync(self, source: str) -> bool:
@@ -64,7 +65,7 @@ class RecordingPipeline:
         self.calls.append("digest")
         if "digest" in self.fail:
             raise RuntimeError("slack said no")
-        return "posted"
+        return self.digest_outcome
 
 
 # -- the lock ------------------------------------------------------------------------------------------------------
@@ -92,14 +93,17 @@ def test_once_runs_every_job_in_order(tmp_path: Path) -> None:
     assert pipe.calls == ["sync:a", "sync:b", "refresh(writeback=True)", "digest"]
 
 
-def test_once_skips_the_digest_when_no_slack_is_configured_or_before_its_time(tmp_path: Path) -> None:
-    pipe = RecordingPipeline()
-    Daemon(settings(tmp_path), tmp_path / "d.db", pipeline=pipe, clock=lambda: epoch("2026-11-30T10:00")).run_once()
-    assert "digest" not in pipe.calls
-    pipe = RecordingPipeline()
-    Daemon(settings(tmp_path, slack=True), tmp_path / "d.db", pipeline=pipe,
-           clock=lambda: epoch("2026-11-30T08:59")).run_once()
-    assert pipe.calls == ["sync:a", "sync:b", "refresh(writeback=False)"]
+@pytest.mark.parametrize(("outcome", "failed"), [
+    ("posted", []), ("already posted", []), ("no Slack destination configured", []),
+    ("not posted: backing off after a failed post until 10:15Z", ["digest"]),
+    ("not posted here: being posted by pid 7 since 09:00Z", ["digest"]),
+])
+def test_once_digest_outcomes(tmp_path: Path, outcome: str, failed: list[str]) -> None:
+    """The digest job decides itself whether a week is due (sync.digest_job.post_due); a digest it could not
+    post counts as a failed job, as ``digest --post`` exits 1 on it, while "nothing to post" does not."""
+    pipe = RecordingPipeline(digest_outcome=outcome)
+    assert Daemon(settings(tmp_path), tmp_path / "d.db", pipeline=pipe).run_once() == failed
+    assert pipe.calls[-1] == "digest"
 
 
 @pytest.mark.parametrize(("pipe", "failed"), [
@@ -122,16 +126,6 @@ def test_a_failed_once_job_is_recorded_for_status(tmp_path: Path) -> None:
     assert d.run_once() == ["refresh"]
     with Store(tmp_path / "d.db") as store:
         assert "boom in refresh" in store.scalar("SELECT value FROM meta WHERE key = 'job_error:refresh'")
-
-
-@pytest.mark.parametrize(("when", "digest", "due"), [
-    ("2026-11-30T08:59", "mon 09:00", False), ("2026-11-30T09:00", "mon 09:00", True),
-    ("2026-12-06T23:59", "mon 09:00", True), ("2026-12-05T10:00", "sun 18:00", False),
-    ("2026-12-06T18:30", "sun 18:00", True),
-])
-def test_digest_due_follows_the_weekly_slot_in_the_reporting_timezone(tmp_path: Path, when: str, digest: str,
-                                                                      due: bool) -> None:
-    assert digest_due(settings(tmp_path, digest=digest), epoch(when)) is due
 
 
 @pytest.mark.skipif(shutil.which("deskpulse") is None, reason="console script not installed")
