@@ -49,6 +49,18 @@ class FlaggedAccount:
     band: str
     rise_7d: int | None
     reasons: list[str]
+    members: list[str] = field(default_factory=list)  # a customer on several helpdesks: source:org|user:id each
+
+    def targets(self) -> list[tuple[str, str, str]]:
+        """(source, tickets column, value) of every helpdesk account whose open tickets carry this CDI."""
+        out = []
+        for member in self.members:
+            source, kind, ident = member.split(":", 2)
+            out.append((source, "organization_id" if kind == "org" else "requester_id", ident))
+        if not out:
+            out.append((self.source, *(("organization_id", self.organization_id) if self.organization_id
+                                       else ("requester_id", self.requester_id or ""))))
+        return out
 
     @property
     def why(self) -> str:
@@ -145,13 +157,15 @@ def flagged_accounts(store: Store, settings: Settings) -> list[FlaggedAccount]:
         if row["band"] != "red" and (rise is None or rise < settings.distress.rise_points):
             continue
         reasons: list[str] = []
+        members: list[str] = []
         try:
             comp = json.loads(row["components"] or "{}")
             reasons = list(comp.get("reasons") or comp.get("top_reasons") or [])
+            members = [str(m) for m in comp.get("members") or [] if str(m).count(":") >= 2]
         except (ValueError, AttributeError):
             reasons = []
         out.append(FlaggedAccount(row["account"], row["source"], row["organization_id"], row["requester_id"],
-                                  int(row["cdi"]), row["band"], rise, reasons))
+                                  int(row["cdi"]), row["band"], rise, reasons, members))
     out.sort(key=lambda a: (-a.cdi, a.account))
     return out
 
@@ -203,7 +217,7 @@ def plan(store: Store, settings: Settings, *, now: float | None = None,
     tag = settings.distress.tag
     result = Plan(flagged=flagged_accounts(store, settings), wanted_keys=set())
     configured = {s.name for s in settings.sources}
-    flagged_sources = sorted({a.source for a in result.flagged if a.source in configured})
+    flagged_sources = sorted({t[0] for a in result.flagged for t in a.targets() if t[0] in configured})
     field_keys = resolve_fields(settings, flagged_sources, connectors, result.skipped)
     wanted: set[tuple[str, str]] = set()
     outbox = {r["key"]: r for r in store.query("SELECT key, status, next_attempt_at FROM outbox WHERE kind='ticket'")}
@@ -219,22 +233,21 @@ def plan(store: Store, settings: Settings, *, now: float | None = None,
             return
         result.writes.append(write)
 
-    for acc in result.flagged:
-        if acc.source not in configured:
+    # a customer on several helpdesks: its CDI and reasons go on its open tickets in each of them
+    for acc, source, column, value in [(a, *t) for a in result.flagged for t in a.targets()]:
+        if source not in configured:
             continue
-        column, value = ("organization_id", acc.organization_id) if acc.organization_id else \
-            ("requester_id", acc.requester_id)
         tickets = store.query(
             f"SELECT id, tags, custom_fields FROM tickets WHERE source = ? AND {column} = ? "  # noqa: S608
             f"AND status IN ({','.join('?' * len(OPEN_STATUSES))}) AND coalesce(is_spam,0)=0 "
-            "AND coalesce(is_merged,0)=0 ORDER BY id", [acc.source, value, *OPEN_STATUSES])
-        field_name = field_keys.get(acc.source)
+            "AND coalesce(is_merged,0)=0 ORDER BY id", [source, value, *OPEN_STATUSES])
+        field_name = field_keys.get(source)
         field_value = f"{acc.cdi} | {acc.why}"[:255]
         for ticket in tickets:
-            wanted.add((acc.source, ticket["id"]))
+            wanted.add((source, ticket["id"]))
             tags = json.loads(ticket["tags"] or "[]")
             if tag not in tags:
-                consider(PlannedWrite(f"{acc.source}:{ticket['id']}:tag:{tag}", acc.source, ticket["id"],
+                consider(PlannedWrite(f"{source}:{ticket['id']}:tag:{tag}", source, ticket["id"],
                                       "add_tag", tag, acc.why, acc.account))
             else:
                 result.skipped["already tagged"] = result.skipped.get("already tagged", 0) + 1
@@ -244,7 +257,7 @@ def plan(store: Store, settings: Settings, *, now: float | None = None,
                 current_cdi = str(current).split(" |", 1)[0] if current is not None else None
                 if current_cdi != str(acc.cdi):
                     consider(PlannedWrite(
-                        f"{acc.source}:{ticket['id']}:field:{field_name}:{_digest(field_value)}", acc.source,
+                        f"{source}:{ticket['id']}:field:{field_name}:{_digest(field_value)}", source,
                         ticket["id"], "set_field", f"{field_name}={field_value}", acc.why, acc.account))
     if settings.distress.remove_when_recovered:
         for source, target in own_tags(store, tag):
