@@ -14,9 +14,10 @@ import sqlite3
 import time
 from typing import Any
 
-from config.settings import CostSettings, KpiSettings, SlaSettings
+from config.settings import CostSettings, CustomerSettings, KpiSettings, SlaSettings
 from kpi_engine import backlog, effort, fact_store, parallel, quality, resolution, responsiveness, volume
 from kpi_engine import sla as sla_family
+from kpi_engine.customers import CustomerMap, resolve
 from kpi_engine.partials import Parts
 from kpi_engine.periods import Period
 from kpi_engine.registry import NAMES
@@ -82,13 +83,16 @@ def collect_parts(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSetting
 
 def compute(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, costs: CostSettings,
             since: int, until: int, source: str | None = None, by: str | None = None,
-            now: int | None = None, workers: int | None = None) -> dict[str, Any]:
+            now: int | None = None, workers: int | None = None,
+            customers: CustomerSettings | CustomerMap | None = None) -> dict[str, Any]:
     """The KPI catalog over [since, until) (epochs), optionally for one source and broken down ``by``.
 
     Returns ``{"period": {...}, "kpis": {NAME: value}}`` plus ``"breakdown": [{"key", "kpis"}]`` when
     ``by`` is given, and ``"reasons": {NAME: text}`` for a KPI the helpdesk API cannot serve (CSAT).
     Empty denominators give None. Raises ValueError for a bad period or dimension.
     ``workers``: shards in separate processes (default: automatic for large periods on a file database).
+    ``--by organization`` rows are customers (``customers``: ``[customers]``, None = its defaults): a
+    customer on several helpdesks is one row, keyed like its CDI account, with its ``name`` and ``sources``.
     """
     if by is not None and by not in DIMENSIONS:
         raise ValueError(f"unknown breakdown '{by}' (use one of: {', '.join(DIMENSIONS)})")
@@ -123,7 +127,11 @@ def compute(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, cos
         "period": period.as_json(),
         "kpis": _finalize(total, view=period, month_part=total, cdi=cdi, **common),
     }
-    if by is not None:
+    if by == "organization":
+        parts, labels = by_customer(conn, parts, customers)
+        result["breakdown"] = [{**row, **labels.get(row["key"], {"name": row["key"], "sources": []})}
+                               for row in _breakdown(ws, parts, total, common)]
+    elif by is not None:
         result["breakdown"] = _breakdown(ws, parts, total, common)
     reason = quality.csat_reason(quality.csat_unavailable(conn, sources, now), result["kpis"]["csat_pct"])
     if reason is not None:  # e.g. Zendesk on the newer CSAT: null with its reason, never a silent null or 0%
@@ -131,6 +139,32 @@ def compute(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, cos
     logger.debug("kpi catalog computed in %.2fs (by=%s, sources=%s, shards=%d)", time.perf_counter() - started, by,
                  sources, count)
     return result
+
+
+def by_customer(conn: sqlite3.Connection, parts: Parts, customers: CustomerSettings | CustomerMap | None,
+                ) -> tuple[Parts, dict[str, dict[str, Any]]]:
+    """Organization partials (keyed ``source:org:id``) merged per customer, and each row's name and sources.
+
+    Merging partials is exact (counts add, percentile lists are selected across), so a customer's row is
+    what its pooled tickets would give, and the rows still partition the totals.
+    """
+    cmap = customers if isinstance(customers, CustomerMap) else resolve(conn, customers)
+    names = {f"{s}:org:{i}": n for s, i, n in conn.execute("SELECT source, id, name FROM organizations")}
+    merged = Parts()
+    labels: dict[str, dict[str, Any]] = {}
+    for key, part in parts.by_key.items():
+        if key is None or key == NONE_KEY:
+            target = key
+        else:
+            source, _, org = str(key).partition(":org:")
+            target = cmap.account(source, "org", org)
+            customer = cmap.customer(target)
+            label = labels.setdefault(target, {"name": customer.name if customer else None, "sources": []})
+            label["name"] = label["name"] or names.get(str(key)) or org
+            label["sources"] = sorted({*label["sources"], source})
+        for name, value in part.items():
+            merged.add(target, name, value)
+    return merged, labels
 
 
 def _breakdown(ws: Workspace, parts: Parts, total: dict[str, Any], common: dict[str, Any]) -> list[dict[str, Any]]:

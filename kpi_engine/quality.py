@@ -31,7 +31,8 @@ _DIMS = {  # f: the rated ticket's facts (absent for survey responses without a 
     "priority": f"CASE WHEN f.kid IS NULL THEN '{NONE_KEY}' ELSE f.sev END",
     "agent": f"COALESCE(r.assignee_id, f.asg, '{NONE_KEY}')",
     "group": f"COALESCE(f.grp, '{NONE_KEY}')",
-    "organization": f"COALESCE(f.org, p.organization_id, '{NONE_KEY}')",
+    "organization": (f"COALESCE(f.source || ':org:' || NULLIF(f.org, ''), COALESCE(json_extract(r.raw, "
+                     f"'$.person_source'), r.source) || ':org:' || NULLIF(p.organization_id, ''), '{NONE_KEY}')"),
 }
 
 
@@ -123,6 +124,8 @@ def csat_unavailable(conn: sqlite3.Connection, sources: list[str] | None, now: i
             continue
         high = cursor.get("high")
         after = 0 if high is None else int(high) + SURVEY_GRACE_S
+        if after >= now - SURVEY_GRACE_S:
+            continue  # a survey record this recent: CSAT is served (and no ticket scan for the usual case)
         solved = conn.execute(
             "SELECT COUNT(*) FROM tickets WHERE source = ? AND solved_at > ? AND solved_at <= ? "
             "AND status IN ('solved', 'closed') AND NOT is_merged", [source, after, now - SURVEY_GRACE_S]).fetchone()[0]

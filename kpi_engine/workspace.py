@@ -165,7 +165,13 @@ class Workspace:
         return "NULL"
 
     def dim_sql(self, alias: str = "k") -> str:
-        """The ticket-dimension value of a kpi_facts row (``(none)`` when missing), or NULL."""
+        """The ticket-dimension value of a kpi_facts row (``(none)`` when missing), or NULL.
+
+        An organization is keyed ``source:org:id`` (two helpdesks may use the same id for different
+        customers); :func:`kpi_engine.engine.compute` then merges the keys of one customer.
+        """
+        if self.by == "organization":
+            return f"COALESCE({alias}.source || ':org:' || NULLIF({alias}.org, ''), '{NONE_KEY}')"
         if self.by in TICKET_DIMENSIONS:
             return f"COALESCE({alias}.{TICKET_DIMENSIONS[self.by]}, '{NONE_KEY}')"
         return "NULL"

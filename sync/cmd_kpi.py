@@ -130,11 +130,19 @@ def render_table(app: AppContext, result: dict[str, Any], currency: str, by: str
         app.console.print(months)
     if by is not None:
         rows = Table(title=f"By {by} (all KPIs: --format json or csv)")
-        rows.add_column(by, no_wrap=True, max_width=24)
+        if by == "organization":  # one row per customer, its helpdesks on a second line (fits 80 columns)
+            rows.add_column("customer (sources)", max_width=24, overflow="fold")
+        else:
+            rows.add_column(by, no_wrap=True, max_width=24)
         for _, label in HEADLINE:
             rows.add_column(label, justify="right", no_wrap=True)
         for row in result.get("breakdown", []):
-            cells = (humanize(name, row["kpis"][name], currency) for name, _ in HEADLINE)
+            cells = [humanize(name, row["kpis"][name], currency) for name, _ in HEADLINE]
+            if by == "organization":
+                name = escape(str(row.get("name") or row["key"]))
+                sources = escape(", ".join(row.get("sources") or []))
+                rows.add_row(f"{name}\n[dim]{sources}[/]" if sources else name, *cells)
+                continue
             rows.add_row(escape(str(row["key"])), *cells)  # a group/tag name from the helpdesk: no markup
         app.console.print(rows)
 
@@ -182,7 +190,8 @@ def register(app: typer.Typer) -> None:
             _check_source(store.conn, settings, source)
             refresh_kpi_facts(store, settings.kpi, app.err_console, now=now)
             result = compute(store.conn, kpi=settings.kpi, sla=settings.sla, costs=settings.costs,
-                             since=period.since, until=period.until, source=source, by=by, now=now)
+                             since=period.since, until=period.until, source=source, by=by, now=now,
+                             customers=settings.customers)
         finally:
             store.close()
         if fmt == "json":

@@ -109,7 +109,9 @@ def digest_accounts(store: Store, limit: int = 50) -> list[DigestAccount]:
         change = None if row["cdi_before"] is None else row["cdi"] - row["cdi_before"]
         comp = json.loads(row["components"] or "{}")
         reasons = comp.get("reasons") or comp.get("top_reasons") or []
-        out.append(DigestAccount(name=str(row["name"]), source=row["source"], cdi=row["cdi"], band=row["band"],
+        # a customer on several helpdesks: its own name and every source (kpi_engine.customers)
+        name, source = comp.get("name") or row["name"], ", ".join(comp.get("sources") or []) or row["source"]
+        out.append(DigestAccount(name=str(name), source=source, cdi=row["cdi"], band=row["band"],
                                  change_7d=change, reasons=list(reasons)[:3],
                                  turned_red=row["band"] == "red" and row["band_before"] not in (None, "red")))
     return out
