@@ -259,7 +259,7 @@ class TicketStream(Stream):
 class _PassState:
     """Where one pass over the listing stands: keyset position, what it read, and how it began.
 
-    ``seen`` maps ids to the ``updated_at`` stored for them, from ``floor()`` on: older entries can no
+    ``seen`` maps ids to the ``updated_at`` stored for them, from ``bookmark()`` on: older entries can no
     longer fall inside the bookmark a finished pass stores, so memory stays bounded by the lookback window.
     """
 
