@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from config.settings import CostSettings, KpiSettings, SlaSettings
-from kpi_engine.distress import DAY, CdiResult, compute_cdi, day_of, record_history
+from config.settings import CostSettings, CustomerSettings, KpiSettings, SlaSettings
+from kpi_engine.customers import CustomerMap
+from kpi_engine.distress import DAY, CdiResult, compute_cdi, customer_map, day_of, record_history
 from kpi_engine.engine import compute
 
 #: the ticket dimensions the report breaks down, and the label of their key column
@@ -84,7 +85,7 @@ def _week_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _cdi_lines(conn: sqlite3.Connection, distress: CdiResult, *, kpi: KpiSettings, settings: Any,
-               sla: SlaSettings | None) -> list[dict[str, Any]]:
+               sla: SlaSettings | None, customers: CustomerMap | None = None) -> list[dict[str, Any]]:
     """The CDI at each of the last CDI_WEEKS week-ends for the top accounts, from ``cdi_history``.
 
     A week-end missing from the history is computed and recorded, as ``deskpulse distress`` backfills days,
@@ -99,7 +100,7 @@ def _cdi_lines(conn: sqlite3.Connection, distress: CdiResult, *, kpi: KpiSetting
         day = day_of(ts, kpi.timezone)
         days.append(day)
         if back and conn.execute("SELECT 1 FROM cdi_history WHERE day = ? LIMIT 1", (day,)).fetchone() is None:
-            past = compute_cdi(conn, settings=settings, as_of=ts, tz=kpi.timezone, sla=sla)
+            past = compute_cdi(conn, settings=settings, as_of=ts, tz=kpi.timezone, sla=sla, customers=customers)
             record_history(conn, past, day, computed_at=distress.as_of)
     marks = ",".join("?" * len(top))
     rows = conn.execute(f"SELECT day, account, cdi FROM cdi_history WHERE account IN ({marks}) "
@@ -123,8 +124,14 @@ def _distress_view(distress: CdiResult) -> dict[str, Any]:
 
 def build_report(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, costs: CostSettings,
                  distress_settings: Any, distress: CdiResult, since: int, until: int, now: int,
-                 source: str | None = None, title: str = "Support report") -> ReportData:
-    """Compute every number the report shows over ``[since, until)``; ``distress`` is today's CDI result."""
+                 source: str | None = None, title: str = "Support report",
+                 customers: CustomerSettings | CustomerMap | None = None) -> ReportData:
+    """Compute every number the report shows over ``[since, until)``; ``distress`` is today's CDI result.
+
+    ``customers`` (``[customers]``; None: its defaults) must be what ``distress`` was computed with: the SLA
+    chart and the CDI lines then show one row per customer, as ``kpi --by organization`` and ``distress`` do.
+    """
+    customers = customer_map(conn, customers)
     weekly = compute(conn, kpi=kpi, sla=sla, costs=costs, since=since, until=until, source=source, by="week",
                      now=now)
     breakdowns: dict[str, list[dict[str, Any]]] = {}
@@ -138,13 +145,17 @@ def build_report(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings
                            for row in result.get("breakdown", [])]
         breakdowns[dim].sort(key=lambda r: -(r["tickets_created"] or 0))
     by_org = compute(conn, kpi=kpi, sla=sla, costs=costs, since=since, until=until, source=source,
-                     by="organization", now=now)
-    org_names = _names(conn, "organizations", source)
-    sla_rows = [{"key": row["key"], "account": org_names.get(row["key"], row["key"]),
+                     by="organization", now=now, customers=customers)
+    sla_rows = [{"key": row["key"], "account": row.get("name") or row["key"], "sources": row.get("sources", []),
                  "sla_adherence_pct": row["kpis"]["sla_adherence_pct"],
                  "tickets_created": row["kpis"]["tickets_created"]}
                 for row in by_org.get("breakdown", []) if row["kpis"].get("sla_adherence_pct") is not None]
     sla_rows.sort(key=lambda r: (r["sla_adherence_pct"], -(r["tickets_created"] or 0), r["account"]))
+    sla_rows = sla_rows[:SLA_ACCOUNTS]
+    shown = [r["account"] for r in sla_rows]
+    for row in sla_rows:  # the same name in two helpdesks, not matched as one customer: say which is which
+        if shown.count(row["account"]) > 1 and row["sources"]:
+            row["account"] += f" ({', '.join(row['sources'])})"
     notes = []
     if not weekly.get("breakdown"):
         notes.append("No tickets in this period.")
@@ -152,8 +163,8 @@ def build_report(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings
     period["last_day"] = (date.fromisoformat(period["until"]) - timedelta(days=1)).isoformat()
     return ReportData(
         title=title, period=period, source=source, generated_at=now, currency=costs.currency,
-        kpis=weekly["kpis"], weeks=_week_rows(weekly), breakdowns=breakdowns, sla_by_account=sla_rows[:SLA_ACCOUNTS],
+        kpis=weekly["kpis"], weeks=_week_rows(weekly), breakdowns=breakdowns, sla_by_account=sla_rows,
         distress=_distress_view(distress), cdi_lines=_cdi_lines(conn, distress, kpi=kpi, settings=distress_settings,
-                                                          sla=sla),
+                                                          sla=sla, customers=customers),
         notes=notes)
 

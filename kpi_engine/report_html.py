@@ -281,12 +281,12 @@ def _distress_table(data: ReportData) -> str:
     rows = []
     for a in data.distress.get("accounts", []):
         rows.append(f"<tr data-account='{_e(a['account'])}'><td>{_e(a.get('name') or a['account'])}</td>"
-                    f"<td>{_e(a['source'])}</td><td data-cdi>{a['cdi']}</td>"
+                    f"<td>{_e(', '.join(a.get('sources') or [a['source']]))}</td><td data-cdi>{a['cdi']}</td>"
                     f"<td class='band band-{_e(a['band'])}'>{_e(a['band'])}</td><td>{_e(a.get('trend') or '–')}</td>"
                     f"<td class='reasons'>{_e(', '.join(a.get('top_reasons') or []) or '–')}</td></tr>")
     if not rows:
         return "<p class='note'>No account was active in the last 90 days.</p>"
-    head = "".join(f"<th scope='col'>{c}</th>" for c in ("account", "source", "CDI", "band", "trend", "top reasons"))
+    head = "".join(f"<th scope='col'>{c}</th>" for c in ("account", "sources", "CDI", "band", "trend", "top reasons"))
     more = data.distress.get("total_accounts", 0) - len(rows)
     tail = f"<p class='units'>…and {more} more accounts (<code>deskpulse distress --top 0</code>).</p>" if more > 0 \
         else ""

@@ -46,7 +46,7 @@ def build(store: Store, settings: Settings, period: Period, *, now: int, source:
                        customers=settings.customers)
     return build_report(store.conn, kpi=settings.kpi, sla=settings.sla, costs=settings.costs,
                         distress_settings=settings.distress, distress=distress, since=period.since,
-                        until=period.until, now=now, source=source)
+                        until=period.until, now=now, source=source, customers=settings.customers)
 
 
 def write_atomically(path: Path, text: str) -> None:
