@@ -493,6 +493,10 @@ class HttpClient:
         logger.warning("source %s: %s on %s %s, waiting %.1fs (attempt %d/%d)", self.source, what, method, shown,
                        wait, state.attempt_number + 1, attempts)
 
+    def wait(self, seconds: float) -> None:
+        """A connector-level wait (e.g. Intercom's busy company scroll) that the stop handle ends like any other."""
+        self._pause(seconds)
+
     def _pause(self, seconds: float) -> None:
         """Every wait of this client (back-off, Retry-After, pacing): ended early by the stop handle.
 

@@ -295,8 +295,7 @@ class CompaniesStream(Stream):
 def _wait(http: HttpClient, seconds: float) -> None:
     """Wait through the HTTP layer, never ``time.sleep``: the client's wait is the one the stop signal ends
     (DESIGN.md sync contract 7) and the one tests' fake clocks drive."""
-    wait = getattr(http, "wait", None) or getattr(http, "_pause", None) or http._sleep
-    wait(seconds)
+    http.wait(seconds)
 
 
 # -- search-driven incremental streams ----------------------------------------------------------------
