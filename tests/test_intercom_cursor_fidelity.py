@@ -25,6 +25,7 @@ from connectors.sim.base import Fault
 from connectors.sim.intercom_render import company_id, contact_id
 from sync.store import Store
 from tests.intercom_kit import (
+    BOB,
     LEAD,
     NOW,
     SOURCE,
@@ -161,6 +162,25 @@ def test_contacts_changed_later_on_the_bookmarks_day_are_found(rm: Any, contact_
     row = store.query("SELECT updated_at FROM people WHERE id=?", [contact_id(LEAD)])[0]
     assert row["updated_at"] == touched
     assert since(cursors, "contacts") == touched - 3600
+
+
+def test_a_contact_indexed_late_at_the_bookmark_second_is_picked_up(rm: Any) -> None:
+    fake = FakeTime()
+    sim = make_sim(fake=fake)
+    sim.configure_search(index_lag_s=LAG)
+    mount(rm, sim)
+    store, cursors = Store(":memory:"), {}
+    sync(make_connector(fake), store, cursors, streams=("contacts",))
+    bookmark = since(cursors, "contacts")
+    fake.advance(100)
+    sim.touch_contact(BOB, at=bookmark)
+    fake.advance(500)
+    sync(make_connector(fake), store, cursors, streams=("contacts",))
+    updated = "SELECT updated_at FROM people WHERE id=?"
+    assert store.query(updated, [contact_id(BOB)])[0]["updated_at"] != bookmark  # not searchable yet
+    fake.advance(LAG)
+    sync(make_connector(fake), store, cursors, streams=("contacts",))
+    assert store.query(updated, [contact_id(BOB)])[0]["updated_at"] == bookmark
 
 
 def test_a_busy_day_of_contacts_is_paged_once_per_run_and_the_bookmark_moves(rm: Any) -> None:

@@ -77,9 +77,14 @@ def test_index_lag_hides_a_change_from_search_but_not_from_retrieve() -> None:
     fake = FakeTime()
     sim = make_sim(fake=fake)
     sim.configure_search(index_lag_s=300)
+    before = sim.world.ticket(102).updated_at
     at = sim.touch(102, body="late")
     query = {"query": {"field": "updated_at", "operator": ">", "value": at}}
     assert call(sim, "POST", "/conversations/search", query)[1]["conversations"] == []
+    everything = {"query": {"field": "updated_at", "operator": ">", "value": 0}}
+    listed = {c["id"]: c["updated_at"] for c in call(sim, "POST", "/conversations/search", everything)[1]
+              ["conversations"]}
+    assert listed["102"] == before  # search still serves the version its index has
     assert call(sim, "GET", "/conversations/102")[1]["updated_at"] == at
     fake.advance(300)
     assert [c["id"] for c in call(sim, "POST", "/conversations/search", query)[1]["conversations"]] == ["102"]

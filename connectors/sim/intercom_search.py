@@ -25,9 +25,9 @@ connector can be shown to survive both. Conversations compare per second.
 Index lag (API-NOTES 6.1; OAS 2.11 ``/contacts/search`` "Contact Creation
 Delay": a record "may not appear in the response. This delay can take a few
 minutes"): with ``lag_s`` a change reaches the search index ``lag_s`` seconds
-(of the simulator's clock) after it was made. Until then search serves the
-record where the index last had it (a new record not at all); retrieve (GET)
-always serves the current record.
+(of the simulator's clock) after it was made. Until then search matches and
+serves the record as the index last had it (a shallow copy taken before the
+change; a new record not at all); retrieve (GET) always serves the current one.
 
 Cost: with ``updated_at`` ordering the candidates come straight from a sorted
 ``(updated_at, id)`` index by bisection, so a page costs O(log n + page);
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import heapq
 import itertools
 import json
@@ -215,6 +216,7 @@ class SearchSpace:
         self.lag_s = lag_s
         self.clock = clock
         self._pending: list[tuple[float, int, int, int]] = []  # (due, seq, rid, updated_at): index lag
+        self._snapshots: dict[int, Any] = {}  # rid -> the record as the index has it, while a change is pending
         self._seq = itertools.count()
         self.version = 0
         self._cache: dict[tuple[str, str, bool], tuple[list[Any], list[Any]]] = {}
@@ -225,9 +227,16 @@ class SearchSpace:
     def moved(self, rid: int, old_updated: int, new_updated: int) -> None:
         """A record's updated_at changed (or a record was added): the index follows, ``lag_s`` later."""
         if self.lag_s > 0 and self.clock is not None:
+            if rid not in self._snapshots and rid in self.records:  # called before the caller changes it
+                self._snapshots[rid] = copy.copy(self.records[rid])
             heapq.heappush(self._pending, (self.clock() + self.lag_s, next(self._seq), rid, new_updated))
             return
         self._reindex(rid, new_updated)
+
+    def visible(self, rid: int) -> Any:
+        """The record as search sees it: the index's copy while a change is pending, else the record."""
+        snapshot = self._snapshots.get(rid)
+        return snapshot if snapshot is not None else self.records[rid]
 
     def add(self, rid: int, record: Any) -> None:
         """A new record: retrievable at once, searchable once the index has it (``lag_s``)."""
@@ -252,6 +261,10 @@ class SearchSpace:
             _, _, rid, updated = heapq.heappop(self._pending)
             if rid in self.records:
                 self._reindex(rid, updated)
+            if rid in self._snapshots and any(entry[2] == rid for entry in self._pending):  # more to come
+                self._snapshots[rid].updated_at = updated
+            else:
+                self._snapshots.pop(rid, None)
 
     def search(self, query: Any, *, per_page: int, after: str | None, sort_field: str | None,
                descending: bool) -> tuple[list[Any], int, str | None, int]:
@@ -269,7 +282,7 @@ class SearchSpace:
         start = 0 if q.lo is None else bisect_left(self.index, (q.lo, -math.inf))
         end = len(self.index) if q.hi is None else bisect_right(self.index, (q.hi, math.inf))
         total = max(0, end - start) if q.pure_range else sum(
-            1 for _, rid in self.index[start:end] if q.pred(self.records[rid]))
+            1 for _, rid in self.index[start:end] if q.pred(self.visible(rid)))
         lo_i, hi_i = start, end
         if cursor is not None:
             key = (int(cursor[0]) // 1000, cursor[1])
@@ -282,12 +295,12 @@ class SearchSpace:
         more = False
         for i in positions:
             rid = self.index[i][1]
-            if q.pred(self.records[rid]):
+            if q.pred(self.visible(rid)):
                 if len(found) == per_page:
                     more = True
                     break
                 found.append(i)
-        records = [self.records[self.index[i][1]] for i in found]
+        records = [self.visible(self.index[i][1]) for i in found]
         nxt = None
         if more and found:
             last = self.index[found[-1]]
@@ -305,8 +318,8 @@ class SearchSpace:
                 start = 0 if q.lo is None else bisect_left(self.index, (q.lo, -math.inf))
                 end = len(self.index) if q.hi is None else bisect_right(self.index, (q.hi, math.inf))
                 candidates = self.index[start:end]
-            keys = sorted(((get(self.records[rid]) if get else 0, rid) for _, rid in candidates
-                           if q.pred(self.records[rid])), reverse=desc)
+            keys = sorted(((get(self.visible(rid)) if get else 0, rid) for _, rid in candidates
+                           if q.pred(self.visible(rid))), reverse=desc)
             cached = (keys, [(-k, -r) for k, r in keys] if desc else keys)
             self._cache[cache_key] = cached
         keys, ascending = cached
@@ -316,4 +329,4 @@ class SearchSpace:
             start = bisect_right(ascending, (-key[0], -key[1]) if desc else key)
         chunk = keys[start:start + per_page]
         nxt = encode_cursor(chunk[-1][0], chunk[-1][1], page) if start + per_page < len(keys) and chunk else None
-        return [self.records[rid] for _, rid in chunk], len(keys), nxt, page
+        return [self.visible(rid) for _, rid in chunk], len(keys), nxt, page
