@@ -36,8 +36,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from config.settings import PERSONAL_DOMAINS, CustomerSettings
@@ -57,15 +58,23 @@ def account_key(source: str, kind: str, ident: str) -> str:
 
 def is_personal(domain: str, extra: Iterable[str] = ()) -> bool:
     """Whether ``domain`` is a personal mailbox provider (``gmx.*`` matches gmx.de, gmx.net ...)."""
-    domain = domain.lower()
-    for pattern in (*PERSONAL_DOMAINS, *extra):
-        if pattern.endswith(".*"):
-            stem = pattern[:-1]  # "gmx."
-            if domain.startswith(stem) and "." not in domain[len(stem):]:
-                return True
-        elif domain == pattern or domain.endswith("." + pattern):
+    return _personal_check(tuple(extra))(domain)
+
+
+@lru_cache(maxsize=16)
+def _personal_check(extra: tuple[str, ...]) -> Callable[[str], bool]:
+    """A set-lookup predicate for the built-in list plus ``extra``: called once per organization and domain."""
+    exact = {p.lower() for p in (*PERSONAL_DOMAINS, *extra) if not p.endswith(".*")}
+    stems = {p[:-2].lower() for p in (*PERSONAL_DOMAINS, *extra) if p.endswith(".*")}
+
+    def check(domain: str) -> bool:
+        labels = domain.lower().split(".")
+        if len(labels) == 2 and labels[0] in stems:  # gmx.de, gmx.net
             return True
-    return False
+        # the domain itself or a parent of it (mail.yahoo.com is yahoo.com's)
+        return any(".".join(labels[i:]) in exact for i in range(len(labels) - 1))
+
+    return check
 
 
 @dataclass(frozen=True)
@@ -231,25 +240,32 @@ def resolve(conn: sqlite3.Connection, settings: CustomerSettings | None = None) 
     uf = _Union()
     rules: dict[Member, set[str]] = defaultdict(set)
 
+    # one pass over people (the widest table read here): org people's domains, org-less people's addresses
+    org_domains: dict[Member, set[str]] = defaultdict(set)
+    by_email: dict[str, set[Member]] = defaultdict(set)
+    if "domain" in settings.match_by or "email" in settings.match_by:
+        for source, user_id, org_id, email, name in conn.execute(
+                "SELECT source, id, NULLIF(organization_id, ''), lower(trim(email)), "
+                "COALESCE(NULLIF(name, ''), email) FROM people WHERE instr(COALESCE(email, ''), '@') > 0 "
+                "AND COALESCE(role, '') NOT IN ('agent', 'admin', 'bot')"):
+            if org_id is not None:
+                org_domains[(source, "org", str(org_id))].add(email.rpartition("@")[2])
+            else:
+                member = (source, "user", str(user_id))
+                by_email[email].add(member)
+                names[member] = name
+
     # 2. domains: the organization's own, else its people's (personal mailbox domains never count)
     if "domain" in settings.match_by:
-        own: dict[Member, set[str]] = {}
+        personal = _personal_check(tuple(settings.personal_domains))
+        by_domain: dict[str, set[Member]] = defaultdict(set)
         for source, org_id, raw in conn.execute("SELECT source, id, raw FROM organizations"):
             member = (source, "org", str(org_id))
-            if member not in mapped:
-                own[member] = {d for d in _domains_of(raw) if not is_personal(d, settings.personal_domains)}
-        people: dict[Member, set[str]] = defaultdict(set)
-        for source, org_id, domain in conn.execute(
-                "SELECT DISTINCT source, organization_id, lower(trim(substr(email, instr(email, '@') + 1))) "
-                "FROM people WHERE COALESCE(organization_id, '') != '' AND instr(COALESCE(email, ''), '@') > 0 "
-                "AND COALESCE(role, '') NOT IN ('agent', 'admin', 'bot')"):
-            member = (source, "org", str(org_id))
-            if member not in mapped and domain and not is_personal(domain, settings.personal_domains):
-                people[member].add(domain)
-        by_domain: dict[str, set[Member]] = defaultdict(set)
-        for member in set(own) | set(people):
-            for domain in own.get(member) or people.get(member, set()):
-                by_domain[domain].add(member)
+            if member in mapped:
+                continue
+            for domain in _domains_of(raw) or org_domains.get(member, set()):
+                if domain and not personal(domain):
+                    by_domain[domain].add(member)
         _join_groups(uf, by_domain, "domain", rules, out.notes)
 
     # 3. external ids
@@ -262,23 +278,11 @@ def resolve(conn: sqlite3.Connection, settings: CustomerSettings | None = None) 
                 by_ext[ext].add(member)
         _join_groups(uf, by_ext, "external_id", rules, out.notes)
 
-    # 4. requesters without an organization, by e-mail address across helpdesks
+    # 4. requesters without an organization, by e-mail address (one address is one person, in any helpdesk)
     if "email" in settings.match_by:
-        by_email: dict[str, set[Member]] = defaultdict(set)
-        rows = conn.execute("""
-            SELECT p.source, p.id, lower(trim(p.email)), COALESCE(NULLIF(p.name, ''), p.email) FROM people AS p
-            WHERE COALESCE(p.organization_id, '') = '' AND instr(COALESCE(p.email, ''), '@') > 0
-              AND COALESCE(p.role, '') NOT IN ('agent', 'admin', 'bot')
-              AND lower(trim(p.email)) IN (
-                SELECT lower(trim(email)) FROM people WHERE COALESCE(organization_id, '') = ''
-                  AND instr(COALESCE(email, ''), '@') > 0 GROUP BY lower(trim(email))
-                HAVING COUNT(DISTINCT source) > 1)""")
-        for source, user_id, email, name in rows:
-            member = (source, "user", str(user_id))
-            by_email[email].add(member)
-            names[member] = name
-        # one address twice in a helpdesk is still one person: join within sources too
         for members in by_email.values():
+            if len(members) < 2:
+                continue
             ordered = sorted(members)
             for other in ordered[1:]:
                 uf.union(ordered[0], other)

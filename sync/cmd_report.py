@@ -17,7 +17,7 @@ import typer
 
 from config.errors import DeskpulseError, UsageError
 from config.settings import Settings
-from kpi_engine.distress import refresh
+from kpi_engine.distress import customer_map, refresh
 from kpi_engine.periods import Period, local_date
 from kpi_engine.report import ReportData, build_report
 from kpi_engine.report_html import render
@@ -42,11 +42,12 @@ def build(store: Store, settings: Settings, period: Period, *, now: int, source:
           console: object | None = None) -> ReportData:
     """Refresh what the report reads (KPI facts, sentiment, CDI history), then compute every number it shows."""
     refresh_kpi_facts(store, settings.kpi, console, now=now)  # type: ignore[arg-type]
+    customers = customer_map(store.conn, settings.customers)  # resolved once for the CDI and the breakdowns
     distress = refresh(store.conn, settings=settings.distress, as_of=now, tz=settings.kpi.timezone, sla=settings.sla,
-                       customers=settings.customers)
+                       customers=customers)
     return build_report(store.conn, kpi=settings.kpi, sla=settings.sla, costs=settings.costs,
                         distress_settings=settings.distress, distress=distress, since=period.since,
-                        until=period.until, now=now, source=source, customers=settings.customers)
+                        until=period.until, now=now, source=source, customers=customers)
 
 
 def write_atomically(path: Path, text: str) -> None:
