@@ -120,6 +120,8 @@ def test_a_customer_on_two_helpdesks_is_one_row_everywhere(db: Path) -> None:
         assert accounts["Initech"].sources == ["ic", "zd"]  # by external id
         assert accounts["Pat"].sources == ["fd", "zd"]  # one e-mail address, whatever its case
         assert accounts["Solo Ltd"].sources == ["zd"] and accounts["Solo GmbH"].sources == ["fd"]
+        # keys are stable: an unmerged organization keeps its own account key (its CDI history carries on)
+        assert accounts["Solo Ltd"].account == "zd:org:2" and _cdi(store, settings)["Acme"].account == acme.account
 
         # kpi --by organization: one row per customer, its sources listed
         rows = _by_org(store, settings)
@@ -232,6 +234,11 @@ def test_config_through_the_console_script(db: Path, tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)["breakdown"]
     assert [r["sources"] for r in rows if r["name"] == "Solo Group"] == [["fd", "zd"]]
+    out = subprocess.run(["deskpulse", "--config", str(cfg), "distress", "--source", "fd", "--format", "json"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    shown = {a["name"]: a["sources"] for a in json.loads(out.stdout)["accounts"]}
+    assert shown["Solo Group"] == ["fd", "zd"] and "Acme Corp" not in shown  # customers with tickets in fd
     cfg.write_text(f'[store]\npath = "{db}"\n[customers.map]\n"Solo" = ["zd-2"]\n')
     out = subprocess.run(["deskpulse", "--config", str(cfg), "distress"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
