@@ -107,7 +107,7 @@ def test_a_change_searchable_only_after_the_run_is_read_by_the_next(rm: Any) -> 
 def test_a_client_clock_two_hours_ahead_of_intercom_loses_nothing(rm: Any) -> None:
     fake = FakeTime()
     sim = make_sim(fake=fake)
-    sim.clock = lambda: fake.now - 7200  # Intercom's clock: two hours behind ours
+    sim.skew_clock(-7200)  # Intercom's clock: two hours behind ours
     mount(rm, sim)
     store, cursors = Store(":memory:"), {}
     sync(make_connector(fake), store, cursors, streams=("conversations",))

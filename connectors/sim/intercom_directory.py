@@ -99,6 +99,11 @@ class DirectoryRoutes:
                 space.lag_s, space.clock = index_lag_s, lambda: self.clock()
             self.contacts.rule = DateRule(by_day=contact_dates, utc_offset_s=utc_offset_s)
 
+    def skew_clock(self, seconds: float) -> None:
+        """Intercom's clock runs ``seconds`` ahead of the one given (negative: behind), e.g. of the client's."""
+        base = self.clock
+        self.clock = lambda: base() + seconds
+
     def touch_contact(self, person_id: int, *, at: int | None = None) -> int:
         """Simulate an edit of a contact: a later ``updated_at`` (searchable after the index lag)."""
         with self.lock:
