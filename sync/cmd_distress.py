@@ -73,8 +73,9 @@ def print_table(actx: AppContext, result: CdiResult, top: int) -> None:
                          ("band", "left"), ("trend", "center"), ("priority", "right"), ("top reasons", "left")):
         table.add_column(col, justify=justify, overflow="fold")
     for rank, acct in enumerate(shown, start=1):
-        # account names come from the helpdesk: escaped, or Rich eats "[beta]" and fails on "[/x]"
-        table.add_row(str(rank), escape(acct.name or acct.account), escape(", ".join(acct.sources or [acct.source])),
+        # account names come from the helpdesk: escaped, or Rich eats "[beta]" and fails on "[/x]";
+        # a customer on several helpdesks lists one source per line (a source name never breaks mid-word)
+        table.add_row(str(rank), escape(acct.name or acct.account), escape("\n".join(acct.sources or [acct.source])),
                       str(acct.cdi),
                       Text(acct.band, style=BAND_STYLE.get(acct.band, "")), acct.trend or "–",
                       f"{acct.priority:.0f}", escape(", ".join(acct.top_reasons)) or "–")
