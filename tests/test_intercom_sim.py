@@ -309,3 +309,12 @@ def test_statistics_durations_leave_out_office_hours_and_start_at_the_customers_
     agent_opened = stats(make_sim(office_hours=None), "103")  # no customer message: no duration at all
     assert "time_to_admin_reply" not in agent_opened and "time_to_first_close" not in agent_opened
     assert None not in agent_opened.values()  # absent, not null: the OAS types them non-nullable
+
+
+def test_first_contact_reply_is_the_original_message_of_a_contact_initiated_conversation() -> None:
+    """OAS ``conversation.first_contact_reply``: "For a contact initiated message this will represent the
+    users original message"; for an admin-initiated one it is the contact's first reply (none here)."""
+    sim = make_sim()
+    opened_by_alice = call(sim, "GET", "/conversations/101")[1]
+    assert opened_by_alice["first_contact_reply"]["created_at"] == opened_by_alice["created_at"] == T0
+    assert call(sim, "GET", "/conversations/103")[1]["first_contact_reply"] is None  # logged by an agent

@@ -347,7 +347,9 @@ class Renderer:
         delivered = "admin_initiated" if t.created_by_agent else (
             "automated" if t.channel == "api" else "customer_initiated")
         src_author = self.author(desc.author_id, desc.role) if desc else self.author(t.requester_id, "customer")
-        customer_msgs = [m for m in t.messages[1:] if m.role == "customer" and m.public]
+        # OAS conversation.first_contact_reply: "For a contact initiated message this will represent the users
+        # original message" (the source); otherwise the contact's first reply
+        customer_msgs = [m for m in t.messages if m.role == "customer" and m.public]
         public = [m for m in t.messages if m.public and m.role in ("agent", "customer")]
         waiting = public[-1].created_at if state == "open" and public and public[-1].role == "customer" else None
         all_parts = self.parts(t, plaintext)
