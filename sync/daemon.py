@@ -247,12 +247,16 @@ class Daemon:
         """Run until SIGTERM, SIGHUP or SIGINT. Returns once the running job has stopped."""
         lock = StoreLock(self.db_path)
         lock.acquire()
+        health = None
         try:
             Store(self.db_path).close()  # migrate before the first job
             for sig in STOP_SIGNALS:
                 signal.signal(sig, self.request_stop)
             self.add_jobs()
             self.add_digest_catchup()  # a week whose digest minute passed while down (or busy) is posted now
+            from sync import health as health_endpoint
+
+            health = health_endpoint.start(self)  # /metrics and /healthz on [daemon] listen (exit 2 if taken)
             self.scheduler.start()
             self.record_jobs()
             log.warning("daemon started: %d source(s), sync every %s, digest %s (%s)", len(self.settings.sources),
@@ -264,6 +268,8 @@ class Daemon:
             self.scheduler.shutdown(wait=True)
             log.warning("daemon stopped")
         finally:
+            if health is not None:
+                health.stop()
             lock.release()
 
 
@@ -294,6 +300,9 @@ def register(app: typer.Typer) -> None:
                 lock.release()
             if failed:
                 log.error("daemon --once: %d job(s) failed: %s", len(failed), ", ".join(failed))
+                raise typer.Exit(1)
+            if d.stop.is_set():  # like `deskpulse sync`: not everything asked was done, so not a success
+                log.error("daemon --once: stopped before every job had run; the next run resumes")
                 raise typer.Exit(1)
             return
         d.run()

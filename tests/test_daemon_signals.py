@@ -102,11 +102,13 @@ def test_daemon_once_stops_promptly_on_sigterm(tmp_path: Path, throttled_zendesk
     proc = start(config, db, "daemon", "--once")
     try:
         wait_until_throttled(sim, proc)
-        _code, err = stop_and_collect(proc, signal.SIGTERM)
+        code, err = stop_and_collect(proc, signal.SIGTERM)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert "SIGTERM received" in err
+    assert code == 1, err  # --once was asked to run every job: stopped early is not a success (as `sync`)
+    assert "stopped before every job had run" in err
     assert sim.statuses[429] == 1
 
 
