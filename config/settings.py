@@ -417,6 +417,60 @@ class ScheduleSettings(_Model):
         return parse_duration(self.misfire_grace)
 
 
+def parse_listen(value: str) -> tuple[str, int] | None:
+    """``[daemon] listen``: ``"HOST:PORT"`` (an IP address or ``localhost``; IPv6 in brackets, ``[::1]:9464``)
+    to a (host, port) pair, or None for ``""`` (no endpoint). Port 0 picks a free port (the daemon logs it)."""
+    text = value.strip()
+    if not text:
+        return None
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise ValueError(f"'{text}' is not HOST:PORT (e.g. 127.0.0.1:9464, [::1]:9464, or \"\" to turn it off)")
+    port = int(port_text)
+    if port > 65535:
+        raise ValueError(f"'{text}' has an invalid port (use 0..65535)")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if bare != "localhost":
+        try:
+            address = ipaddress.ip_address(bare)
+        except ValueError:
+            raise ValueError(f"'{text}': '{host}' is not an IP address or localhost") from None
+        if address.version == 6 and bare == host:
+            raise ValueError(f"'{text}': write an IPv6 address in brackets, e.g. [::1]:{port}")
+    return bare, port
+
+
+class DaemonSettings(_Model):
+    """``[daemon]``: the daemon's ``/metrics`` and ``/healthz`` endpoint (sync.health)."""
+
+    listen: str = Field(default="127.0.0.1:9464", description='HOST:PORT to serve on, "" for none')
+    healthy_within: float = Field(
+        default=3.0, ge=1, le=1000,
+        description="/healthz is 503 once a source has not succeeded for this many sync intervals")
+    startup_grace: str = Field(
+        default="1h", description="after start, a source that has not run yet is not late for this long")
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value.strip()
+
+    @field_validator("startup_grace")
+    @classmethod
+    def _check_grace(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @property
+    def listen_address(self) -> tuple[str, int] | None:
+        return parse_listen(self.listen)
+
+    @property
+    def startup_grace_s(self) -> int:
+        return parse_duration(self.startup_grace)
+
+
 class Settings(BaseSettings):
     """Everything deskpulse is configured with. Build it with :func:`load_settings`."""
 
@@ -432,6 +486,7 @@ class Settings(BaseSettings):
     writeback: WritebackSettings = Field(default_factory=WritebackSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, *args, **kwargs):  # noqa: ANN001, ANN206

@@ -66,7 +66,7 @@ from connectors.ratelimit import (
 from connectors.redact import install_log_redaction, is_sensitive_name, redact_path, redact_text, redact_url, scrub
 
 __all__ = ["Budget", "HttpClient", "RateHeaderParser", "RateLimitInfo", "classify_status", "freshdesk_rate_headers",
-           "intercom_rate_headers", "redact_url", "vendor_code", "zendesk_rate_headers"]
+           "http_counts", "intercom_rate_headers", "redact_url", "vendor_code", "zendesk_rate_headers"]
 
 logger = logging.getLogger("deskpulse.http")
 
@@ -75,6 +75,22 @@ _REDIRECTS = {301, 302, 303, 307, 308}
 _MAX_REDIRECTS = 5
 _STOP_POLL_S = 0.1  # how often an attempt in flight looks at the stop handle
 DEFAULT_REQUEST_DEADLINE_S = 300.0
+#: Process-wide counts per source name since the process started: requests sent, 429 answers, retries. The
+#: daemon's /metrics reads them (sync.health); kept here, the one place every request and retry passes.
+_COUNTS: dict[str, dict[str, int]] = {}
+_COUNTS_LOCK = threading.Lock()
+
+
+def _count(source: str, what: str) -> None:
+    with _COUNTS_LOCK:
+        bucket = _COUNTS.setdefault(source, {"requests": 0, "throttled": 0, "retries": 0})
+        bucket[what] += 1
+
+
+def http_counts() -> dict[str, dict[str, int]]:
+    """A copy of the per-source counts (``requests``, ``throttled`` = 429 answers, ``retries``) of this process."""
+    with _COUNTS_LOCK:
+        return {source: dict(counts) for source, counts in _COUNTS.items()}
 
 
 def classify_status(status: int) -> type[APIError] | None:
@@ -391,6 +407,7 @@ class HttpClient:
         ticket = self._pacer.acquire(path)
         with self._lock:
             self._sent += 1
+        _count(self.source, "requests")
         started = time.perf_counter()
         failure: type[APIError] | None = None
         cause = ""
@@ -439,6 +456,8 @@ class HttpClient:
                 raise _TransportError(message, cause=cause, source=self.source, endpoint=shown)
             raise FatalAPIError(message, source=self.source, endpoint=shown)
         status = resp.status_code
+        if status == 429:
+            _count(self.source, "throttled")
         logger.debug("source %s: %s %s -> HTTP %d in %.0f ms", self.source, method, shown, status,
                      (time.perf_counter() - started) * 1000)
         info = self._parse_rate(resp)
@@ -487,6 +506,7 @@ class HttpClient:
         return min(self._backoff(state), self._max_retry_wait)
 
     def _log_retry(self, state: RetryCallState, method: str, shown: str, attempts: int) -> None:
+        _count(self.source, "retries")  # tenacity calls this before each retry's wait, once per retry
         exc = state.outcome.exception() if state.outcome is not None else None
         what = exc.cause if isinstance(exc, _TransportError) else f"HTTP {getattr(exc, 'status', '?')}"
         wait = state.next_action.sleep if state.next_action is not None else 0.0

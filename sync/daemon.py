@@ -256,7 +256,7 @@ class Daemon:
             self.add_digest_catchup()  # a week whose digest minute passed while down (or busy) is posted now
             from sync import health as health_endpoint
 
-            health = health_endpoint.start(self)  # /metrics and /healthz on [daemon] listen (exit 2 if taken)
+            health = health_endpoint.start(self)  # /metrics and /healthz on [daemon] listen
             self.scheduler.start()
             self.record_jobs()
             log.warning("daemon started: %d source(s), sync every %s, digest %s (%s)", len(self.settings.sources),
