@@ -64,5 +64,10 @@ class Stopped(DeskpulseError):
     """The stop signal (SIGTERM, SIGHUP, SIGINT) interrupted a wait or a request in flight.
 
     Not a failure: the caller stops cleanly, the page being read is not committed and the stored cursor
-    stays where it was, so the next run resumes there.
+    stays where it was, so the next run resumes there. ``in_flight`` says a request had been sent when the
+    stop came (its outcome is unknown); otherwise the stop ended a wait and nothing was pending.
     """
+
+    def __init__(self, message: str, *, in_flight: bool = False) -> None:
+        super().__init__(message)
+        self.in_flight = in_flight

@@ -439,7 +439,7 @@ class HttpClient:
             raise
         if cause == "stopped":
             self._pacer.release(ticket, None)
-            raise Stopped(f"source {self.source}: stopped during {method} {shown}")
+            raise Stopped(f"source {self.source}: stopped during {method} {shown}", in_flight=True)
         if cause == "deadline":
             self._pacer.release(ticket, None)
             logger.debug("source %s: %s %s -> no complete response within %gs", self.source, method, shown, budget)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -182,7 +183,7 @@ class SlackClient:
     def __init__(self, settings: SlackSettings, *, http: HttpClient | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
                  max_retries: int = 3, max_retry_wait: float = 120.0,
-                 timeout: tuple[float, float] = (10.0, 30.0)) -> None:
+                 timeout: tuple[float, float] = (10.0, 30.0), stop: threading.Event | None = None) -> None:
         self._token = settings.bot_token.get_secret_value() if settings.bot_token is not None else None
         self._channel = settings.channel
         if self._token:
@@ -199,6 +200,8 @@ class SlackClient:
             source="slack", base_url=base_url, headers=headers, timeout=timeout, max_retries=max_retries,
             max_retry_wait=max_retry_wait, sleep=sleep, clock=clock, session=self._session)
         self._owns_http = http is None
+        if stop is not None:  # the daemon's SIGTERM ends a Retry-After wait at once (Stopped), not after 120 s
+            self._http.watch_stop(stop)
         self._headers = headers  # sent per request too, so an injected client posts with our auth and charset
 
     @property

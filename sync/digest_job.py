@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from zoneinfo import ZoneInfo
 
 from config.errors import ConfigError, DeskpulseError, UsageError
 from config.settings import Settings
+from connectors.errors import Stopped
 from kpi_engine.digest import DigestAccount, DigestTicket, compose, digest_input_from_kpis
 from kpi_engine.digest_input import iso_week_bounds
 from sync.store import Store
@@ -305,7 +307,7 @@ def _known_channel(store: Store) -> str | None:
 
 def post_once(store: Store, settings: Settings, week: str, *, now: float | None = None, client: Any = None,
               force: bool = False, scheduled: bool = False, wait_s: float = 0.0,
-              sleep: Callable[[float], None] = time.sleep) -> str:
+              sleep: Callable[[float], None] = time.sleep, stop: threading.Event | None = None) -> str:
     """Post the digest for ``week`` unless it was posted; returns what happened in a few words.
 
     Raises :class:`UsageError` for a week that is not over (unless ``force``: then it is a partial post
@@ -336,7 +338,7 @@ def post_once(store: Store, settings: Settings, week: str, *, now: float | None 
     payload = build_payload(store, settings, week, now=now)
     marker = marker_for(key)
     own = client is None
-    client = client or SlackClient(settings.slack)
+    client = client or SlackClient(settings.slack, stop=stop)
     verifiable = bool(getattr(client, "verifiable", False))
     attempt = _Attempt(store, key, kind=kind, week=week, now=now, marker=marker, text=payload["text"],
                        via="chat.postMessage" if verifiable else "webhook")
@@ -401,6 +403,15 @@ def post_once(store: Store, settings: Settings, week: str, *, now: float | None 
             # the same error class (a refusal stays a refusal), its one line saying what happens next
             raise type(exc)(f"digest {week}: {exc}; {then}", code=exc.code, status=exc.status,
                             source="slack") from None
+        except Stopped as exc:
+            if exc.in_flight:  # the post may have landed: unknown, resolved like any other unknown outcome
+                attempt.info["unknown_cause"] = "stopped while posting"
+                attempt.finish("unknown", error="stopped while posting", sent=True,
+                               next_at=int(now) + SETTLE_S if verifiable else None)
+            else:  # stopped while waiting out a 429: Slack had refused it, nothing landed; due again at once
+                attempt.finish("failed", error="stopped before posting (waiting out Slack's rate limit)",
+                               next_at=int(now))
+            raise
         except BaseException as exc:  # a bug or an interrupt after the request may have gone out
             attempt.info["unknown_cause"] = f"interrupted while posting: {type(exc).__name__}"
             attempt.finish("unknown", error=f"interrupted while posting: {type(exc).__name__}", sent=True,
@@ -432,7 +443,8 @@ def _unknown_or_waiting(week: str, reason: str, store: Store, key: str, verifiab
     return DigestOutcomeUnknownError(_unknown_message(week, reason, verifiable, row["next_attempt_at"] or 0))
 
 
-def post_due(store: Store, settings: Settings, *, now: float | None = None, client: Any = None) -> str:
+def post_due(store: Store, settings: Settings, *, now: float | None = None, client: Any = None,
+             stop: threading.Event | None = None) -> str:
     """The daemon's digest step, run at the digest minute *and* on start and every catch-up run: post the
     current digest week (:func:`current_digest_week`) unless it is posted, claimed, backing off, or of
     unknown outcome. Idempotent, so running it often costs one SELECT."""
@@ -447,7 +459,7 @@ def post_due(store: Store, settings: Settings, *, now: float | None = None, clie
     with store.transaction():  # an older week's retries end when a newer digest is due (status says so)
         store.conn.execute("UPDATE outbox SET next_attempt_at = NULL WHERE kind = ? AND status = 'failed' "
                            "AND key < ? AND next_attempt_at IS NOT NULL", [KIND, f"digest:{week}"])
-    return post_once(store, settings, week, now=now, client=client, scheduled=True)
+    return post_once(store, settings, week, now=now, client=client, scheduled=True, stop=stop)
 
 
 def digest_status(store: Store, *, now: float | None = None) -> list[dict[str, Any]]:

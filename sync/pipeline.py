@@ -87,6 +87,10 @@ class Pipeline:
         from sync.digest_job import post_due
 
         with Store(self.db_path) as store:
-            outcome = post_due(store, self.settings, now=self.clock())
+            try:
+                outcome = post_due(store, self.settings, now=self.clock(), stop=self.stop)
+            except Stopped as exc:  # SIGTERM while posting: recorded (due again, or unknown), not a job failure
+                log.warning("digest: %s; the next run takes it up", exc)
+                return "stopped"
         log.info("digest: %s", outcome)
         return outcome
