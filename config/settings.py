@@ -17,7 +17,7 @@ import tomllib
 from collections.abc import Mapping
 from datetime import date, time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -148,58 +148,51 @@ class SourceBase(_Model):
         return value.rstrip("/")
 
 
-class ZendeskSource(SourceBase):
-    """A Zendesk Support account: API token (email/token Basic auth) or an OAuth bearer token."""
+#: The source models ``Settings.sources`` validates against, by kind. Empty until the caller registers the
+#: installed connector plugins' models (sync does, see :func:`use_source_models`): config discovers nothing
+#: itself, so it never imports a connector.
+_SOURCE_MODELS: dict[str, type[SourceBase]] = {}
 
-    kind: Literal["zendesk"]
-    email: str | None = None
-    api_token: SecretStr | None = None
-    oauth_token: SecretStr | None = None
-    per_page: int = Field(default=1000, ge=10, le=1000)
-    export_requests_per_minute: int = Field(default=10, gt=0, description="incremental export budget")
-    time_tracking_field: str | None = Field(
-        default=None, description="ticket field id holding total time spent in seconds (Time Tracking app)")
-    escalation_group_ids: list[str] = Field(default_factory=list)
+
+class _NoSourceKinds(_Model):
+    """What a source validates against while no helpdesk is installed: every kind is unknown."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: str
 
     @model_validator(mode="after")
-    def _check_auth(self) -> ZendeskSource:
-        if self.oauth_token is None and (self.api_token is None or not self.email):
-            raise ValueError("needs email + api_token, or oauth_token")
-        return self
+    def _refuse(self) -> _NoSourceKinds:
+        raise ValueError(f"unknown kind '{self.kind}' (installed: none)")
 
 
-class FreshdeskSource(SourceBase):
-    """A Freshdesk account: API key as the Basic-auth user, ``X`` as password."""
-
-    kind: Literal["freshdesk"]
-    api_key: SecretStr
-    tickets_list_per_minute: int | None = Field(default=None, gt=0, description="plan sub-limit for list calls")
-    conversation_workers: int = Field(default=4, ge=1, le=16)
-    max_pages: int = Field(default=300, ge=2, le=300, description="Freshdesk's page cap; the connector restarts")
+def _sources_type(models: Mapping[str, type[SourceBase]]) -> Any:
+    if not models:
+        return list[_NoSourceKinds]
+    union = Union[tuple(models.values())]  # noqa: UP007 - built at run time from the installed models
+    return list[Annotated[union, Field(discriminator="kind")]]
 
 
-class IntercomSource(SourceBase):
-    """An Intercom workspace (US/EU/AU host via base_url)."""
+def use_source_models(models: Mapping[str, type[SourceBase]]) -> None:
+    """Validate ``[[sources]]`` against ``models`` (kind -> model, each with ``kind: Literal[kind]``) from now on.
 
-    kind: Literal["intercom"]
-    access_token: SecretStr
-    admin_id: str | None = Field(default=None, description="admin recorded as the tagger on write-back")
-    intercom_version: str = Field(
-        default="2.16", description="Intercom-Version header; 2.16 is the newest the connector is checked against "
-        "(before 2.16 there is no adjusted_handling_time, so Intercom AHT is null)")
-    per_page: int = Field(default=150, ge=1, le=150)
-    value_attribute: str | None = Field(default=None, description="company custom attribute holding value")
-
-    @field_validator("intercom_version")
-    @classmethod
-    def _check_version(cls, value: str) -> str:
-        """Only the 2.x REST API has the search endpoints the connector reads (API-NOTES 3.1)."""
-        if not re.fullmatch(r"2\.\d{1,2}", value.strip()):
-            raise ValueError(f"'{value}' is not an Intercom REST API version 2.x (e.g. 2.16)")
-        return value.strip()
+    Why a registration rather than a hard-coded union: the installed connector plugins decide which kinds
+    exist, and config must not import them. Idempotent; rebuilding the model only when the set changes.
+    """
+    wanted = dict(sorted(models.items()))
+    for kind, model in wanted.items():
+        if not (isinstance(model, type) and issubclass(model, SourceBase)):
+            raise TypeError(f"source model for kind '{kind}' must subclass SourceBase")
+    if wanted == _SOURCE_MODELS:
+        return
+    _SOURCE_MODELS.clear()
+    _SOURCE_MODELS.update(wanted)
+    Settings.model_fields["sources"].annotation = _sources_type(wanted)
+    Settings.model_rebuild(force=True)
 
 
-Source = Annotated[ZendeskSource | FreshdeskSource | IntercomSource, Field(discriminator="kind")]
+def source_kinds() -> list[str]:
+    """The kinds ``[[sources]]`` currently accepts."""
+    return list(_SOURCE_MODELS)
 
 
 class StoreSettings(_Model):
@@ -477,7 +470,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="forbid", validate_default=True)
 
     store: StoreSettings = Field(default_factory=StoreSettings)
-    sources: list[Source] = Field(default_factory=list)
+    sources: list[_NoSourceKinds] = Field(default_factory=list)  # see use_source_models
     kpi: KpiSettings = Field(default_factory=KpiSettings)
     costs: CostSettings = Field(default_factory=CostSettings)
     sla: SlaSettings = Field(default_factory=SlaSettings)
@@ -502,7 +495,7 @@ class Settings(BaseSettings):
             seen.add(source.name)
         return self
 
-    def source(self, name: str) -> ZendeskSource | FreshdeskSource | IntercomSource:
+    def source(self, name: str) -> Any:
         for source in self.sources:
             if source.name == name:
                 return source
@@ -553,7 +546,7 @@ def _describe_loc(loc: tuple[Any, ...], doc: dict[str, Any]) -> str:
     for item in loc:
         if isinstance(item, int):
             out += f"[{item}]"
-        elif item in ("zendesk", "freshdesk", "intercom") and out.startswith("sources"):
+        elif item in _SOURCE_MODELS and out.startswith("sources"):
             continue  # the discriminator's branch name is noise for the user
         else:
             out += f".{item}" if out else str(item)
@@ -566,7 +559,8 @@ def format_validation_error(exc: ValidationError, origin: str, doc: dict[str, An
     where = _describe_loc(tuple(err["loc"]), doc)
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "union_tag_invalid":
-        msg = "unknown kind (expected one of: zendesk, freshdesk, intercom)"
+        tag = (err.get("ctx") or {}).get("tag", "")
+        msg = f"unknown kind '{tag}' (installed: {', '.join(_SOURCE_MODELS) or 'none'})"
     elif err["type"] == "extra_forbidden":
         msg = "unknown setting"
     more = len(exc.errors()) - 1
@@ -590,8 +584,15 @@ def load_settings(
     env: Mapping[str, str] | None = None,
     required: bool = True,
     overrides: dict[str, Any] | None = None,
+    source_models: Mapping[str, type[SourceBase]] | None = None,
 ) -> Settings:
-    """Read, merge and validate the configuration; raise :class:`ConfigError` with one line on failure."""
+    """Read, merge and validate the configuration; raise :class:`ConfigError` with one line on failure.
+
+    ``source_models``: the kinds a ``[[sources]]`` entry may have (kind -> settings model), normally the
+    installed connector plugins' models, handed in by sync (see :func:`use_source_models`).
+    """
+    if source_models is not None:
+        use_source_models(source_models)
     env = os.environ if env is None else env
     target = config_path(path, env)
     doc: dict[str, Any] = {}

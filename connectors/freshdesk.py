@@ -19,10 +19,10 @@ from typing import Any
 import requests
 import requests.auth
 
-from config.settings import FreshdeskSource
 from connectors.base import Connector, Stream, WriteRequest, WriteResult
 from connectors.errors import AuthenticationError, FatalAPIError, SkippableAPIError
 from connectors.freshdesk_map import map_agent, map_company, map_contact, map_group, map_rating, map_time_entry
+from connectors.freshdesk_settings import FreshdeskSource
 from connectors.freshdesk_streams import FullListStream, ListContext, Rows, SinceListStream
 from connectors.freshdesk_tickets import TICKETS_PATH, TicketStream
 from connectors.http import Budget, HttpClient, json_object
@@ -173,3 +173,19 @@ class FreshdeskConnector(Connector):
 
 def _cf(name: str) -> str:
     return name if name.startswith("cf_") else f"cf_{name}"
+
+
+# -- the plugin: what the "deskpulse.connectors" entry point freshdesk (pyproject.toml) points at -----------
+from connectors.plugin import SIM_KEY, ConnectorPlugin, SimulatorSetup  # noqa: E402
+
+
+def _simulator_setup(speedup: int) -> SimulatorSetup:
+    """Freshdesk's per-minute account limit, scaled by ``speedup``; API-key auth."""
+    return SimulatorSetup(options={"api_key": SIM_KEY, "calls_per_minute": 400 * speedup},
+                          source={"api_key": SIM_KEY})
+
+
+PLUGIN = ConnectorPlugin(
+    kind="freshdesk", settings=FreshdeskSource, connector=FreshdeskConnector, http=build_http,
+    simulator="connectors.sim.freshdesk:FreshdeskSim", simulator_setup=_simulator_setup, writes=True,
+    contract="connectors.testing.builtin:FRESHDESK", description="Freshdesk")

@@ -26,10 +26,10 @@ from urllib.parse import urlsplit
 import requests
 
 from config.errors import ConfigError
-from config.settings import IntercomSource
 from connectors.base import Connector, Stream, WriteRequest, WriteResult
 from connectors.errors import AuthenticationError, FatalAPIError, SkippableAPIError
 from connectors.http import HttpClient, intercom_rate_headers, vendor_code
+from connectors.intercom_settings import IntercomSource
 from connectors.intercom_streams import (
     AdminsStream,
     CompaniesStream,
@@ -196,3 +196,19 @@ def _tag_names(resp: requests.Response) -> list[str] | None:
     if not isinstance(items, list):
         return None
     return [str(t["name"]) for t in items if isinstance(t, dict) and t.get("name") is not None]
+
+
+# -- the plugin: what the "deskpulse.connectors" entry point intercom (pyproject.toml) points at -----------
+from connectors.plugin import SIM_TOKEN, ConnectorPlugin, SimulatorSetup  # noqa: E402
+
+
+def _simulator_setup(speedup: int) -> SimulatorSetup:
+    """Intercom's per-window limit, scaled by ``speedup``; bearer-token auth; admin 1 tags on write-back."""
+    return SimulatorSetup(options={"token": SIM_TOKEN, "limit_per_window": 167 * speedup},
+                          source={"access_token": SIM_TOKEN, "admin_id": "1"})
+
+
+PLUGIN = ConnectorPlugin(
+    kind="intercom", settings=IntercomSource, connector=IntercomConnector, http=build_http,
+    simulator="connectors.sim.intercom:IntercomSim", simulator_setup=_simulator_setup, writes=True,
+    contract="connectors.testing.builtin:INTERCOM", description="Intercom")

@@ -21,6 +21,7 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
+from config.errors import ConfigError
 from config.settings import SourceBase
 
 ENTRY_POINT_GROUP = "deskpulse.connectors"
@@ -31,8 +32,9 @@ SIM_TOKEN = "sim-token-not-a-secret"
 SIM_KEY = "sim-key-not-a-secret"
 
 
-class PluginError(Exception):
-    """An installed plugin is broken (its entry point does not load, or describes another kind)."""
+class PluginError(ConfigError):
+    """An installed plugin is broken (its entry point does not load, or describes another kind): a problem
+    of the installation, reported like a config error (one line, exit 2)."""
 
 
 def load_path(target: str | Any) -> Any:

@@ -16,7 +16,6 @@ from typing import Any
 
 import requests
 
-from config.settings import ZendeskSource
 from connectors.base import Connector, Stream, WriteRequest, WriteResult
 from connectors.errors import SkippableAPIError
 from connectors.http import Budget, HttpClient, json_object
@@ -32,6 +31,7 @@ from connectors.zendesk_map import (
     map_ticket_field,
     map_user,
 )
+from connectors.zendesk_settings import ZendeskSource
 from connectors.zendesk_streams import MapContext, RoleBook, StreamOptions, StreamSpec, ZendeskStream
 
 logger = logging.getLogger("deskpulse.connectors.zendesk")
@@ -227,3 +227,21 @@ class ZendeskConnector(Connector):
 
     def close(self) -> None:
         self.http.close()
+
+
+# -- the plugin: what the "deskpulse.connectors" entry point zendesk (pyproject.toml) points at -----------
+from connectors.plugin import SIM_EMAIL, SIM_TOKEN, ConnectorPlugin, SimulatorSetup  # noqa: E402
+
+
+def _simulator_setup(speedup: int) -> SimulatorSetup:
+    """Zendesk's export and account limits (API-NOTES 1.5), scaled by ``speedup``; email/token auth."""
+    return SimulatorSetup(
+        options={"email": SIM_EMAIL, "token": SIM_TOKEN, "export_limit_per_minute": 10 * speedup,
+                 "account_limit_per_minute": 700 * speedup},
+        source={"email": SIM_EMAIL, "api_token": SIM_TOKEN, "export_requests_per_minute": 10 * speedup})
+
+
+PLUGIN = ConnectorPlugin(
+    kind="zendesk", settings=ZendeskSource, connector=ZendeskConnector, http=build_http,
+    simulator="connectors.sim.zendesk:ZendeskSim", simulator_setup=_simulator_setup, writes=True,
+    contract="connectors.testing.builtin:ZENDESK", description="Zendesk Support")

@@ -32,7 +32,9 @@ class AppContext:
     def settings(self, *, required: bool = True) -> Settings:
         """Load once; ``required=False`` gives defaults when no config file exists."""
         if self._settings is None:
-            self._settings = load_settings(self.config_path, required=required)
+            from sync.registry import source_models  # the installed connector plugins' [[sources]] models
+
+            self._settings = load_settings(self.config_path, required=required, source_models=source_models())
         return self._settings
 
     def store_path(self, settings: Settings | None = None) -> Path:

@@ -13,12 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config.errors import UsageError
+from connectors.plugin import SIM_EMAIL, SIM_TOKEN, ConnectorPlugin
+from connectors.plugin import SIM_KEY as SIM_FRESHDESK_KEY
 from connectors.sim.base import SimServer, Simulator
-from sync.registry import SIMULATORS, load
+from sync.registry import plugins
 
-SIM_EMAIL = "demo@deskpulse.invalid"
-SIM_TOKEN = "sim-token-not-a-secret"
-SIM_FRESHDESK_KEY = "sim-key-not-a-secret"
+__all__ = ["SIM_EMAIL", "SIM_FRESHDESK_KEY", "SIM_TOKEN", "RunningSim", "build_simulator", "simulator_kinds",
+           "start_simulator"]
+
+#: Slack is not a helpdesk: its webhook simulator is the one built-in simulator outside the plugins.
+SLACK = "slack"
 SIM_SLACK_WEBHOOK = "/services/TDEMO/BDEMO/not-a-secret"
 DEMO_SPEEDUP = 60
 
@@ -45,38 +49,37 @@ def make_world(tickets: int, seed: int) -> Any:
     return generate_world(seed=seed, tickets=tickets)
 
 
+def simulator_kinds() -> list[str]:
+    """Every kind ``deskpulse sim`` can start: the installed plugins that ship a simulator, and Slack."""
+    return [kind for kind, plugin in plugins().items() if plugin.has_simulator] + [SLACK]
+
+
+def _simulated(kind: str) -> ConnectorPlugin | None:
+    """The plugin whose simulator serves ``kind`` (None for Slack); UsageError listing the kinds otherwise."""
+    plugin = plugins().get(kind)
+    if kind != SLACK and (plugin is None or not plugin.has_simulator):
+        raise UsageError(f"unknown simulator '{kind}' (installed: {', '.join(simulator_kinds())})")
+    return plugin
+
+
 def build_simulator(kind: str, world: Any, *, speedup: int = 1) -> tuple[Simulator, dict[str, Any]]:
     """The simulator for ``kind`` over its own copy of ``world``, and the source settings that reach it."""
-    if kind not in SIMULATORS:
-        raise UsageError(f"unknown simulator '{kind}' (choose from: {', '.join(SIMULATORS)})")
-    cls = load(SIMULATORS[kind])
-    world = copy.deepcopy(world) if world is not None else None
-    if kind == "zendesk":
-        sim = cls(world, email=SIM_EMAIL, token=SIM_TOKEN, export_limit_per_minute=10 * speedup,
-                  account_limit_per_minute=700 * speedup)
-        source = {"kind": "zendesk", "email": SIM_EMAIL, "api_token": SIM_TOKEN,
-                  "export_requests_per_minute": 10 * speedup}
-    elif kind == "freshdesk":
-        sim = cls(world, api_key=SIM_FRESHDESK_KEY, calls_per_minute=400 * speedup)
-        source = {"kind": "freshdesk", "api_key": SIM_FRESHDESK_KEY}
-    elif kind == "intercom":
-        sim = cls(world, token=SIM_TOKEN, limit_per_window=167 * speedup)
-        source = {"kind": "intercom", "access_token": SIM_TOKEN, "admin_id": "1"}
-    else:
-        sim = cls(webhook_path=SIM_SLACK_WEBHOOK)
-        source = {}
-    return sim, source
+    plugin = _simulated(kind)
+    if plugin is None:
+        from connectors.sim.slack import SlackSim
+
+        return SlackSim(webhook_path=SIM_SLACK_WEBHOOK), {}
+    return plugin.build_simulator(copy.deepcopy(world) if world is not None else None, speedup=speedup)
 
 
 def start_simulator(kind: str, *, port: int = 0, tickets: int = 3000, seed: int = 7, world: Any = None,
                     speedup: int = 1, name: str | None = None) -> RunningSim:
-    if kind not in SIMULATORS:
-        raise UsageError(f"unknown simulator '{kind}' (choose from: {', '.join(SIMULATORS)})")
-    if world is None and kind != "slack":
+    _simulated(kind)
+    if world is None and kind != SLACK:
         world = make_world(tickets, seed)
     sim, source = build_simulator(kind, world, speedup=speedup)
     server = SimServer(sim, port).start()
-    if kind == "slack":
+    if kind == SLACK:
         source = {"webhook_url": server.url + SIM_SLACK_WEBHOOK}
     else:
         source = {"name": name or f"sim-{kind}", **source, "base_url": server.url}

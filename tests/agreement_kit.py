@@ -17,7 +17,6 @@ The clock is fake (``_Clock``): simulators and connectors share it, so rate-limi
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import math
 import sqlite3
@@ -35,7 +34,7 @@ from connectors.sim.model import World
 from connectors.sim.world import generate_world
 from kpi_engine.engine import compute
 from sync.engine import SyncEngine
-from sync.registry import CONNECTORS, build_connector
+from sync.registry import build_connector, plugin
 from sync.simulators import build_simulator
 from sync.store import Store
 
@@ -82,8 +81,7 @@ class _Clock:
 
 
 def _build_http(kind: str) -> Any:
-    module = importlib.import_module(CONNECTORS[kind].partition(":")[0])
-    return module.build_http
+    return plugin(kind).load_http()
 
 
 class SharedStore:

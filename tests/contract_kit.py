@@ -17,7 +17,6 @@ margin) are crossed by moving the clock, not by waiting.
 from __future__ import annotations
 
 import functools
-import importlib
 import re
 import sqlite3
 import threading
@@ -34,7 +33,7 @@ from connectors.sim.freshdesk_render import conversations as freshdesk_conversat
 from connectors.sim.model import Message, Ticket, World
 from connectors.sim.world import generate_world
 from sync.engine import PageHook, SourceReport, SyncEngine
-from sync.registry import CONNECTORS, build_connector
+from sync.registry import build_connector, plugin
 from sync.simulators import build_simulator
 from sync.store import TABLES, Store
 from tests.fake_time import FakeTime as _FakeTime
@@ -218,8 +217,7 @@ def tie_ids(world: World) -> set[str]:
 
 # -- running the real engine against a simulator on loopback ------------------------------------------------
 def _build_http(kind: str) -> Callable[..., Any]:
-    module = importlib.import_module(CONNECTORS[kind].partition(":")[0])
-    return module.build_http
+    return plugin(kind).load_http()
 
 
 class Harness:

@@ -11,9 +11,9 @@ from typing import Any
 
 import responses
 
-from config.settings import IntercomSource
 from connectors.base import Page
 from connectors.intercom import IntercomConnector, build_http
+from connectors.intercom_settings import IntercomSource
 from connectors.sim.base import responses_callback
 from connectors.sim.intercom import IntercomSim
 from connectors.sim.model import Change, Group, Message, Org, Person, Rating, Ticket, World

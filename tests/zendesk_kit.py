@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from config.settings import ZendeskSource
 from connectors.base import Page
 from connectors.zendesk import ZendeskConnector, build_http
+from connectors.zendesk_settings import ZendeskSource
 from tests.fake_time import FakeTime
 
 BASE = "https://acme.zendesk.com"
