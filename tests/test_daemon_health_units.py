@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
+import subprocess
+import sys
 import threading
 import urllib.request
 from pathlib import Path
@@ -231,3 +234,41 @@ def test_the_server_serves_both_and_a_taken_port_is_logged_not_fatal(db: Path, c
 
 def test_listen_empty_serves_nothing(db: Path) -> None:
     assert health.serve(settings(listen=""), db, FakeScheduler(), CollectorRegistry(), started_at=T0) is None
+
+
+# -- the container's and systemd's checks -----------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_dockerfile_healthcheck_passes_on_200_and_fails_on_503(db: Path) -> None:
+    """The HEALTHCHECK's own python one-liner, pointed at a test server (same command, only the port changed)."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    found = re.search(r'HEALTHCHECK .*?CMD \["python", "-c", "(.*?)"\]', dockerfile, re.S)
+    assert found, "no HEALTHCHECK running python -c in the Dockerfile"
+    code = found.group(1)
+    default_port = Settings().daemon.listen_address[1]
+    assert f"http://127.0.0.1:{default_port}/healthz" in code  # it checks where the daemon listens by default
+    write_state(db, [{"source": "zd", "stream": "tickets", "ok": int(T0 - 60)}])
+    time = FakeTime(T0)
+    server = health.serve(settings(listen="127.0.0.1:0"), db, FakeScheduler(), CollectorRegistry(),
+                          started_at=T0 - 86400, clock=time.clock)
+    assert server is not None
+    try:
+        probe = code.replace(f"127.0.0.1:{default_port}", server.url.removeprefix("http://"))
+        sick = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=30)  # zd2 never synced
+        write_state(db, [{"source": "zd2", "stream": "tickets", "ok": int(T0 - 60)}])
+        well = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=30)
+    finally:
+        server.stop()
+    assert sick.returncode == 1 and b"503" in sick.stderr
+    assert well.returncode == 0, well.stderr
+
+
+def test_the_systemd_check_uses_the_address_the_unit_sets() -> None:
+    unit = (ROOT / "deploy" / "deskpulse.service").read_text()
+    check = (ROOT / "deploy" / "deskpulse-healthcheck.service").read_text()
+    listen = re.search(r"^Environment=DESKPULSE_DAEMON__LISTEN=(\S+)$", unit, re.M)
+    assert listen and Settings(daemon={"listen": listen.group(1)}).daemon.listen_address is not None
+    assert re.search(rf"^ExecStart=/usr/bin/curl -fsS .*http://{re.escape(listen.group(1))}/healthz$", check, re.M)
+    timer = (ROOT / "deploy" / "deskpulse-healthcheck.timer").read_text()
+    assert "OnUnitActiveSec=" in timer
