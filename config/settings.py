@@ -433,6 +433,31 @@ def parse_listen(value: str) -> tuple[str, int] | None:
     return bare, port
 
 
+class ReportSettings(_Model):
+    """Where the daemon writes the week's HTML report (``dir``), and the address the digest links it at (``url``:
+    the folder as your web server publishes it, e.g. ``https://intranet.example/support-reports/``)."""
+
+    dir: str | None = None
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _check_report_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"'{value}' is not an http(s) URL")
+        check_port(parts)
+        return value
+
+    @model_validator(mode="after")
+    def _url_needs_dir(self) -> ReportSettings:
+        if self.url and not self.dir:
+            raise ValueError("url needs dir: the daemon writes the report into dir, the digest links it at url")
+        return self
+
+
 class DaemonSettings(_Model):
     """``[daemon]``: the daemon's ``/metrics`` and ``/healthz`` endpoint (sync.health)."""
 
@@ -480,6 +505,7 @@ class Settings(BaseSettings):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, *args, **kwargs):  # noqa: ANN001, ANN206

@@ -289,11 +289,20 @@ def _fallback_text(inp: DigestInput) -> str:
     return f"Support weekly digest {inp.week} ({_period(inp.since, inp.until)}): {'; '.join(parts)}.{tail}"
 
 
+def _report_link(inp: DigestInput) -> list[dict[str, Any]]:
+    """A link to the week's HTML report (charts, SLA per account, the CDI), when one is published."""
+    url = inp.report_url or ""
+    if not url.startswith(("http://", "https://")) or any(c in url for c in "|<> "):
+        return []
+    return [_section(f"<{url.replace('&', '&amp;')}|Open the full report> (charts, SLA per account, distress)")]
+
+
 def _build(inp: DigestInput, caps: _Caps) -> list[dict[str, Any]]:
     title = clip(f"Support weekly digest · {inp.week}", MAX_HEADER_TEXT)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
         _context(f"{_period(inp.since, inp.until)} ({escape(inp.timezone)}){_sources_line(inp.sources, caps.sources)}"),
+        *_report_link(inp),
         *_kpi_blocks(inp),
         _divider(),
         *_account_blocks(inp, caps),

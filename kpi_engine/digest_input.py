@@ -61,6 +61,7 @@ class DigestInput:
     accounts: list[DigestAccount] = field(default_factory=list)
     oldest_open: list[DigestTicket] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    report_url: str | None = None  # the week's HTML report, when the daemon publishes one ([report] url)
 
 
 def iso_week_bounds(week: str) -> tuple[date, date]:
@@ -167,6 +168,7 @@ def digest_input_from_kpis(
     since: date | None = None,
     until: date | None = None,
     notes: Sequence[str] = (),
+    report_url: str | None = None,
 ) -> DigestInput:
     """Build a :class:`DigestInput` from ``kpi_engine`` results (``{"period": ..., "kpis": {...}}``).
 
@@ -193,4 +195,5 @@ def digest_input_from_kpis(
         accounts=[_account(a) for a in accounts],
         oldest_open=[_ticket(t) for t in oldest_open],
         notes=list(notes),
+        report_url=report_url,
     )

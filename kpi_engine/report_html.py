@@ -120,7 +120,8 @@ def duration_figure(data: ReportData, key: str, prefix: str, title: str) -> Figu
         point=True).encode(
         x=alt.X("week:O", title="ISO week"), y=alt.Y("hours:Q", title="hours"),
         color=alt.Color("statistic:N", title=None, legend=alt.Legend(orient="top")),
-        strokeDash=alt.StrokeDash("clock:N", title=None, legend=alt.Legend(orient="top")),
+        strokeDash=alt.StrokeDash("clock:N", title=None, legend=alt.Legend(orient="top"), scale=alt.Scale(
+            domain=["calendar", "business"], range=[[1, 0], [6, 3]])),
         tooltip=["week:O", "statistic:N", "clock:N", "hours:Q"])
     medians = [(w["week"], _hours(w[f"{prefix}_median_s"])) for w in data.weeks]
     return Figure(key, title, "hours; median and p90 per ISO week; solid = calendar time, dashed = business hours",

@@ -7,8 +7,6 @@ atomically (a temporary file renamed into place), so a browser or a web server n
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -16,52 +14,19 @@ from typing import Annotated
 import typer
 
 from config.errors import DeskpulseError, UsageError
-from config.settings import Settings
-from kpi_engine.distress import customer_map, refresh
 from kpi_engine.periods import Period, local_date
-from kpi_engine.report import ReportData, build_report
+from kpi_engine.report import ReportData
 from kpi_engine.report_html import render
 from sync.cmd_kpi import _check_source, resolve_period
 from sync.context import AppContext, get_ctx
-from sync.kpi_facts import refresh_kpi_facts
-from sync.store import Store
-
-DEFAULT_WEEKS = 12
+from sync.report_job import build, weeks_ending, write_atomically
 
 
 def default_period(since: str | None, until: str | None, timezone: str, today: date) -> Period:
-    """``--since``/``--until`` as ``deskpulse kpi`` reads them; by default the last 12 whole ISO weeks plus this one."""
+    """``--since``/``--until`` as ``deskpulse kpi`` reads them; by default the last 12 ISO weeks (this one included)."""
     if since is None and until is None:
-        monday = today - timedelta(days=today.weekday())
-        start = monday - timedelta(weeks=DEFAULT_WEEKS - 1)
-        return Period.from_dates(start, today + timedelta(days=1), timezone)
+        return weeks_ending(today - timedelta(days=today.weekday()), today + timedelta(days=1), timezone)
     return resolve_period(since, until, timezone, today)
-
-
-def build(store: Store, settings: Settings, period: Period, *, now: int, source: str | None = None,
-          console: object | None = None) -> ReportData:
-    """Refresh what the report reads (KPI facts, sentiment, CDI history), then compute every number it shows."""
-    refresh_kpi_facts(store, settings.kpi, console, now=now)  # type: ignore[arg-type]
-    customers = customer_map(store.conn, settings.customers)  # resolved once for the CDI and the breakdowns
-    distress = refresh(store.conn, settings=settings.distress, as_of=now, tz=settings.kpi.timezone, sla=settings.sla,
-                       customers=customers)
-    return build_report(store.conn, kpi=settings.kpi, sla=settings.sla, costs=settings.costs,
-                        distress_settings=settings.distress, distress=distress, since=period.since,
-                        until=period.until, now=now, source=source, customers=customers)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``path`` through a temporary file in the same folder, renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_report(actx: AppContext, *, since: str | None = None, until: str | None = None, source: str | None = None,

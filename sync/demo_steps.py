@@ -73,4 +73,15 @@ def digest_step(actx: AppContext, settings: Settings, sims: list) -> dict[str, A
     return {"digest": payload, "slack_messages": list(slack.sim.messages)}
 
 
-STEPS: list[Step] = [kpi_step, distress_step, writeback_step, digest_step]
+def report_step(actx: AppContext, settings: Settings, sims: list) -> dict[str, Any]:
+    from sync.cmd_report import write_report
+
+    actx.console.rule("HTML report (the last 12 weeks)")
+    store_path = actx.store_path(settings)
+    target, _ = write_report(actx, out=store_path.with_name(store_path.stem + "-report.html"))
+    actx.console.print(f"Report written to {target.resolve()} (one self-contained file: open it in a browser).",
+                       markup=False, highlight=False, soft_wrap=True)
+    return {"report": target}
+
+
+STEPS: list[Step] = [kpi_step, distress_step, writeback_step, digest_step, report_step]

@@ -128,7 +128,8 @@ def oldest_open(store: Store, *, as_of: int, limit: int = 10) -> list[DigestTick
                          age_s=float(as_of - r["created_at"]), priority=r["priority"]) for r in rows]
 
 
-def build_payload(store: Store, settings: Settings, week: str, *, now: float | None = None) -> dict[str, Any]:
+def build_payload(store: Store, settings: Settings, week: str, *, now: float | None = None,
+                  report_url: str | None = None) -> dict[str, Any]:
     """The Block Kit payload for ``week`` (pure read of the store plus KPI snapshots)."""
     now = time.time() if now is None else now
     try:
@@ -146,7 +147,7 @@ def build_payload(store: Store, settings: Settings, week: str, *, now: float | N
         notes.append("The store is empty: run 'deskpulse sync' first.")
     inp = digest_input_from_kpis(week, this, last, [*trend, this], digest_accounts(store),
                                  oldest_open(store, as_of=as_of), sources=sources, timezone=tz, since=since,
-                                 until=until, notes=notes)
+                                 until=until, notes=notes, report_url=report_url)
     return compose(inp)
 
 
@@ -307,7 +308,8 @@ def _known_channel(store: Store) -> str | None:
 
 def post_once(store: Store, settings: Settings, week: str, *, now: float | None = None, client: Any = None,
               force: bool = False, scheduled: bool = False, wait_s: float = 0.0,
-              sleep: Callable[[float], None] = time.sleep, stop: threading.Event | None = None) -> str:
+              sleep: Callable[[float], None] = time.sleep, stop: threading.Event | None = None,
+              report_url: str | None = None) -> str:
     """Post the digest for ``week`` unless it was posted; returns what happened in a few words.
 
     Raises :class:`UsageError` for a week that is not over (unless ``force``: then it is a partial post
@@ -335,7 +337,7 @@ def post_once(store: Store, settings: Settings, week: str, *, now: float | None 
     if client is None and not _destination(settings):
         raise ConfigError("no Slack destination configured: set [slack] webhook_url (or bot_token + channel), "
                           "e.g. through DESKPULSE_SLACK__WEBHOOK_URL")
-    payload = build_payload(store, settings, week, now=now)
+    payload = build_payload(store, settings, week, now=now, report_url=report_url)
     marker = marker_for(key)
     own = client is None
     client = client or SlackClient(settings.slack, stop=stop)
@@ -444,7 +446,7 @@ def _unknown_or_waiting(week: str, reason: str, store: Store, key: str, verifiab
 
 
 def post_due(store: Store, settings: Settings, *, now: float | None = None, client: Any = None,
-             stop: threading.Event | None = None) -> str:
+             stop: threading.Event | None = None, before_post: Callable[[str], str | None] | None = None) -> str:
     """The daemon's digest step, run at the digest minute *and* on start and every catch-up run: post the
     current digest week (:func:`current_digest_week`) unless it is posted, claimed, backing off, or of
     unknown outcome. Idempotent, so running it often costs one SELECT."""
@@ -459,7 +461,9 @@ def post_due(store: Store, settings: Settings, *, now: float | None = None, clie
     with store.transaction():  # an older week's retries end when a newer digest is due (status says so)
         store.conn.execute("UPDATE outbox SET next_attempt_at = NULL WHERE kind = ? AND status = 'failed' "
                            "AND key < ? AND next_attempt_at IS NOT NULL", [KIND, f"digest:{week}"])
-    return post_once(store, settings, week, now=now, client=client, scheduled=True, stop=stop)
+    report_url = before_post(week) if before_post is not None else None  # e.g. write the week's report first
+    return post_once(store, settings, week, now=now, client=client, scheduled=True, stop=stop,
+                     report_url=report_url)
 
 
 def digest_status(store: Store, *, now: float | None = None) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ terminal should see why ``deskpulse kpi`` or ``deskpulse sync`` is busy.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 
 from rich.console import Console
 
@@ -18,8 +19,9 @@ from sync.store import Store
 logger = logging.getLogger("deskpulse.kpi")
 
 
-def refresh_kpi_facts(store: Store, kpi: KpiSettings, console: Console, *, now: int | None = None) -> int:
-    """``fact_store.refresh`` with a status line on a terminal; returns the tickets recomputed."""
+def refresh_kpi_facts(store: Store, kpi: KpiSettings, console: Console | None, *, now: int | None = None) -> int:
+    """``fact_store.refresh`` with a status line on a terminal (``console``; None in the daemon's jobs);
+    returns the tickets recomputed."""
     full, dirty = fact_store.stale(store.conn, kpi)
     if not full and not dirty:
         return 0
@@ -28,7 +30,7 @@ def refresh_kpi_facts(store: Store, kpi: KpiSettings, console: Console, *, now: 
         what = f"building KPI facts for {tickets:,} tickets (once after an upgrade or a settings change)"
     else:
         what = f"updating KPI facts for {dirty:,} changed tickets"
-    with console.status(what):
+    with console.status(what) if console is not None else nullcontext():
         count = fact_store.refresh(store.conn, kpi, now=now)
     if count:
         logger.info("KPI facts %s for %d tickets", "rebuilt" if full else "updated", count)

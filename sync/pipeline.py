@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from config.errors import DeskpulseError
 from config.settings import Settings
 from connectors.errors import Stopped
 from sync.engine import SyncEngine
@@ -81,6 +82,19 @@ class Pipeline:
                 return report.failed
         return 0
 
+    def _week_report(self, store: Store, week: str) -> str | None:
+        """Write ``week``'s HTML report into ``[report] dir`` before its digest goes out; the digest's link."""
+        if not self.settings.report.dir:
+            return None
+        from sync.report_job import week_report_url, write_week_report
+
+        try:
+            write_week_report(store, self.settings, week, now=int(self.clock()))
+        except (OSError, DeskpulseError) as exc:  # the digest still goes out, without a link to a missing page
+            log.error("report for %s not written: %s", week, exc)
+            return None
+        return week_report_url(self.settings, week)
+
     def digest(self) -> str:
         """Post the current digest week if it is due and not posted (sync.digest_job.post_due): safe to call
         at the digest minute, on start and on every catch-up run; raises when a post fails or is unknown."""
@@ -88,7 +102,8 @@ class Pipeline:
 
         with Store(self.db_path) as store:
             try:
-                outcome = post_due(store, self.settings, now=self.clock(), stop=self.stop)
+                outcome = post_due(store, self.settings, now=self.clock(), stop=self.stop,
+                                   before_post=lambda week: self._week_report(store, week))
             except Stopped as exc:  # SIGTERM while posting: recorded (due again, or unknown), not a job failure
                 log.warning("digest: %s; the next run takes it up", exc)
                 return "stopped"

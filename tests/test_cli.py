@@ -76,8 +76,11 @@ def test_demo_end_to_end_on_all_three_simulators(tmp_path: Path) -> None:
     assert shown["kpis"]["kpis"]["tickets_created"] is not None
     assert shown["distress"].accounts
     assert shown["slack_messages"] and shown["slack_messages"][0]["blocks"] == shown["digest"]["blocks"]
+    report = shown["report"].read_text(encoding="utf-8")
+    assert shown["report"].parent == tmp_path and 'id="deskpulse-data"' in report and "vegaEmbed" in report
     text = out.getvalue()
-    for heading in ("what is in the store", "Customer Distress Index", "Write-back plan", "Weekly Slack digest"):
+    for heading in ("what is in the store", "Customer Distress Index", "Write-back plan", "Weekly Slack digest",
+                    "HTML report", "Report written to"):
         assert heading in text
     assert "sim-token-not-a-secret" not in text
 

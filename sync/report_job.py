@@ -1,0 +1,84 @@
+"""Building and writing the HTML report: shared by ``deskpulse report``, the demo and the daemon's weekly job.
+
+Why in the pipeline and not in the command module: the daemon writes the week's report before it posts the
+digest (so the digest's link works the moment people click it), and the pipeline never imports the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from config.settings import Settings
+from kpi_engine.digest_input import iso_week_bounds
+from kpi_engine.distress import customer_map, refresh
+from kpi_engine.periods import Period
+from kpi_engine.report import ReportData, build_report
+from kpi_engine.report_html import render
+from sync.kpi_facts import refresh_kpi_facts
+from sync.store import Store
+
+log = logging.getLogger("deskpulse.report")
+
+DEFAULT_WEEKS = 12
+
+
+def weeks_ending(last_monday: date, until: date, timezone: str) -> Period:
+    """The DEFAULT_WEEKS ISO weeks whose last one starts on ``last_monday``, up to ``until`` (exclusive)."""
+    return Period.from_dates(last_monday - timedelta(weeks=DEFAULT_WEEKS - 1), until, timezone)
+
+
+def build(store: Store, settings: Settings, period: Period, *, now: int, source: str | None = None,
+          console: Any = None) -> ReportData:
+    """Refresh what the report reads (KPI facts, sentiment, CDI history), then compute every number it shows."""
+    refresh_kpi_facts(store, settings.kpi, console, now=now)
+    customers = customer_map(store.conn, settings.customers)  # resolved once for the CDI and the breakdowns
+    distress = refresh(store.conn, settings=settings.distress, as_of=now, tz=settings.kpi.timezone, sla=settings.sla,
+                       customers=customers)
+    return build_report(store.conn, kpi=settings.kpi, sla=settings.sla, costs=settings.costs,
+                        distress_settings=settings.distress, distress=distress, since=period.since,
+                        until=period.until, now=now, source=source, customers=customers)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``path`` through a temporary file in the same folder, renamed into place: a browser or a web
+    server never sees half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def week_report_name(week: str) -> str:
+    return f"deskpulse-report-{week}.html"
+
+
+def week_report_url(settings: Settings, week: str) -> str | None:
+    """Where the digest links for ``week``'s report: ``[report] url`` + the file name (None without a url)."""
+    if not settings.report.url or not settings.report.dir:
+        return None
+    return settings.report.url.rstrip("/") + "/" + week_report_name(week)
+
+
+def write_week_report(store: Store, settings: Settings, week: str, *, now: int) -> Path:
+    """The report for the 12 weeks ending with ``week`` into ``[report] dir`` (kept if already written)."""
+    assert settings.report.dir is not None
+    target = Path(settings.report.dir) / week_report_name(week)
+    if target.exists():
+        return target
+    monday, next_monday = iso_week_bounds(week)
+    period = weeks_ending(monday, next_monday, settings.kpi.timezone)
+    data = build(store, settings, period, now=now)
+    write_atomically(target, render(data))
+    log.info("report for %s written to %s", week, target)
+    return target
