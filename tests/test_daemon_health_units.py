@@ -272,3 +272,51 @@ def test_the_systemd_check_uses_the_address_the_unit_sets() -> None:
     assert re.search(rf"^ExecStart=/usr/bin/curl -fsS .*http://{re.escape(listen.group(1))}/healthz$", check, re.M)
     timer = (ROOT / "deploy" / "deskpulse-healthcheck.timer").read_text()
     assert "OnUnitActiveSec=" in timer
+
+
+def test_store_metrics_are_read_from_the_store_at_scrape_time(db: Path) -> None:
+    """Counters come from sync_state (they survive a restart); the outbox by kind and status, ``ticket`` rows
+    shown as write-back; the newest posted digest week; the KPI facts waiting; a new row shows on the next
+    scrape without anything telling the collector."""
+    with Store(db) as store, store.transaction():
+        store.conn.execute("INSERT INTO sync_state (source, stream, status, last_success_at, rows_total, pages_total, "
+                           "errors_total, quarantined_total) VALUES ('zd', 'tickets', 'ok', ?, 1234, 7, 2, 1)",
+                           [int(T0 - 60)])
+        for key, kind, status, done_at in [("wb:1", "ticket", "done", T0), ("wb:2", "ticket", "failed", None),
+                                           ("wb:3", "ticket", "failed", None), ("digest:2026-W47", "digest", "done",
+                                                                                T0 - 604800),
+                                           ("digest:2026-W48", "digest", "done", T0),
+                                           ("digest:2026-W49", "digest", "failed", None)]:
+            store.conn.execute("INSERT INTO outbox (key, source, kind, status, attempts, done_at) "
+                               "VALUES (?, 'zd', ?, ?, 1, ?)", [key, kind, status, done_at])
+        store.conn.execute("INSERT INTO kpi_dirty (source, ticket_id) VALUES ('zd', '1'), ('zd', '2'), ('zd', '3')")
+    registry = CollectorRegistry(auto_describe=False)
+    check = health.HealthCheck(settings(), FakeScheduler(), started_at=T0 - 86400, clock=FakeTime(T0).clock)
+    registry.register(health.StoreCollector(db, settings(), check))
+    got = samples(registry)
+    zd = (("source", "zd"), ("stream", "tickets"))
+    assert got[("deskpulse_sync_rows_total", zd)] == 1234
+    assert got[("deskpulse_sync_pages_total", zd)] == 7
+    assert got[("deskpulse_sync_errors_total", zd)] == 2
+    assert got[("deskpulse_sync_quarantined_total", zd)] == 1
+    assert got[("deskpulse_sync_last_success_timestamp_seconds", zd)] == int(T0 - 60)
+    outbox = {labels: v for (name, labels), v in got.items() if name == "deskpulse_outbox_rows"}
+    assert outbox == {(("kind", "writeback"), ("status", "done")): 1, (("kind", "writeback"), ("status", "failed")): 2,
+                      (("kind", "digest"), ("status", "done")): 2, (("kind", "digest"), ("status", "failed")): 1}
+    assert got[("deskpulse_digest_last_posted_info", (("week", "2026-W48"),))] == 1
+    assert got[("deskpulse_digest_last_posted_timestamp_seconds", ())] == T0
+    assert got[("deskpulse_kpi_dirty_tickets", ())] == 3
+    assert got[("deskpulse_source_healthy", (("source", "zd"),))] == 1
+    assert got[("deskpulse_source_healthy", (("source", "zd2"),))] == 0  # never synced, started a day ago
+    with Store(db) as store, store.transaction():
+        store.conn.execute("DELETE FROM kpi_dirty")
+    assert samples(registry)[("deskpulse_kpi_dirty_tickets", ())] == 0
+
+
+def test_an_unreadable_store_shows_in_the_metrics_not_as_a_failed_scrape(tmp_path: Path) -> None:
+    registry = CollectorRegistry(auto_describe=False)
+    check = health.HealthCheck(settings(), FakeScheduler(), started_at=T0)
+    registry.register(health.StoreCollector(tmp_path / "missing.db", settings(), check))
+    got = samples(registry)
+    assert got[("deskpulse_store_readable", ())] == 0
+    assert not (tmp_path / "missing.db").exists()
