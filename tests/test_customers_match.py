@@ -81,6 +81,9 @@ def db(tmp_path: Path) -> Path:
 
 
 def _settings(db: Path, **customers: Any) -> Settings:
+    from sync.registry import register_source_models
+
+    register_source_models()  # [[sources]] kinds come from the installed connector plugins
     return Settings(store={"path": db}, customers=customers, distress=ALL_RED.model_dump(),
                     sla={"first_reply": {1: 5}},
                     sources=[{"name": "zd", "kind": "zendesk", "base_url": "https://x.zendesk.com",
