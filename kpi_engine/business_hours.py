@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from config.settings import WEEKDAYS, KpiSettings, parse_hours
@@ -200,6 +200,3 @@ class Schedule:
         return width, rows
 
 
-def utc_iso(t: int) -> str:
-    """Debug helper for messages: an epoch as ISO UTC."""
-    return datetime.fromtimestamp(t, UTC).isoformat()

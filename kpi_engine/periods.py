@@ -123,10 +123,6 @@ def week_buckets(period: Period) -> list[Bucket]:
     return out
 
 
-def month_label(epoch: int, timezone: str) -> str:
-    return local_date(epoch, timezone).strftime("%Y-%m")
-
-
 def bucket_case(expr: str, buckets: list[Bucket]) -> str:
     """SQL mapping ``expr`` (an epoch) to the index of its bucket, or NULL outside all buckets.
 

@@ -513,5 +513,3 @@ def digest_status(store: Store, *, now: float | None = None) -> list[dict[str, A
     return out
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC)

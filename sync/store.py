@@ -247,12 +247,6 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1, _create
                                                               _v4_kpi_facts]
 
 
-def register_migration(func: Callable[[sqlite_utils.Database], None]) -> None:
-    """Later packages' tables (sentiment scores, KPI snapshots, CDI history) are added here, in order."""
-    if func not in MIGRATIONS:
-        MIGRATIONS.append(func)
-
-
 def record_key(record_id: str | None, raw: Any) -> str:
     """Quarantine key: the vendor id when known, else a hash of the payload (so re-syncs don't pile up)."""
     if record_id:
