@@ -42,13 +42,12 @@ Choices that are not obvious from the payloads:
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
 from connectors.errors import ParseError
-from connectors.normalize import id_str, require, to_epoch
+from connectors.normalize import html_to_text, id_str, require, to_epoch
 
 STATUS_MAP = {2: "open", 3: "pending", 4: "solved", 5: "closed"}
 CHANNEL_MAP = {1: "email", 2: "web", 3: "phone", 7: "chat", 9: "web", 10: "email"}
@@ -79,8 +78,6 @@ CAT_THIRD_PARTY = frozenset({4, 6})
 CAT_META = 5
 CAT_FEEDBACK = 7
 _LINK_NEXT = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?', re.I)
-_TAGS = re.compile(r"<[^>]+>")
-_BLOCK_END = re.compile(r"</(p|div|li|h\d)>|<br\s*/?>", re.I)
 
 
 def link_next(header: str | None) -> str | None:
@@ -89,14 +86,6 @@ def link_next(header: str | None) -> str | None:
         return None
     match = _LINK_NEXT.search(header)
     return match.group(1) if match else None
-
-
-def html_to_text(value: str | None) -> str | None:
-    """A crude HTML -> text for when Freshdesk gives only ``description``/``body`` (no ``*_text``)."""
-    if value is None:
-        return None
-    text = _BLOCK_END.sub("\n", value)
-    return html.unescape(_TAGS.sub("", text)).strip()
 
 
 def _ts(record: Mapping[str, Any], key: str) -> int:

@@ -25,18 +25,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.base import Page, Quarantined, Stream, time_bookmark
-from connectors.errors import APIError, FatalAPIError, PaginationLoopError, ParseError
+from connectors.errors import FatalAPIError, PaginationLoopError, ParseError
 from connectors.freshdesk_map import link_next
 from connectors.http import HttpClient
-from connectors.normalize import id_str, to_epoch, to_iso
+from connectors.mapping import Rows, map_records
+from connectors.normalize import to_epoch, to_iso
 
 logger = logging.getLogger("deskpulse.connectors.freshdesk")
 
-Rows = dict[str, list[dict[str, Any]]]
 Mapper = Callable[[Mapping[str, Any]], Rows]
 
 CLOCK_SKEW_S = 300  # how far our clock and Freshdesk's may disagree; cursors never run ahead of "now - skew"
-RECORD_ERRORS = (ParseError, KeyError, TypeError, ValueError, AttributeError)
 
 
 @dataclass
@@ -56,16 +55,10 @@ class ListContext:
     _agents_partial: set[str] = field(default_factory=set)
 
     def get_page(self, url: str, params: Mapping[str, Any] | None) -> tuple[list[Any], str | None]:
-        """GET one list page: (records, absolute URL of the next page or None)."""
+        """GET one list page: (records, absolute URL of the next page or None); a body that is not a JSON array
+        is a :class:`FatalAPIError` naming source and endpoint (``HttpClient.decode``)."""
         resp = self.http.request("GET", url, params=params)
-        try:
-            body = resp.json() if resp.content else []
-        except ValueError:
-            raise APIError(f"source {self.source}: GET {url.split('?')[0]} did not return JSON",
-                           status=resp.status_code, source=self.source) from None
-        if not isinstance(body, list):
-            raise APIError(f"source {self.source}: GET {url.split('?')[0]} did not return a JSON array",
-                           status=resp.status_code, source=self.source)
+        body = self.http.decode(resp, "GET", expect=list, empty=[])  # Freshdesk lists are bare arrays
         return body, link_next(resp.headers.get("Link"))
 
     def walk(self, path: str, params: dict[str, Any], *, per_page: int | None = None,
@@ -119,19 +112,6 @@ class ListContext:
         return self.agent_ids
 
 
-def map_records(stream: str, records: list[Any], mapper: Mapper, rows: Rows, bad: list[Quarantined]) -> None:
-    """Map each record into ``rows``; a record that does not parse goes to ``bad`` and the rest go on."""
-    for record in records:
-        try:
-            if not isinstance(record, Mapping):
-                raise ParseError("record is not an object")
-            for table, new in mapper(record).items():
-                rows.setdefault(table, []).extend(new)
-        except RECORD_ERRORS as exc:
-            record_id = id_str(record.get("id")) if isinstance(record, Mapping) else None
-            bad.append(Quarantined(stream, record_id, f"{type(exc).__name__}: {exc}", record))
-
-
 class FullListStream(Stream):
     """A small, unfiltered listing read in full every run (groups, agents, companies)."""
 
@@ -143,7 +123,7 @@ class FullListStream(Stream):
         for records, last in self.ctx.walk(self.path, {}):
             rows: Rows = {}
             bad: list[Quarantined] = []
-            map_records(self.name, records, self.mapper, rows, bad)
+            map_records(self.name, records, self.mapper, into=rows, bad=bad)
             if self.name == "agents":
                 seen_agents |= {r["id"] for r in rows.get("people", ())}
                 self.ctx.learn_agents(seen_agents, complete=last)
@@ -184,7 +164,7 @@ class SinceListStream(Stream):
         for records, last in _chain(first, listing):
             rows: Rows = {}
             bad: list[Quarantined] = []
-            map_records(self.name, records, self.mapper, rows, bad)
+            map_records(self.name, records, self.mapper, into=rows, bad=bad)
             for record in records:
                 stamp = _stamp(record, self.time_key)
                 if stamp is not None and (newest is None or stamp > newest):

@@ -65,7 +65,8 @@ from connectors.freshdesk_map import (
     map_requester,
     map_ticket,
 )
-from connectors.freshdesk_streams import CLOCK_SKEW_S, RECORD_ERRORS, ListContext, Rows
+from connectors.freshdesk_streams import CLOCK_SKEW_S, ListContext
+from connectors.mapping import MAPPING_ERRORS, Rows, not_an_object, quarantined
 from connectors.normalize import id_str, to_epoch, to_iso
 
 logger = logging.getLogger("deskpulse.connectors.freshdesk")
@@ -181,7 +182,7 @@ class TicketStream(Stream):
         page_newest: int | None = None
         for record in records:
             if not isinstance(record, Mapping):
-                bad.append(Quarantined(self.name, None, "ParseError: record is not an object", record))
+                bad.append(quarantined(self.name, record, not_an_object(record)))
                 continue
             ticket_id = id_str(record.get("id"))
             try:
@@ -196,8 +197,8 @@ class TicketStream(Stream):
             try:
                 row = map_ticket(record, deleted=self.filter == "deleted", spam=self.filter == "spam")
                 extra = self._extras(record) if self.with_conversations else None
-            except RECORD_ERRORS as exc:
-                bad.append(Quarantined(self.name, ticket_id, f"{type(exc).__name__}: {exc}", record))
+            except MAPPING_ERRORS as exc:
+                bad.append(quarantined(self.name, record, exc, ticket_id))
                 continue
             if "stats" not in record:  # a listing without include=stats must not erase what one with it stored
                 for column in STATS_COLUMNS:
@@ -242,12 +243,11 @@ class TicketStream(Stream):
                 for conv in records:
                     try:
                         if not isinstance(conv, Mapping):
-                            raise ParseError("conversation is not an object")
+                            raise not_an_object(conv)
                         messages.append(map_conversation(conv, ticket_id=ticket_id, requester_id=requester_id,
                                                          agent_ids=agents))
-                    except RECORD_ERRORS as exc:
-                        conv_id = id_str(conv.get("id")) if isinstance(conv, Mapping) else None
-                        broken.append(Quarantined("conversations", conv_id, f"{type(exc).__name__}: {exc}", conv))
+                    except MAPPING_ERRORS as exc:
+                        broken.append(quarantined("conversations", conv, exc))
         except SkippableAPIError as exc:
             if exc.status != 404:
                 raise

@@ -335,18 +335,38 @@ class HttpClient:
             raise final from None
 
     def get_json(self, path: str, params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None, *,
-                 no_retry: Collection[int] = ()) -> Any:
-        """GET and decode JSON; None for an empty body. A 2xx that is not JSON is a contract breach: fatal."""
+                 no_retry: Collection[int] = (), expect: type[dict[str, Any]] | type[list[Any]] | None = None) -> Any:
+        """GET and decode JSON (see :meth:`decode`); None for an empty body unless ``expect`` is set."""
         resp = self.request("GET", path, params=params, no_retry=no_retry)
+        return self.decode(resp, "GET", expect=expect)
+
+    def decode(self, resp: requests.Response, method: str = "GET", *,
+               expect: type[dict[str, Any]] | type[list[Any]] | None = None, empty: Any = None) -> Any:
+        """The JSON body of a 2xx page a stream reads: the one JSON decoding path of every connector.
+
+        An empty body (or 204) is ``empty`` (None by default; with ``expect`` and no ``empty``, an error).
+        A body that is not JSON, or not of the ``expect``-ed type (a Freshdesk list that is not an array, an
+        Intercom search that is not an object), breaks the vendor's contract: :class:`FatalAPIError` naming
+        the source, method, endpoint and status (never the body, which may echo anything).
+        """
+        shown = self._shown(resp.url or "/")
+        where = f"source {self.source}: response to {method.upper()} {shown}"
         if resp.status_code == 204 or not resp.content:
-            return None
-        try:
-            return resp.json()
-        except ValueError:
-            pass  # raised below, outside the handler: the decode error keeps the body, which may echo anything
-        shown = self._shown(resp.url or path)
-        raise FatalAPIError(f"source {self.source}: response to GET {shown} is not valid JSON "
-                            f"(HTTP {resp.status_code})", status=resp.status_code, source=self.source, endpoint=shown)
+            if empty is not None or expect is None:
+                return empty
+            problem = "is empty"
+        else:
+            try:
+                body = resp.json()
+            except ValueError:
+                body, problem = None, "is not valid JSON"  # raised below, outside the handler (no body echo)
+            else:
+                if expect is None or isinstance(body, expect):
+                    return body
+                wanted = "an array" if expect is list else "an object"
+                problem = f"is a JSON {_JSON_TYPES.get(type(body).__name__, 'object')}, not {wanted}"
+        raise FatalAPIError(f"{where} {problem} (HTTP {resp.status_code})", status=resp.status_code,
+                            source=self.source, endpoint=shown)
 
     def json_answer(self, resp: requests.Response, method: str, *, need: Collection[str] = ()) -> dict[str, Any]:
         """The JSON object a 2xx answer carries when the caller cannot go on without it (a created tag's id,

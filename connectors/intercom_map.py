@@ -51,15 +51,12 @@ Choices that are not obvious from the payloads:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from html.parser import HTMLParser
 from typing import Any
 
 from connectors.errors import ParseError
-from connectors.normalize import id_str, require, to_epoch, to_number
-
-Rows = dict[str, list[dict[str, Any]]]
+from connectors.mapping import Rows
+from connectors.normalize import html_to_text, id_str, require, to_epoch, to_number
 
 PARTS_CAP = 500  # "we will return the 500 most recent conversation parts" (API-NOTES 3.2)
 
@@ -81,45 +78,6 @@ PRIVATE_PARTS = frozenset({"note", "note_and_reopen"})
 AUTHOR_ROLES = {"admin": "agent", "team": "agent", "user": "customer", "lead": "customer", "contact": "customer",
                 "bot": "bot"}
 SOCIAL = frozenset({"facebook", "twitter", "instagram", "whatsapp", "sms"})
-
-
-# -- text ---------------------------------------------------------------------------------------------
-class _TextExtractor(HTMLParser):
-    """Collects text; block-level tags become line breaks so paragraphs stay apart."""
-
-    BLOCKS = frozenset({"p", "div", "br", "li", "ul", "ol", "tr", "blockquote", "pre", "h1", "h2", "h3", "h4",
-                        "h5", "h6", "table", "hr"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self.BLOCKS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.BLOCKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-
-_SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
-
-
-def html_to_text(body: str | None) -> str | None:
-    """Intercom's HTML body -> plain text; None stays None, markup-only bodies become ''."""
-    if body is None:
-        return None
-    if "<" not in body and "&" not in body:
-        return body.strip()
-    parser = _TextExtractor()
-    parser.feed(body)
-    parser.close()
-    lines = (_SPACES.sub(" ", line).strip() for line in "".join(parser.parts).split("\n"))
-    return "\n".join(line for line in lines if line)
 
 
 # -- helpers ------------------------------------------------------------------------------------------

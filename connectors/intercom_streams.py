@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.base import Page, Quarantined, Stream, time_bookmark
-from connectors.errors import APIError, AuthenticationError, FatalAPIError, ParseError, SkippableAPIError
+from connectors.errors import APIError, AuthenticationError, FatalAPIError, SkippableAPIError
 from connectors.http import HttpClient, vendor_code
 from connectors.intercom_map import (
     Rows,
@@ -69,11 +69,10 @@ from connectors.intercom_map import (
     parse_list_item,
     requester_of,
 )
-from connectors.normalize import id_str
+from connectors.mapping import MAPPING_ERRORS, merge_rows, not_an_object, quarantined
 
 logger = logging.getLogger("deskpulse.connectors.intercom")
 
-MAPPING_ERRORS = (ParseError, KeyError, TypeError, ValueError, AttributeError)
 
 
 @dataclass
@@ -134,21 +133,6 @@ class ContactCompanies:
         return company
 
 
-def _json(resp: Any) -> dict[str, Any]:
-    try:
-        body = resp.json()
-    except ValueError:
-        raise FatalAPIError("Intercom answered with a body that is not JSON") from None
-    if not isinstance(body, dict):
-        raise FatalAPIError(f"Intercom answered with a {type(body).__name__}, expected an object")
-    return body
-
-
-def _merge(into: Rows, rows: Rows) -> None:
-    for table, items in rows.items():
-        into.setdefault(table, []).extend(items)
-
-
 # -- simple lists -------------------------------------------------------------------------------------
 class _ListStream(Stream):
     """``GET /admins`` / ``GET /teams``: small, unpaginated, re-read in full every run (one request)."""
@@ -170,8 +154,7 @@ class _ListStream(Stream):
             try:
                 rows.append(self.map(record))
             except MAPPING_ERRORS as exc:
-                rid = id_str(record.get("id")) if isinstance(record, Mapping) else None
-                quarantine.append(Quarantined(self.name, rid, str(exc), record))
+                quarantine.append(quarantined(self.name, record, exc))
         yield Page({self.table: rows}, {"synced_at": int(self.ctx.clock())}, quarantine, done=True)
 
 
@@ -281,8 +264,7 @@ class CompaniesStream(Stream):
                 try:
                     rows.append(map_company(record, self.ctx.value_attribute))
                 except MAPPING_ERRORS as exc:
-                    rid = id_str(record.get("id")) if isinstance(record, Mapping) else None
-                    quarantine.append(Quarantined(self.name, rid, str(exc), record))
+                    quarantine.append(quarantined(self.name, record, exc))
             param = body.get("scroll_param")
             if not items or not param:
                 yield Page({"organizations": rows}, {"refreshed_at": started}, quarantine, done=True)
@@ -374,7 +356,7 @@ class _SearchStream(Stream):
                     after, resumed = None, False
                     continue
                 resumed = False
-                body = _json(resp)
+                body = self.ctx.http.decode(resp, "POST", expect=dict)
                 items = body.get(self.list_key)
                 if items is None:
                     items = body.get("data") or []
@@ -444,8 +426,7 @@ class ContactsStream(_SearchStream):
                 cid, updated = parse_list_item(item)
                 row = map_contact(item)
             except MAPPING_ERRORS as exc:
-                rid = id_str(item.get("id")) if isinstance(item, Mapping) else None
-                quarantine.append(Quarantined(self.name, rid, str(exc), item))
+                quarantine.append(quarantined(self.name, item, exc))
                 continue
             self.ctx.companies.learn(cid, row["organization_id"])
             if seen.get(cid) == updated:
@@ -474,8 +455,7 @@ class ConversationsStream(_SearchStream):
             try:
                 cid, updated = parse_list_item(item)
             except MAPPING_ERRORS as exc:
-                rid = id_str(item.get("id")) if isinstance(item, Mapping) else None
-                quarantine.append(Quarantined(self.name, rid, str(exc), item))
+                quarantine.append(quarantined(self.name, item, exc))
                 continue
             if seen.get(cid) != updated and cid not in todo:
                 todo.append(cid)
@@ -489,7 +469,7 @@ class ConversationsStream(_SearchStream):
                 quarantine.append(outcome)
                 continue
             rows, updated = outcome
-            _merge(records, rows)
+            merge_rows(records, rows)
             newest = _newest(newest, updated)
             _remember(seen, cid, updated, trusted_before)
         return records, quarantine, newest
@@ -505,13 +485,13 @@ class ConversationsStream(_SearchStream):
                 return None
             raise
         if not isinstance(conv, Mapping):
-            return Quarantined(self.name, cid, "conversation is not a JSON object", conv)
+            return quarantined(self.name, conv, not_an_object(conv), cid)
         try:
             org = self.ctx.companies.resolve(requester_of(conv))
             rows, truncated = map_conversation(conv, organization_id=org, synced_at=int(self.ctx.clock()))
             updated = int(rows["tickets"][0]["updated_at"])
         except MAPPING_ERRORS as exc:
-            return Quarantined(self.name, cid, str(exc), conv)
+            return quarantined(self.name, conv, exc, cid)
         if truncated:
             logger.warning("source %s: conversation %s has more parts than Intercom returns (500 most recent); "
                            "older parts not stored by an earlier sync are missing", self.ctx.source, cid)

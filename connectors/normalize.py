@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from typing import Any
 
 from connectors.errors import ParseError
@@ -62,3 +64,46 @@ def require(record: dict[str, Any], key: str) -> Any:
     if value is None:
         raise ParseError(f"missing required field '{key}'")
     return value
+
+
+# -- text: the one HTML -> text (Freshdesk bodies without ``*_text``, Intercom bodies) ---------------------
+class _TextExtractor(HTMLParser):
+    """Collects text; block-level tags become line breaks so paragraphs stay apart."""
+
+    BLOCKS = frozenset({"p", "div", "br", "li", "ul", "ol", "tr", "blockquote", "pre", "h1", "h2", "h3", "h4",
+                        "h5", "h6", "table", "hr"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+_SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
+
+
+def html_to_text(body: str | None) -> str | None:
+    """A vendor's HTML body -> plain text; None stays None, markup-only bodies become ''.
+
+    Block tags become line breaks, entities are decoded, runs of spaces collapse and blank lines go, so
+    sentiment and the digest read the same text whichever helpdesk the message came from.
+    """
+    if body is None:
+        return None
+    if "<" not in body and "&" not in body:
+        return body.strip()
+    parser = _TextExtractor()
+    parser.feed(body)
+    parser.close()
+    lines = (_SPACES.sub(" ", line).strip() for line in "".join(parser.parts).split("\n"))
+    return "\n".join(line for line in lines if line)

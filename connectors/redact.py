@@ -7,13 +7,20 @@ webhook URL (whose path *is* the secret) never reaches a log or the database.
 pagination-loop error, a refused cross-host link); :func:`redact_text` and
 :class:`RedactingFilter` are the safety net for text we do not build ourselves,
 such as urllib3's DEBUG line that quotes the full request target.
+
+:class:`Redactor` is the last line of defence: it masks every configured secret *value* (a token, a
+webhook URL) in any text we output (log lines, the terminal, ``sync_state.last_error``), built from the
+settings by the CLI and the daemon. This is the one redaction module; ``sync/redaction.py`` re-exports it.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
+
+from pydantic import BaseModel, SecretStr
 
 MASK = "***"
 
@@ -96,28 +103,81 @@ def redact_text(text: str) -> str:
 
 def scrub(text: str, secrets: frozenset[str] | set[str]) -> str:
     """Replace every occurrence of a known secret value in ``text`` (belt and braces for vendor-supplied text)."""
-    for secret in secrets:
-        if len(secret) >= 4 and secret in text:
-            text = text.replace(secret, MASK)
-    return text
+    return Redactor(secrets).redact(text)
+
+
+def secrets_of(model: BaseModel) -> Iterable[str]:
+    """Every non-empty :class:`SecretStr` value in ``model`` and its nested models (a webhook's path too)."""
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, SecretStr):
+            text = value.get_secret_value()
+            if text:
+                yield text
+                if "/services/" in text:  # a webhook URL: its path alone is the secret too
+                    yield text.split("/services/", 1)[1]
+        elif isinstance(value, BaseModel):
+            yield from secrets_of(value)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, BaseModel):
+                    yield from secrets_of(item)
+
+
+class Redactor:
+    """Replaces known secret strings (longest first, so a secret containing another is masked whole) with ``***``.
+
+    Values shorter than 4 characters are ignored: masking them would garble ordinary text.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    @classmethod
+    def from_settings(cls, settings: BaseModel) -> Redactor:
+        """The redactor for every secret configured in ``settings`` (``config.settings.Settings``)."""
+        return cls(secrets_of(settings))
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
 
 
 class RedactingFilter(logging.Filter):
     """A logging filter that rewrites records whose text would carry a secret.
 
-    Installed on urllib3's connection-pool logger by the HTTP layer: at DEBUG it
-    logs ``"GET /path?api_key=... HTTP/1.1"``, which would otherwise leak into
-    ``--verbose`` output.
+    Without a :class:`Redactor` it masks what *looks* like a credential (:func:`redact_text`): installed on
+    urllib3's connection-pool logger by the HTTP layer, whose DEBUG line ``"GET /path?api_key=... HTTP/1.1"``
+    would otherwise leak into ``--verbose`` output. With one (the CLI's and daemon's log handlers) it masks
+    every configured secret value in the formatted message and in a logged traceback; ``patterns=True``
+    applies both rules.
     """
 
+    def __init__(self, redactor: Redactor | None = None, *, patterns: bool | None = None) -> None:
+        super().__init__()
+        self.redactor = redactor
+        self.patterns = redactor is None if patterns is None else patterns
+
     def filter(self, record: logging.LogRecord) -> bool:
+        secrets = self.redactor is not None and bool(self.redactor.secrets)
+        if not (secrets or self.patterns):
+            return True
         try:
             message = record.getMessage()
         except (TypeError, ValueError):
             return True
-        cleaned = redact_text(message)
+        cleaned = redact_text(message) if self.patterns else message
+        if secrets:
+            assert self.redactor is not None
+            cleaned = self.redactor.redact(cleaned)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        if secrets and record.exc_info and record.exc_info[1] is not None:
+            assert self.redactor is not None
+            text = self.redactor.redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info, record.exc_text = None, text
         return True
 
 

@@ -26,14 +26,12 @@ Choices that are not obvious from the payloads:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from connectors.base import Quarantined
 from connectors.errors import ParseError
+from connectors.mapping import Rows
 from connectors.normalize import id_str, require, to_epoch, to_number
-
-Rows = dict[str, list[dict[str, Any]]]
 
 STATUS_MAP = {
     "new": "new", "open": "open", "pending": "pending", "hold": "on_hold", "on_hold": "on_hold",
@@ -320,28 +318,3 @@ def map_ticket_field(field: dict[str, Any]) -> dict[str, Any]:
 
 def map_group(group: dict[str, Any]) -> dict[str, Any]:
     return {"id": id_str(require(group, "id")), "name": group.get("name"), "raw": group}
-
-
-MAPPING_ERRORS = (ParseError, KeyError, TypeError, ValueError, AttributeError, AssertionError)
-
-
-def map_records(stream: str, items: Iterable[Any], to_rows: Callable[[dict[str, Any]], Rows],
-                tables: Iterable[str]) -> tuple[Rows, list[Quarantined]]:
-    """Map each record; one that fails goes to quarantine with its error while the rest still go through."""
-    rows: Rows = {table: [] for table in tables}
-    bad: list[Quarantined] = []
-    for item in items:
-        try:
-            if not isinstance(item, dict):
-                raise ParseError(f"expected an object, got {type(item).__name__}")
-            mapped = to_rows(item)
-        except MAPPING_ERRORS as exc:
-            record_id = id_str(item.get("id")) if isinstance(item, Mapping) else None
-            bad.append(Quarantined(stream, record_id, f"{type(exc).__name__}: {exc}", item))
-            continue
-        for table, table_rows in mapped.items():
-            got = rows.get(table)
-            if got is None:
-                rows[table] = got = []
-            got.extend(table_rows)
-    return rows, bad

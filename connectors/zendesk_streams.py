@@ -42,8 +42,9 @@ from connectors.errors import (
     RetriableAPIError,
 )
 from connectors.http import HttpClient
+from connectors.mapping import Rows, map_records
 from connectors.normalize import to_epoch
-from connectors.zendesk_map import SYSTEM_USER_ID, Rows, index_metric_sets, map_records
+from connectors.zendesk_map import SYSTEM_USER_ID, index_metric_sets
 
 logger = logging.getLogger("deskpulse.connectors.zendesk")
 
