@@ -12,6 +12,23 @@ FIXTURES = SHARED / "fixtures"
 DATA = SHARED / "data"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Install the example connector plugin (tests/plugin_example) before collection: tests/plugin_install.py."""
+    from tests.plugin_install import install_example_plugin
+
+    config.stash[_PLUGIN_DIR] = install_example_plugin()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from tests.plugin_install import remove
+
+    if _PLUGIN_DIR in config.stash:
+        remove(config.stash[_PLUGIN_DIR])
+
+
+_PLUGIN_DIR = pytest.StashKey[Path]()
+
+
 @pytest.fixture
 def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():

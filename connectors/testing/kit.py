@@ -1,21 +1,32 @@
-"""The connector contract kit: one registry entry per helpdesk, and the harness every contract test runs on.
+"""The connector contract kit: what a helpdesk plugin declares for the contract, and the harness it runs on.
 
-Why a registry: the guarantees in ``tests/test_contract.py`` (DESIGN.md's sync contract) are the same for
-every helpdesk, so they are written once and parametrized over ``HELPDESKS``. A fourth helpdesk needs its
-connector (with a module-level ``build_http(source, clock=, sleep=)``), its simulator (registered in
-``sync/registry.py`` and ``sync/simulators.build_simulator``) and one ``Helpdesk(...)`` line here. The
-defaults assume the simulator's conventional test hooks: ``touch(id)``, ``add_message(id, body)``,
+Why a kit: the guarantees of DESIGN.md's sync contract (resume after every page, overlap de-duplication,
+deletions marked, quarantine, 429/5xx, write idempotency, no leaked secret) are the same for every helpdesk,
+so they are written once (``connectors.testing.contract.ConnectorContract``) and any connector package runs
+them against its own simulator. A plugin opts in by naming a :class:`ContractSpec` in its
+``ConnectorPlugin(contract=...)``: the simulator's test hooks, the page sizes that make every stream span
+several pages, and the exact requests of a run with nothing new.
+
+The defaults assume the simulator's conventional test hooks: ``touch(id)``, ``add_message(id, body)``,
 ``delete(id, spam=)`` and ``ground_truth()`` with ``messages`` and ``ratings`` counts over every world
-message; a vendor that renders fewer messages, or lacks a hook, passes a small function instead (below).
+message; a vendor that renders fewer messages, or lacks a hook, passes a small function instead. The
+simulator renders the vendor-neutral ``connectors.sim.model.World`` and derives from
+``connectors.sim.base.Simulator`` (routing, ``inject(Fault)``, ``served``/``statuses`` counters, ``clock``).
 
 Why a fake clock shared by the simulator and the HTTP client: retries, Retry-After waits and pacing call
 the injected ``sleep``, which only moves the fake clock, so no test ever waits; and the simulators' own
 "recent changes are not exported yet" windows (Zendesk's one-minute exclusion, Intercom's search lag
 margin) are crossed by moving the clock, not by waiting.
+
+The cases drive the real sync engine and store: the contract is about the pair. ``connectors`` never
+imports ``sync`` (DESIGN.md's layers), so the engine comes in as an :class:`EngineRunner`: the pytest plugin
+``deskpulse_contract`` (``sync/testing.py``, entry point group ``pytest11``) provides it as the fixture
+``deskpulse_engine``; outside pytest, pass ``sync.testing.EngineRunner()``.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 import sqlite3
@@ -24,19 +35,15 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from config.settings import Settings
+from config.settings import Settings, use_source_models
 from connectors.base import Connector
+from connectors.plugin import ConnectorPlugin, installed
 from connectors.sim.base import SimServer, Simulator, serve
-from connectors.sim.freshdesk_render import conversations as freshdesk_conversations
-from connectors.sim.model import Message, Ticket, World
+from connectors.sim.model import Ticket, World
 from connectors.sim.world import generate_world
-from sync.engine import PageHook, SourceReport, SyncEngine
-from sync.registry import build_connector, plugin
-from sync.simulators import build_simulator
-from sync.store import TABLES, Store
-from tests.fake_time import FakeTime as _FakeTime
+from connectors.testing.clock import FakeTime as _FakeTime
 
 NOW = 1_790_000_000  # the world's "now": fixed, so every run of the suite syncs the same history
 START = NOW + 600  # the fake clock at the first sync (past Zendesk's one-minute export exclusion)
@@ -46,7 +53,7 @@ TIE_SIZE = 24  # tickets sharing one updated_at: more than two pages at the smal
 CANARY = "dp-CANARY-7f3e9a1c-secret"  # a credential distinctive enough to grep for anywhere
 
 # Data tables compared between runs; volatile columns (stamped with the run's clock) are left out.
-DATA_TABLES = tuple(name for name in TABLES if name not in ("sync_state", "outbox"))
+NOT_DATA = ("sync_state", "outbox")
 VOLATILE = {"tickets": {"synced_at"}, "quarantine": {"created_at"}}
 _LOOPBACK = re.compile(r"127\.0\.0\.1:\d+")
 
@@ -65,67 +72,30 @@ class FakeTime(_FakeTime):
         super().advance(seconds)
 
 
-# -- per-vendor knowledge ---------------------------------------------------------------------------------
-def _all_messages(sim: Any, t: Ticket) -> int:
+# -- the simulator's conventional test hooks ------------------------------------------------------------------
+def all_messages(sim: Any, t: Ticket) -> int:
+    """Every world message of the ticket is rendered (the default ``messages_of``)."""
     return len(t.messages)
 
 
-def _freshdesk_messages(sim: Any, t: Ticket) -> int:
-    """Description (from the listing's ``include=description``) + rendered conversations; the trash and spam
-    listings carry no description and their conversations answer 404, so nothing is expected for them."""
-    if t.deleted or t.spam or not t.messages:
-        return 0
-    return 1 + len(freshdesk_conversations(sim.world, t))
-
-
-def _intercom_messages(sim: Any, t: Ticket) -> int:
-    return sum(1 for m in t.messages if m.body.strip())
-
-
-def _intercom_listed(t: Ticket) -> bool:
-    """Intercom serves no deleted or spam conversation and publishes no tombstones; a merged-away one it
-    serves closed, with a ``merged_secondary_conversation`` part (OAS 2.16 merge: "closed and linked")."""
-    return not (t.deleted or t.spam)
-
-
-def _sim_touch(sim: Any, tid: int) -> None:
+def sim_touch(sim: Any, tid: int) -> None:
     sim.touch(tid)
 
 
-def _sim_add_message(sim: Any, tid: int, body: str) -> None:
+def sim_add_message(sim: Any, tid: int, body: str) -> None:
     sim.add_message(tid, body)
 
 
-def _intercom_add_message(sim: Any, tid: int, body: str) -> None:
-    sim.touch(tid, body=body)
-
-
-def _freshdesk_add_message(sim: Any, tid: int, body: str) -> None:
-    """The Freshdesk simulator has no ``add_message`` hook: append to its world and bump the ticket."""
-    with sim.lock:
-        ticket = sim.world.ticket(tid)
-        next_id = 1 + max(m.id for t in sim.world.tickets for m in t.messages)
-        ticket.messages.append(Message(next_id, ticket.requester_id, "customer", True, body, int(sim.clock())))
-    sim.touch(tid)
-
-
-def _zendesk_delete(sim: Any, tid: int, spam: bool) -> None:
-    """The Zendesk simulator has no ``delete`` hook: mark its world's ticket and touch it. A deleted (or
-    spam) ticket stays in the incremental export with ``status: deleted``."""
-    with sim.lock:
-        ticket = sim.world.ticket(tid)
-        ticket.spam, ticket.deleted = (True, ticket.deleted) if spam else (ticket.spam, True)
-    sim.touch(tid)
-
-
-def _sim_delete(sim: Any, tid: int, spam: bool) -> None:
+def sim_delete(sim: Any, tid: int, spam: bool) -> None:
     sim.delete(tid, spam=spam)
 
 
 @dataclass(frozen=True)
-class Helpdesk:
-    """What the contract suite needs to know about one helpdesk.
+class ContractSpec:
+    """What the contract suite needs to know about one helpdesk (named by its plugin's ``contract``).
 
+    ``secret``: the source setting holding the credential (the leak test sets it to a canary).
+    ``ticket_path``: the path prefix of the ticket listing (faults are injected there).
     ``paging``/``connector_paging``: source settings and constructor options that force small pages, so
     every stream of the test world spans several pages. ``quiet_run``: the exact requests (``"METHOD
     /path"`` -> count) of an incremental run with nothing new, at production page sizes. ``people`` and
@@ -134,6 +104,7 @@ class Helpdesk:
     in the simulator (an edit at the simulator clock, a customer reply, a deletion or spam marking);
     ``delete`` is None when the vendor cannot expose deletions. ``known_gaps``: contract tests this
     connector fails today (run as strict xfails, so a fix shows up as an unexpected pass).
+    ``write_tag``: the tag the write-idempotency test adds twice (plugins that support write-back).
     """
 
     kind: str
@@ -144,46 +115,49 @@ class Helpdesk:
     people: tuple[str, ...]
     organizations: str
     connector_paging: Mapping[str, Any] = field(default_factory=dict)
-    messages_of: Callable[[Any, Ticket], int] = _all_messages
+    messages_of: Callable[[Any, Ticket], int] = all_messages
     listed: Callable[[Ticket], bool] = lambda t: True
-    touch: Callable[[Any, int], None] = _sim_touch
-    add_message: Callable[[Any, int, str], None] = _sim_add_message
-    delete: Callable[[Any, int, bool], None] | None = _sim_delete
+    touch: Callable[[Any, int], None] = sim_touch
+    add_message: Callable[[Any, int, str], None] = sim_add_message
+    delete: Callable[[Any, int, bool], None] | None = sim_delete
     known_gaps: Mapping[str, str] = field(default_factory=dict)  # test name -> why it fails today (xfail strict)
+    write_tag: str = "dp_contract"
 
     @property
     def exposes_deletions(self) -> bool:
         return self.delete is not None
 
+    @property
+    def plugin(self) -> ConnectorPlugin:
+        """The installed plugin of this kind (the harness builds connector and simulator through it)."""
+        found = installed().get(self.kind)
+        if found is None:
+            raise LookupError(f"no installed connector plugin of kind '{self.kind}' "
+                              f"(installed: {', '.join(installed()) or 'none'})")
+        return found
+
     def __str__(self) -> str:
         return self.kind
 
 
-# quiet_run, justified: Zendesk's exports answer end_of_stream on their first page and its two lists fit one
-# page of 100, so one request per stream; Freshdesk likewise (lists fit one page of 100; tickets are three
-# listings: default, trash, spam; no conversation is fetched when no ticket changed); Intercom one per stream,
-# except companies, refreshed at most every companies_refresh_s (6 h), so a quiet run skips them.
-_V2 = "/api/v2"
-HELPDESKS: tuple[Helpdesk, ...] = (
-    Helpdesk("zendesk", secret="api_token", ticket_path=f"{_V2}/incremental/tickets", paging={"per_page": 10},
-             quiet_run={f"GET {_V2}/{p}": 1 for p in (
-                 "ticket_fields.json", "groups.json", "incremental/organizations.json",
-                 "incremental/users/cursor.json", "incremental/tickets/cursor.json",
-                 "incremental/ticket_events.json", "satisfaction_ratings.json")},
-             people=("people",), organizations="organizations", delete=_zendesk_delete),
-    Helpdesk("freshdesk", secret="api_key", ticket_path=f"{_V2}/tickets", paging={},
-             connector_paging={"per_page": 10},
-             quiet_run={f"GET {_V2}/groups": 1, f"GET {_V2}/agents": 1, f"GET {_V2}/companies": 1,
-                        f"GET {_V2}/contacts": 1, f"GET {_V2}/tickets": 3,  # tickets, trash, spam
-                        f"GET {_V2}/surveys/satisfaction_ratings": 1, f"GET {_V2}/time_entries": 1},
-             people=("contacts", "agents"), organizations="companies", messages_of=_freshdesk_messages,
-             add_message=_freshdesk_add_message),
-    Helpdesk("intercom", secret="access_token", ticket_path="/conversations", paging={"per_page": 10},
-             quiet_run={"GET /admins": 1, "GET /teams": 1, "POST /contacts/search": 1,
-                        "POST /conversations/search": 1},
-             people=("contacts", "admins"), organizations="companies", messages_of=_intercom_messages,
-             listed=_intercom_listed, add_message=_intercom_add_message, delete=None),
-)
+def contract_specs() -> list[ContractSpec]:
+    """The contract specs of every installed plugin that declares one, by kind."""
+    specs = []
+    for plugin in installed().values():
+        spec = plugin.load_contract()
+        if spec is not None:
+            if not isinstance(spec, ContractSpec) or spec.kind != plugin.kind:
+                raise TypeError(f"plugin '{plugin.kind}': contract must be a ContractSpec of that kind")
+            specs.append(spec)
+    return specs
+
+
+def contract_spec(kind: str) -> ContractSpec:
+    """The contract spec the installed plugin ``kind`` declares."""
+    for spec in contract_specs():
+        if spec.kind == kind:
+            return spec
+    raise LookupError(f"no installed connector plugin of kind '{kind}' declares a contract spec")
 
 
 # -- the test world -----------------------------------------------------------------------------------------
@@ -216,17 +190,34 @@ def tie_ids(world: World) -> set[str]:
 
 
 # -- running the real engine against a simulator on loopback ------------------------------------------------
-def _build_http(kind: str) -> Callable[..., Any]:
-    return plugin(kind).load_http()
+PageHook = Callable[[str, str, Any, int], None]  # (source, stream, page, rows): called after each commit
+
+
+class EngineRunner(Protocol):
+    """The sync engine and store, as the kit sees them (``sync.testing.EngineRunner`` implements it).
+
+    ``tables``: the store schema, table -> ``{"columns": {...}, "pk": (...)}``. ``sync``: one ``deskpulse
+    sync`` over the store file ``db``: a fresh engine whose connectors come from ``connector_factory``,
+    returning the per-source reports (``.ok``, ``.error``, ``.streams``, ``.requests``, ``.source``).
+    """
+
+    tables: Mapping[str, Mapping[str, Any]]
+
+    def sync(self, db: Path, settings: Settings, *, connector_factory: Callable[[Any, Settings], Connector],
+             clock: Callable[[], float], on_page: PageHook | None = None, full: bool = False) -> list[Any]: ...
 
 
 class Harness:
     """One helpdesk's simulator served on 127.0.0.1, a fake clock, and the real engine + connector."""
 
-    def __init__(self, desk: Helpdesk, world: World, *, small_pages: bool = True) -> None:
+    def __init__(self, desk: ContractSpec, world: World, runner: EngineRunner, *, small_pages: bool = True) -> None:
         self.desk = desk
+        self.runner = runner
         self.fake = FakeTime()
-        self.sim, source = build_simulator(desk.kind, world, speedup=SPEEDUP)  # deep-copies the world
+        # Settings validates [[sources]] against the installed plugins' models (as sync hands them to config)
+        use_source_models({kind: plugin.settings for kind, plugin in installed().items()})
+        self.plugin = desk.plugin
+        self.sim, source = self.plugin.build_simulator(copy.deepcopy(world), speedup=SPEEDUP)
         self.sim.clock = self.fake.clock
         self.server: SimServer = serve(self.sim)
         self.small_pages = small_pages
@@ -242,19 +233,21 @@ class Harness:
         return Settings(sources=[{**self.source, **source_overrides}])
 
     def factory(self, source: Any, settings: Settings) -> Connector:
-        http = _build_http(self.desk.kind)(source, clock=self.fake.clock, sleep=self.fake.sleep)
+        http = self.plugin.load_http()(source, clock=self.fake.clock, sleep=self.fake.sleep)
         options = dict(self.desk.connector_paging) if self.small_pages else {}
-        connector = build_connector(source, settings, http=http, clock=self.fake.clock, **options)
+        connector = self.plugin.build_connector(source, value_field=settings.distress.value_field, http=http,
+                                                clock=self.fake.clock, **options)
         self.connectors.append(connector)
         return connector
 
     def run(self, db: Path, *, on_page: PageHook | None = None, full: bool = False,
-            **source_overrides: Any) -> list[SourceReport]:
+            **source_overrides: Any) -> list[Any]:
         """One ``deskpulse sync`` worth of work: a fresh engine (a new process) over the store file ``db``."""
-        with Store(db) as store:
-            engine = SyncEngine(store, self.settings(**source_overrides), connector_factory=self.factory,
-                                clock=self.fake.clock, on_page=on_page)
-            return engine.sync_all(full=full)
+        return self.runner.sync(db, self.settings(**source_overrides), connector_factory=self.factory,
+                                clock=self.fake.clock, on_page=on_page, full=full)
+
+    def dump(self, db: Path) -> dict[str, list[tuple[Any, ...]]]:
+        return dump(db, self.runner.tables)
 
     def served(self) -> dict[str, int]:
         with self.sim.lock:
@@ -266,8 +259,9 @@ class Harness:
 
 
 @contextmanager
-def harness(desk: Helpdesk, world: World | None = None, *, small_pages: bool = True) -> Iterator[Harness]:
-    h = Harness(desk, world if world is not None else contract_world(), small_pages=small_pages)
+def harness(desk: ContractSpec, runner: EngineRunner, world: World | None = None, *,
+            small_pages: bool = True) -> Iterator[Harness]:
+    h = Harness(desk, world if world is not None else contract_world(), runner, small_pages=small_pages)
     try:
         yield h
     finally:
@@ -286,7 +280,7 @@ def crash_after(pages: int) -> PageHook:
     return hook
 
 
-def assert_ok(reports: list[SourceReport]) -> None:
+def assert_ok(reports: list[Any]) -> None:
     for report in reports:
         problems = [report.error] + [f"{s.stream}: {s.error}" for s in report.streams if s.error]
         assert report.ok, f"source {report.source} failed: {[p for p in problems if p]}"
@@ -297,7 +291,7 @@ def _portless(value: Any) -> Any:
     return _LOOPBACK.sub("127.0.0.1:PORT", value) if isinstance(value, str) else value
 
 
-def dump(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+def dump(db: Path, tables: Mapping[str, Mapping[str, Any]]) -> dict[str, list[tuple[Any, ...]]]:
     """Every data table in primary-key order, volatile columns left out: equal dumps = equal stores.
 
     Vendor payloads (``raw``) embed links to the simulator, whose port differs between harnesses: the
@@ -306,9 +300,9 @@ def dump(db: Path) -> dict[str, list[tuple[Any, ...]]]:
     conn = sqlite3.connect(db)
     try:
         out = {}
-        for table in DATA_TABLES:
-            cols = [c for c in TABLES[table]["columns"] if c not in VOLATILE.get(table, ())]
-            order = ", ".join(TABLES[table]["pk"])
+        for table in (name for name in tables if name not in NOT_DATA):
+            cols = [c for c in tables[table]["columns"] if c not in VOLATILE.get(table, ())]
+            order = ", ".join(tables[table]["pk"])
             rows = conn.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY {order}").fetchall()
             out[table] = [tuple(_portless(v) for v in row) for row in rows]
         return out
@@ -342,7 +336,7 @@ class Truth:
     ratings: int
 
 
-def truth(desk: Helpdesk, sim: Simulator) -> Truth:
+def truth(desk: ContractSpec, sim: Simulator) -> Truth:
     world: World = sim.world  # type: ignore[attr-defined]
     with sim.lock:
         listed = [t for t in world.tickets if desk.listed(t)]
