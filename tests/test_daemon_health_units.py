@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -264,14 +265,28 @@ def test_the_dockerfile_healthcheck_passes_on_200_and_fails_on_503(db: Path) -> 
     assert well.returncode == 0, well.stderr
 
 
-def test_the_systemd_check_uses_the_address_the_unit_sets() -> None:
+def test_the_systemd_check_uses_the_address_the_unit_sets_and_fails_on_503_with_the_body(db: Path) -> None:
     unit = (ROOT / "deploy" / "deskpulse.service").read_text()
     check = (ROOT / "deploy" / "deskpulse-healthcheck.service").read_text()
+    timer = (ROOT / "deploy" / "deskpulse-healthcheck.timer").read_text()
     listen = re.search(r"^Environment=DESKPULSE_DAEMON__LISTEN=(\S+)$", unit, re.M)
     assert listen and Settings(daemon={"listen": listen.group(1)}).daemon.listen_address is not None
-    assert re.search(rf"^ExecStart=/usr/bin/curl -fsS .*http://{re.escape(listen.group(1))}/healthz$", check, re.M)
-    timer = (ROOT / "deploy" / "deskpulse-healthcheck.timer").read_text()
+    command = re.search(rf"^ExecStart=(/usr/bin/curl .*http://{re.escape(listen.group(1))}/healthz)$", check, re.M)
+    assert command, "the check does not ask the address the unit sets"
     assert "OnUnitActiveSec=" in timer
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed here: the command itself is not run")
+    server = health.serve(settings(listen="127.0.0.1:0"), db, FakeScheduler(), CollectorRegistry(),
+                          started_at=T0 - 86400, clock=FakeTime(T0).clock)
+    assert server is not None
+    try:
+        argv = command.group(1).replace(listen.group(1), server.url.removeprefix("http://")).split()
+        argv[0] = shutil.which("curl") or argv[0]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=30)  # no source ever synced: 503
+    finally:
+        server.stop()
+    assert out.returncode != 0 and "503" in out.stderr
+    assert json.loads(out.stdout)["sources"]["zd"]["status"] == "late"  # the journal gets the body
 
 
 def test_store_metrics_are_read_from_the_store_at_scrape_time(db: Path) -> None:
