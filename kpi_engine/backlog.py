@@ -28,16 +28,18 @@ from kpi_engine.workspace import TIME_DIMENSIONS, UNSOLVED, Workspace, sql_list
 
 DAY = 86400
 AGES = (("0_24h", DAY), ("24_48h", 2 * DAY), ("48h_7d", 7 * DAY))
-UNSOLVED_NOW = _is_any("k.st", UNSOLVED)
-AWAIT_END = "k.awe"  # stored per ticket: min(first agent reply, first solve) (kpi_engine.facts.AWAIT_END)
-REOPENED = "COALESCE(k.reop, 0) > 0"
+UNSOLVED_NOW = _is_any("k.status", UNSOLVED)
+#: stored per ticket: min(first agent reply, first solve) (kpi_engine.facts.AWAIT_END)
+AWAIT_END = "k.awaiting_first_reply_until"
+REOPENED = "COALESCE(k.history_reopens, 0) > 0"
 
 
 def state(b: str) -> str:
     """1 when the ticket (alias k) was unsolved at epoch ``b``."""
-    replay = (f"({UNSOLVED_NOW} - (SELECT COALESCE(SUM(x.delta), 0) FROM kpi_status_changes x "
-              f"WHERE x.kid = k.kid AND x.at >= {b})) > 0")
-    return f"(CASE WHEN {REOPENED} THEN {replay} ELSE ({UNSOLVED_NOW} OR (k.s IS NOT NULL AND k.s > {b})) END)"
+    replay = (f"({UNSOLVED_NOW} - (SELECT COALESCE(SUM(x.unsolved_delta), 0) FROM kpi_status_changes x "
+              f"WHERE x.ticket_rowid = k.ticket_rowid AND x.changed_at >= {b})) > 0")
+    return (f"(CASE WHEN {REOPENED} THEN {replay} "
+            f"ELSE ({UNSOLVED_NOW} OR (k.solved_at IS NOT NULL AND k.solved_at > {b})) END)")
 
 
 def _snapshot(ws: Workspace, b: int, key: str, window: int | None = None) -> list[tuple[Any, ...]]:
@@ -47,16 +49,17 @@ def _snapshot(ws: Workspace, b: int, key: str, window: int | None = None) -> lis
     latest solve is before b stayed solved since (its first solve is earlier still). LIMIT -1 keeps
     the per-ticket state a computed column instead of re-evaluating it in every SUM that uses it.
     """
-    ages = ", ".join(f"SUM({b} - k.c < {limit})" for _, limit in AGES)
-    columns = f"""{key} AS key, {state(str(b))} AS st, ({AWAIT_END} IS NULL OR {AWAIT_END} > {b}) AS aw, k.c AS c
-            FROM _kpi_k k WHERE k.c < {b}"""
+    ages = ", ".join(f"SUM({b} - k.created_at < {limit})" for _, limit in AGES)
+    columns = f"""{key} AS key, {state(str(b))} AS unsolved, ({AWAIT_END} IS NULL OR {AWAIT_END} > {b}) AS awaiting,
+            k.created_at AS created_at FROM _kpi_period_facts k WHERE k.created_at < {b}"""
     if window:  # a week of tickets: through the creation index
-        inner = f"SELECT {columns} AND k.c >= {b - window} AND ({UNSOLVED_NOW} OR k.s IS NULL OR k.s > {b})"
+        inner = (f"SELECT {columns} AND k.created_at >= {b - window} "
+                 f"AND ({UNSOLVED_NOW} OR k.solved_at IS NULL OR k.solved_at > {b})")
     else:  # three disjoint branches, each through its own index, instead of a scan of every ticket
         inner = " UNION ALL ".join(f"SELECT {columns} AND {cond}" for cond in (
-            f"k.st IN {sql_list(UNSOLVED)}", f"NOT {UNSOLVED_NOW} AND k.s > {b}",
-            f"NOT {UNSOLVED_NOW} AND k.s IS NULL"))
-    return ws.rows(f"""SELECT key, SUM(st), {ages.replace('SUM(', 'SUM(st AND ')}, SUM(aw) FROM (
+            f"k.status IN {sql_list(UNSOLVED)}", f"NOT {UNSOLVED_NOW} AND k.solved_at > {b}",
+            f"NOT {UNSOLVED_NOW} AND k.solved_at IS NULL"))
+    return ws.rows(f"""SELECT key, SUM(unsolved), {ages.replace('SUM(', 'SUM(unsolved AND ')}, SUM(awaiting) FROM (
             {inner} LIMIT -1) AS k GROUP BY key""")
 
 
@@ -74,7 +77,7 @@ def collect(ws: Workspace) -> None:
             _add(ws, "snapshot", size or 0, [v or 0 for v in rest[:-1]], rest[-1] or 0)
         _by_bucket(ws)
         return
-    for key, size, *rest in _snapshot(ws, b, ws.key("k.c")):
+    for key, size, *rest in _snapshot(ws, b, ws.key("k.created_at")):
         _add(ws, key, size or 0, [v or 0 for v in rest[:-1]], rest[-1] or 0)
 
 
@@ -94,11 +97,11 @@ def _by_bucket(ws: Workspace) -> None:
     # One pass over the tickets, per (created, unsolved-until, awaiting-until) bucket index:
     # never reopened: unsolved during [c, s) or [c, now); js = -2 / -1 marks a reopened ticket unsolved /
     # solved now (replayed below); awaiting a first reply: [c, min(first reply, first solve)).
-    for jc, js, je, count in ws.rows(f"""SELECT {_jidx(ws, 'k.c')} AS jc,
-            CASE WHEN {REOPENED} THEN -1 - {UNSOLVED_NOW} WHEN {UNSOLVED_NOW} OR k.s IS NULL THEN {n}
-                 ELSE {_jidx(ws, 'k.s - 1')} END AS js,
+    for jc, js, je, count in ws.rows(f"""SELECT {_jidx(ws, 'k.created_at')} AS jc,
+            CASE WHEN {REOPENED} THEN -1 - {UNSOLVED_NOW} WHEN {UNSOLVED_NOW} OR k.solved_at IS NULL THEN {n}
+                 ELSE {_jidx(ws, 'k.solved_at - 1')} END AS js,
             CASE WHEN {AWAIT_END} IS NULL THEN {n} ELSE {_jidx(ws, AWAIT_END)} END AS je, COUNT(*)
-            FROM _kpi_k k GROUP BY jc, js, je"""):
+            FROM _kpi_period_facts k GROUP BY jc, js, je"""):
         if js == -2:
             size[jc] += count
             size[n] -= count
@@ -109,8 +112,9 @@ def _by_bucket(ws: Workspace) -> None:
             awaiting[jc] += count
             awaiting[je] -= count
     # reopened tickets: current state minus the changes after each bucket end
-    for jc, jt, _unsolved, delta in ws.rows(f"""SELECT {_jidx(ws, 'k.c')} AS jc, {_jidx(ws, 'x.at')} AS jt,
-            {UNSOLVED_NOW} AS un, SUM(x.delta) FROM _kpi_k k JOIN kpi_status_changes x ON x.kid = k.kid
+    for jc, jt, _unsolved, delta in ws.rows(f"""SELECT {_jidx(ws, 'k.created_at')} AS jc,
+            {_jidx(ws, 'x.changed_at')} AS jt, {UNSOLVED_NOW} AS un, SUM(x.unsolved_delta)
+            FROM _kpi_period_facts k JOIN kpi_status_changes x ON x.ticket_rowid = k.ticket_rowid
             WHERE {REOPENED} GROUP BY jc, jt, un"""):
         if jt > jc:
             size[jc] -= delta

@@ -27,10 +27,11 @@ AHT_NULL_REASON = ("no effort data: needs time entries (Freshdesk time entries, 
 def collect(ws: Workspace) -> None:
     # CROSS JOIN fixes the loop order: over a long period every time entry looks its ticket up (the other
     # order scans every ticket); over a short one the tickets solved in it look their time entries up
-    tables = ("time_entries x CROSS JOIN _kpi_k k" if ws.wide else "_kpi_k k CROSS JOIN time_entries x")
-    for key_value, seconds, tickets in ws.rows(f"""SELECT {ws.key('k.s')} AS key, SUM(x.seconds),
-            COUNT(DISTINCT k.kid) FROM {tables} ON k.source = x.source AND k.id = x.ticket_id
-            WHERE {ws.during('k.s')} AND x.seconds > 0 GROUP BY key"""):
+    tables = ("time_entries x CROSS JOIN _kpi_period_facts k" if ws.wide
+              else "_kpi_period_facts k CROSS JOIN time_entries x")
+    for key_value, seconds, tickets in ws.rows(f"""SELECT {ws.key('k.solved_at')} AS key, SUM(x.seconds),
+            COUNT(DISTINCT k.ticket_rowid) FROM {tables} ON k.source = x.source AND k.ticket_id = x.ticket_id
+            WHERE {ws.during('k.solved_at')} AND x.seconds > 0 GROUP BY key"""):
         ws.parts.add(key_value, "aht_seconds", seconds or 0)
         ws.parts.add(key_value, "aht_tickets", tickets or 0)
 

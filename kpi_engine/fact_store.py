@@ -4,28 +4,31 @@ Why: a two-year ``--by month`` run over a million tickets spent most of its time
 re-deriving, on every call, the same per-ticket facts from five million messages and
 events (first reply, status-history sums, business seconds, every response). Those
 facts depend on the ticket's own rows and on a few settings, not on the period asked,
-so they are computed once and kept:
+so they are computed once and kept. The tables (declared in :mod:`kpi_engine.schema`, created by the
+store's migrations; this module only fills them):
 
 ``kpi_facts``           one row per ticket in the KPI ticket set (deleted/spam/merged are absent),
-                        keyed by the ticket's rowid: dimensions, timestamps, the message and
-                        status-history summaries and their business-time values
+                        keyed by the ticket's rowid (``ticket_rowid``): dimensions, timestamps, the
+                        message and status-history summaries and their business-time values
+                        (:data:`FACT_VALUES` says how each column is computed)
 ``kpi_responses``       one row per response (a reply answering a run of customer messages), with
                         the few ticket columns that decide whether a period needs the ticket
                         (so the average-response pass reads one table)
 ``kpi_status_changes``  the backlog-relevant status changes of reopened tickets (+1 / -1)
-``kpi_names``           requester, organization and agent ids as small integers (``*_n`` columns):
+``kpi_id_numbers``      requester, organization and agent ids as small integers (``*_number`` columns):
                         distinct counts then travel between processes as integer arrays, not
                         millions of strings
 ``kpi_dirty``           tickets whose rows changed since their facts were computed, filled by
                         triggers on ``tickets``, ``messages`` and ``ticket_events``, so correctness
                         never depends on a caller remembering to refresh
 ``kpi_facts_meta``      the fingerprint of the settings and code the facts were computed with; a
-                        different fingerprint rebuilds everything
+                        different fingerprint recomputes everything (:data:`FACTS_VERSION`)
 
 The facts are computed by exactly the SQL of :mod:`kpi_engine.facts` (the TEMP-table builder,
 run for the changed tickets), so stored and freshly built facts cannot differ. A connection that
-cannot write (``mode=ro``) while facts are stale builds the same tables as TEMP tables instead,
-which shadow the stored ones for that connection: slower, never wrong.
+cannot write (``mode=ro``) while facts are stale, or a store whose migrations predate these tables,
+builds the same tables as TEMP tables instead, which shadow the stored ones for that connection:
+slower, never wrong.
 """
 
 from __future__ import annotations
@@ -37,75 +40,62 @@ import sqlite3
 import time
 
 from config.settings import CostSettings, KpiSettings, SlaSettings
-from kpi_engine import facts
+from kpi_engine import facts, schema
+from kpi_engine.facts import AWAIT_END, DELTA, FIRST_SOLVE, REOPENS, wait_sql
 from kpi_engine.periods import Period
 from kpi_engine.transactions import savepoint, writing
 from kpi_engine.workspace import Workspace, list_sources
 
 logger = logging.getLogger("deskpulse.kpi.facts")
 
-#: bump when the facts' SQL or columns change: stores rebuild their facts on the next computation
-FACTS_VERSION = 6
+#: bump when the facts' SQL or meaning change: stores recompute their facts on the next computation (a change of
+#: the stored columns also needs a migration in :mod:`kpi_engine.schema`)
+FACTS_VERSION = 7
 #: business-time rows reach this far past the refresh (covers tickets dated slightly in the future)
 HORIZON = 400 * 86400
 
-KEYED = ("kpi_facts", "kpi_responses", "kpi_status_changes")  # rows per ticket (kid)
-TABLES = (*KEYED, "kpi_names")
-#: kpi_facts columns, in order (see the module docstring; ``b*`` are business-time epochs)
-COLUMNS = ("kid", "source", "id", "c", "sa", "s", "st", "sev", "req", "org", "asg", "grp", "chan", "esc", "v_reop",
-           "v_fres", "vsla", "bc", "bs", "fr", "bfr", "nr", "n", "nc", "lc", "fs", "reop", "fq", "bfq", "nreop", "fcr",
-           "w_rq", "w_ag", "w_oh", "w_rq_b", "w_ag_b", "w_oh_b", "req_n", "org_n", "asg_n", "awe")
+KEYED = ("kpi_facts", "kpi_responses", "kpi_status_changes")  # rows per ticket (ticket_rowid)
+TABLES = tuple(schema.FACTS_TABLES)  # the facts tables (created by the store's migrations, filled here)
 
-
-def table_ddl(schema: str) -> list[str]:
-    """The facts tables and their indexes in ``schema`` ('main' or 'temp')."""
-    cols = ", ".join(["kid INTEGER PRIMARY KEY", "source TEXT NOT NULL", "id TEXT NOT NULL"] + list(COLUMNS[3:]))
-    return [
-        f"CREATE TABLE IF NOT EXISTS {schema}.kpi_facts ({cols})",
-        f"CREATE UNIQUE INDEX IF NOT EXISTS {schema}.kpi_facts_key ON kpi_facts (source, id)",
-        # (c, source): month counts read the index alone; (st): the backlog's tickets unsolved now
-        f"CREATE INDEX IF NOT EXISTS {schema}.kpi_facts_c ON kpi_facts (c, source)",
-        f"CREATE INDEX IF NOT EXISTS {schema}.kpi_facts_st ON kpi_facts (st)",
-        f"CREATE INDEX IF NOT EXISTS {schema}.kpi_facts_s ON kpi_facts (s)",
-        f"CREATE INDEX IF NOT EXISTS {schema}.kpi_facts_fr ON kpi_facts (fr)",
-        f"""CREATE TABLE IF NOT EXISTS {schema}.kpi_responses (kid INTEGER NOT NULL, n INTEGER NOT NULL,
-            at INTEGER NOT NULL, cal INTEGER NOT NULL, bus INTEGER, source TEXT NOT NULL, c INTEGER, sa INTEGER,
-            st TEXT, PRIMARY KEY (kid, n)) WITHOUT ROWID""",
-        f"CREATE INDEX IF NOT EXISTS {schema}.kpi_responses_at ON kpi_responses (at)",
-        f"""CREATE TABLE IF NOT EXISTS {schema}.kpi_names (n INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)""",
-        f"""CREATE TABLE IF NOT EXISTS {schema}.kpi_status_changes (kid INTEGER NOT NULL, at INTEGER NOT NULL,
-            n INTEGER NOT NULL, delta INTEGER NOT NULL, PRIMARY KEY (kid, at, n)) WITHOUT ROWID""",
-    ]
-
-
-def _dirty_triggers() -> list[str]:
-    out = []
-    for table, key in (("tickets", "id"), ("messages", "ticket_id"), ("ticket_events", "ticket_id")):
-        # not INSERT OR IGNORE: an outer statement's conflict policy (the store's upserts) overrides a trigger's
-        def mark(row: str, key: str = key) -> str:
-            return (f"INSERT INTO kpi_dirty (source, ticket_id) SELECT {row}.source, {row}.{key} "
-                    f"WHERE {row}.{key} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM kpi_dirty d "
-                    f"WHERE d.source = {row}.source AND d.ticket_id = {row}.{key});")
-        for op, rows in (("INSERT", ("NEW",)), ("UPDATE", ("NEW", "OLD")), ("DELETE", ("OLD",))):
-            body = " ".join(mark(r) for r in rows)
-            out.append(f"CREATE TRIGGER IF NOT EXISTS kpi_dirty_{table}_{op.lower()} AFTER {op} ON {table} "
-                       f"BEGIN {body} END")
-    return out
-
-
-def install(conn: sqlite3.Connection) -> None:
-    """Create the facts tables, the change log and its triggers (a store migration calls this)."""
-    conn.execute("""CREATE TABLE IF NOT EXISTS kpi_dirty (source TEXT NOT NULL, ticket_id TEXT NOT NULL,
-        PRIMARY KEY (source, ticket_id)) WITHOUT ROWID""")
-    conn.execute("CREATE TABLE IF NOT EXISTS kpi_facts_meta (key TEXT PRIMARY KEY, value TEXT)")
-    for sql in table_ddl("main") + _dirty_triggers():
-        conn.execute(sql)
+#: kpi_facts column -> its value, from the TEMP tables of :func:`kpi_engine.facts.build` (aliases: k the ticket,
+#: m its messages, e its status history, x its escalations; bf / bq the business-day rows of the first reply /
+#: first solve). Filled in by :func:`_fact_values` (some values depend on the schedule).
+FACT_VALUES: dict[str, str] = {
+    "ticket_rowid": "k.ticket_rowid", "source": "k.source", "ticket_id": "k.ticket_id",
+    "created_at": "k.created_at", "synced_solved_at": "k.synced_solved_at", "solved_at": "k.solved_at",
+    "status": "k.status", "severity": "k.severity", "requester_id": "k.requester_id",
+    "organization_id": "k.organization_id", "assignee_id": "k.assignee_id", "group_id": "k.group_id",
+    "channel": "k.channel", "escalated": "COALESCE(x.escalated, 0) OR COALESCE(k.escalated, 0)",
+    "vendor_reopens": "k.vendor_reopens", "vendor_first_resolution_s": "k.vendor_first_resolution_s",
+    "vendor_sla_status": "k.vendor_sla_status", "created_at_business": "k.created_at_business",
+    "solved_at_business": "k.solved_at_business", "first_reply_at": "m.first_reply_at",
+    "first_reply_at_business": "{first_reply_at_business}", "agent_replies": "m.agent_replies",
+    "public_messages": "m.public_messages", "customer_messages": "m.customer_messages",
+    "last_customer_message_at": "m.last_customer_message_at",
+    "history_first_solved_at": "e.history_first_solved_at", "history_reopens": "e.history_reopens",
+    "first_solved_at": FIRST_SOLVE, "first_solved_at_business": "{first_solved_at_business}", "reopens": REOPENS,
+    "first_contact_resolved": (f"({REOPENS} = 0 AND m.agent_replies = 1 AND (m.last_customer_message_at IS NULL "
+                               "OR m.last_customer_message_at < m.first_reply_at))"),
+    "requester_wait_seconds": "{requester}", "agent_wait_seconds": "{agent}", "on_hold_seconds": "{on_hold}",
+    "requester_wait_seconds_business": "{requester_business}", "agent_wait_seconds_business": "{agent_business}",
+    "on_hold_seconds_business": "{on_hold_business}",
+    "requester_number": "{requester_number}", "organization_number": "{organization_number}",
+    "assignee_number": "{assignee_number}", "awaiting_first_reply_until": AWAIT_END,
+}
 
 
 def installed(conn: sqlite3.Connection) -> bool:
-    """The change log and fingerprint exist (the facts tables themselves are recreated by a rebuild)."""
+    """The store's migrations made the facts tables this code fills, with these columns, and the change log.
+
+    False for a store an older deskpulse migrated (v3: no facts; v4: the short-named columns) and for a
+    read-only copy of one: its computation then uses TEMP facts of its own (slower, never wrong).
+    """
+    for table, columns in schema.FACTS_TABLES.items():
+        have = tuple(r[1] for r in conn.execute(f"PRAGMA main.table_info({table})"))
+        if have != columns:
+            return False
     names = {r[0] for r in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")}
-    return {"kpi_dirty", "kpi_facts_meta"} <= names
+    return set(schema.STATE_TABLES) <= names
 
 
 def fingerprint(conn: sqlite3.Connection, kpi: KpiSettings) -> str:
@@ -122,56 +112,69 @@ def _workspace(conn: sqlite3.Connection, kpi: KpiSettings, now: int) -> Workspac
     values are business seconds since 1970-01-01 (a fixed origin: facts refreshed at different times
     stay comparable, even the sums of an inconsistent status history)."""
     hi = max(now, int(time.time())) + HORIZON
-    # no SLA targets: the vendor's own SLA outcome (vsla) is always extracted; the query decides whether to use it
+    # no SLA targets: the vendor's own SLA outcome (vendor_sla_status) is always extracted; a query decides its use
     return Workspace(conn, kpi=kpi, sla=SlaSettings(), costs=CostSettings(), period=Period(0, hi, kpi.timezone),
                      sources=list_sources(conn), by=None, now=now)
 
 
-def _insert_facts(ws: Workspace, schema: str) -> None:
-    """Copy the TEMP facts of :func:`kpi_engine.facts.build` into ``schema``'s tables."""
-    from kpi_engine.facts import AWAIT_END, DELTA, FIRST_SOLVE, REOPENS, wait_sql
-
-    ws.execute(f"""INSERT OR IGNORE INTO {schema}.kpi_names (name) SELECT req FROM _kpi_t WHERE req IS NOT NULL
-        UNION SELECT org FROM _kpi_t WHERE org IS NOT NULL UNION SELECT asg FROM _kpi_t WHERE asg IS NOT NULL""", {})
-    names = {c: f"(SELECT n FROM {schema}.kpi_names WHERE name = k.{c})" for c in ("req", "org", "asg")}
+def _fact_values(ws: Workspace, db: str) -> dict[str, str]:
+    """:data:`FACT_VALUES` with the values that depend on the schedule and on ``db``'s id numbers filled in."""
     cal = wait_sql(False)
     bus = wait_sql(True) if ws.business else {"requester": "NULL", "agent": "NULL", "on_hold": "NULL"}
-    ws.execute(f"""INSERT INTO {schema}.kpi_facts ({', '.join(COLUMNS)})
-        SELECT k.kid, k.source, k.id, k.c, k.sa, k.s, k.st, k.sev, k.req, k.org, k.asg, k.grp, k.chan,
-            COALESCE(x.esc, 0) OR COALESCE(k.esc, 0), k.v_reop, k.v_fres, k.vsla, k.bc, k.bs,
-            m.fr, {ws.bexpr('bf', 'm.fr')}, m.nr, m.n, m.nc, m.lc,
-            e.fs, e.reop, {FIRST_SOLVE}, {ws.bexpr('bq', FIRST_SOLVE)}, {REOPENS},
-            ({REOPENS} = 0 AND m.nr = 1 AND (m.lc IS NULL OR m.lc < m.fr)),
-            {cal['requester']}, {cal['agent']}, {cal['on_hold']}, {bus['requester']}, {bus['agent']}, {bus['on_hold']},
-            {names['req']}, {names['org']}, {names['asg']}, {AWAIT_END}
-        FROM _kpi_t k LEFT JOIN _kpi_m m ON m.kid = k.kid LEFT JOIN _kpi_e e ON e.kid = k.kid
-            LEFT JOIN _kpi_x x ON x.kid = k.kid{ws.bjoin('bf', 'm.fr')}{ws.bjoin('bq', FIRST_SOLVE)}""", {})
+    fill = {
+        "first_reply_at_business": ws.bexpr("bf", "m.first_reply_at"),
+        "first_solved_at_business": ws.bexpr("bq", FIRST_SOLVE),
+        **cal, **{f"{name}_business": value for name, value in bus.items()},
+        **{f"{who}_number": f"(SELECT number FROM {db}.kpi_id_numbers WHERE id = k.{who}_id)"
+           for who in ("requester", "organization", "assignee")},
+    }
+    return {column: value.format(**fill) if value.startswith("{") else value for column, value in FACT_VALUES.items()}
+
+
+def _insert_facts(ws: Workspace, db: str) -> None:
+    """Copy the TEMP facts of :func:`kpi_engine.facts.build` into ``db``'s (main or temp) tables."""
+    ws.execute(f"""INSERT OR IGNORE INTO {db}.kpi_id_numbers (id)
+        SELECT requester_id FROM _kpi_tickets WHERE requester_id IS NOT NULL
+        UNION SELECT organization_id FROM _kpi_tickets WHERE organization_id IS NOT NULL
+        UNION SELECT assignee_id FROM _kpi_tickets WHERE assignee_id IS NOT NULL""", {})
+    values = _fact_values(ws, db)
+    ws.execute(f"""INSERT INTO {db}.kpi_facts ({', '.join(values)})
+        SELECT {', '.join(values.values())}
+        FROM _kpi_tickets k LEFT JOIN _kpi_messages m ON m.ticket_rowid = k.ticket_rowid
+            LEFT JOIN _kpi_status_history e ON e.ticket_rowid = k.ticket_rowid
+            LEFT JOIN _kpi_escalations x ON x.ticket_rowid = k.ticket_rowid
+            {ws.bjoin('bf', 'm.first_reply_at')}{ws.bjoin('bq', FIRST_SOLVE)}""", {})
     rows = []
-    insert = f"INSERT INTO {schema}.kpi_responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    for kid, seq, source, c, sa, st in ws.conn.execute("""SELECT m.kid, m.seq, k.source, k.c, k.sa, k.st
-            FROM _kpi_m m JOIN _kpi_t k ON k.kid = m.kid WHERE m.nr > 0 AND m.nc > 0"""):
-        for n, (cs, cb, rs, rb) in enumerate(facts.runs(seq, ws.business)):
-            rows.append((kid, n, rs, rs - cs, None if cb is None or rb is None else rb - cb, source, c, sa, st))
+    columns = schema.FACTS_TABLES["kpi_responses"]
+    insert = f"INSERT INTO {db}.kpi_responses ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    for rowid, sequence, source, created, synced_solved, status in ws.conn.execute(
+            """SELECT m.ticket_rowid, m.sequence, k.source, k.created_at, k.synced_solved_at, k.status
+            FROM _kpi_messages m JOIN _kpi_tickets k ON k.ticket_rowid = m.ticket_rowid
+            WHERE m.agent_replies > 0 AND m.customer_messages > 0"""):
+        for n, (cs, cb, rs, rb) in enumerate(facts.runs(sequence, ws.business)):
+            rows.append((rowid, n, rs, rs - cs, None if cb is None or rb is None else rb - cb, source, created,
+                         synced_solved, status))
         if len(rows) >= 50_000:
             ws.conn.executemany(insert, rows)
             rows.clear()
     ws.conn.executemany(insert, rows)
-    ws.execute(f"""INSERT INTO {schema}.kpi_status_changes (kid, at, n, delta)
-        SELECT k.kid, x.created_at, x.rowid, {DELTA} FROM _kpi_t k JOIN _kpi_e e ON e.kid = k.kid
-        JOIN ticket_events x ON x.source = k.source AND x.ticket_id = k.id AND x.field = 'status'
-        WHERE e.reop > 0 AND {DELTA} <> 0""", {})
+    ws.execute(f"""INSERT INTO {db}.kpi_status_changes (ticket_rowid, changed_at, event_rowid, unsolved_delta)
+        SELECT k.ticket_rowid, x.created_at, x.rowid, {DELTA} FROM _kpi_tickets k
+        JOIN _kpi_status_history e ON e.ticket_rowid = k.ticket_rowid
+        JOIN ticket_events x ON x.source = k.source AND x.ticket_id = k.ticket_id AND x.field = 'status'
+        WHERE e.history_reopens > 0 AND {DELTA} <> 0""", {})
 
 
-def _build(conn: sqlite3.Connection, kpi: KpiSettings, now: int, schema: str, selection: str | None) -> int:
-    """Facts for the tickets ``selection`` picks (all when None) into ``schema``; returns the ticket count."""
+def _build(conn: sqlite3.Connection, kpi: KpiSettings, now: int, db: str, selection: str | None) -> int:
+    """Facts for the tickets ``selection`` picks (all when None) into ``db``; returns the ticket count."""
     ws = _workspace(conn, kpi, now)
     if not ws.sources:
         return 0
     ws.selection = selection if selection is not None else "SELECT rowid FROM tickets"
     try:
         facts.build(ws)
-        _insert_facts(ws, schema)
-        return int(conn.execute("SELECT COUNT(*) FROM _kpi_t").fetchone()[0])
+        _insert_facts(ws, db)
+        return int(conn.execute("SELECT COUNT(*) FROM _kpi_tickets").fetchone()[0])
     finally:
         ws.close()
 
@@ -226,10 +229,8 @@ def refresh(conn: sqlite3.Connection, kpi: KpiSettings, *, now: int | None = Non
                                "rebuilding them all")
                 full = True
         if full:
-            for table in TABLES:  # recreated: a new FACTS_VERSION may have changed their columns
-                conn.execute(f"DROP TABLE IF EXISTS main.{table}")
-            for sql in table_ddl("main"):
-                conn.execute(sql)
+            for table in TABLES:  # emptied, not recreated: the tables are the migrations' (kpi_engine.schema)
+                conn.execute(f"DELETE FROM main.{table}")
             count = _build(conn, kpi, now, "main", None)
             conn.execute("INSERT OR REPLACE INTO kpi_facts_meta (key, value) VALUES ('fingerprint', ?)",
                          [fingerprint(conn, kpi)])
@@ -241,12 +242,13 @@ def refresh(conn: sqlite3.Connection, kpi: KpiSettings, *, now: int | None = Non
 
 def _refresh_changed(conn: sqlite3.Connection, kpi: KpiSettings, now: int) -> int:
     """Replace the facts of the tickets in ``kpi_dirty`` (a deleted ticket's facts just go)."""
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS _kpi_dirty_kids (kid INTEGER PRIMARY KEY)")
-    conn.execute("""INSERT OR IGNORE INTO _kpi_dirty_kids SELECT f.kid FROM kpi_dirty d
-        JOIN main.kpi_facts f ON f.source = d.source AND f.id = d.ticket_id""")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS _kpi_dirty_rowids (ticket_rowid INTEGER PRIMARY KEY)")
+    conn.execute("""INSERT OR IGNORE INTO _kpi_dirty_rowids SELECT f.ticket_rowid FROM kpi_dirty d
+        JOIN main.kpi_facts f ON f.source = d.source AND f.ticket_id = d.ticket_id""")
     for table in KEYED:
-        conn.execute(f"DELETE FROM main.{table} WHERE kid IN (SELECT kid FROM _kpi_dirty_kids)")
-    conn.execute("DROP TABLE temp._kpi_dirty_kids")
+        conn.execute(f"DELETE FROM main.{table} WHERE ticket_rowid IN "
+                     "(SELECT ticket_rowid FROM _kpi_dirty_rowids)")
+    conn.execute("DROP TABLE temp._kpi_dirty_rowids")
     return _build(conn, kpi, now, "main", "SELECT t.rowid FROM kpi_dirty d JOIN tickets t "
                                           "ON t.source = d.source AND t.id = d.ticket_id")
 
@@ -272,7 +274,7 @@ def prepare(conn: sqlite3.Connection, kpi: KpiSettings, *, now: int | None = Non
             return UNCOMMITTED if outer and changed else STORED
         logger.info("the store is read-only and its KPI facts are stale: computing them for this run only")
     began = not conn.in_transaction
-    for sql in table_ddl("temp"):
+    for sql in schema.facts_ddl("temp"):
         conn.execute(sql)
     _build(conn, kpi, int(time.time()) if now is None else int(now), "temp", None)
     if began and conn.in_transaction:  # sqlite3's legacy mode opened one for the INSERTs: end it

@@ -3,13 +3,14 @@
 :mod:`kpi_engine.fact_store` runs this for the tickets that changed (or all of them) and keeps
 the result in the store; :mod:`kpi_engine.per_ticket` runs it for checks against vendor metrics.
 
-``_kpi_t``  one row per selected ticket in the KPI ticket set (kid = the ticket's rowid)
-``_kpi_m``  per ticket: first agent reply, message / reply / customer-message counts, last
-            customer message, and the ordered customer/reply sequence (average response time)
-``_kpi_e``  per ticket: status-history summary (first solve, reopens, time in statuses)
-``_kpi_x``  tickets escalated by a priority/group/tag change
+``_kpi_tickets``         one row per selected ticket in the KPI ticket set (``ticket_rowid`` = the
+                        ticket's rowid), with the columns of ``kpi_facts`` that come from the ticket
+``_kpi_messages``        per ticket: first agent reply, message / reply / customer-message counts, last
+                        customer message, and the ordered customer/reply sequence (average response time)
+``_kpi_status_history``  per ticket: status-history summary (first solve, reopens, time in statuses)
+``_kpi_escalations``     tickets escalated by a priority/group/tag change
 
-Two plans fill ``_kpi_m``/``_kpi_e``: for a few tickets, seek each one's rows through the
+Two plans fill ``_kpi_messages``/``_kpi_status_history``: for a few tickets, seek each one's rows through the
 (source, ticket_id, created_at) indexes; for most of the store, one ordered scan of the whole
 index grouped by ticket is cheaper than a million seeks. Both produce identical rows.
 
@@ -82,7 +83,7 @@ def _in(expr: str, values: tuple[str, ...]) -> str:
 
 
 def build_tickets(ws: Workspace) -> int:
-    """``_kpi_t``: the tickets ``ws.selection`` picks (without one, those created before ``until`` that the
+    """``_kpi_tickets``: the tickets ``ws.selection`` picks (without one, those created before ``until`` that the
     period can need) that are in the KPI ticket set; returns the row count."""
     groups = escalation_groups(ws)
     # tickets.tags is a compact JSON list (Store.upsert): an exact '"tag"' match needs no tokenizing
@@ -94,20 +95,23 @@ def build_tickets(ws: Workspace) -> int:
     if not ws.sla.first_reply and not ws.sla.resolution:
         vsla = "json_extract(t.raw, '$.sla_applied.sla_status')"
     solve = f"CASE WHEN {_in('t.status', SOLVED)} THEN COALESCE(t.solved_at, t.updated_at) END"
-    # kid is the ticket's rowid (stable: tickets are upserted, never replaced), so persisted facts can key on it
-    ws.create_temp("_kpi_t", """CREATE TEMP TABLE _kpi_t (kid INTEGER PRIMARY KEY, source TEXT, id TEXT, c INTEGER,
-        sa INTEGER, s INTEGER, st TEXT, sev INTEGER, req TEXT, org TEXT, asg TEXT, grp TEXT, chan TEXT,
-        esc INTEGER, v_reop INTEGER, v_fres INTEGER, vsla TEXT, bc INTEGER, bs INTEGER)""")
+    # the ticket's rowid is stable (tickets are upserted, never replaced), so persisted facts can key on it
+    ws.create_temp("_kpi_tickets", """CREATE TEMP TABLE _kpi_tickets (ticket_rowid INTEGER PRIMARY KEY,
+        source TEXT, ticket_id TEXT, created_at INTEGER, synced_solved_at INTEGER, solved_at INTEGER, status TEXT,
+        severity INTEGER, requester_id TEXT, organization_id TEXT, assignee_id TEXT, group_id TEXT, channel TEXT,
+        escalated INTEGER, vendor_reopens INTEGER, vendor_first_resolution_s INTEGER, vendor_sla_status TEXT,
+        created_at_business INTEGER, solved_at_business INTEGER)""")
     selection = ws.selection if ws.selection is not None else _relevant_rowids(ws)
-    ws.execute(f"""INSERT INTO _kpi_t (kid, source, id, c, sa, s, st, sev, req, org, asg, grp, chan, esc, v_reop,
-            v_fres, vsla, bc, bs)
+    ws.execute(f"""INSERT INTO _kpi_tickets (ticket_rowid, source, ticket_id, created_at, synced_solved_at,
+            solved_at, status, severity, requester_id, organization_id, assignee_id, group_id, channel, escalated,
+            vendor_reopens, vendor_first_resolution_s, vendor_sla_status, created_at_business, solved_at_business)
         SELECT t.rowid, t.source, t.id, t.created_at, t.solved_at, {solve}, t.status, COALESCE(t.severity, 1),
             t.requester_id, t.organization_id, t.assignee_id, t.group_id, t.channel, {esc}, t.vendor_reopens,
             t.vendor_first_resolution_s, {vsla}, {ws.bexpr('b1', 't.created_at')}, {ws.bexpr('b2', solve)}
         FROM tickets t{ws.bjoin('b1', 't.created_at')}{ws.bjoin('b2', solve)}
         WHERE t.rowid IN ({selection}) AND {ticket_set('t')}
         ORDER BY t.source, t.id""")
-    return int(ws.conn.execute("SELECT COUNT(*) FROM _kpi_t").fetchone()[0])
+    return int(ws.conn.execute("SELECT COUNT(*) FROM _kpi_tickets").fetchone()[0])
 
 
 def _relevant_rowids(ws: Workspace) -> str:
@@ -140,33 +144,34 @@ def _fill(ws: Workspace, table: str, cols: dict[str, str], source_table: str, al
     select = ", ".join(f"{expr} AS {name}" for name, expr in cols.items())
     bjoin = ws.bjoin(f"b{alias}", f"{alias}.created_at")
     if scan:
-        ws.conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS temp._kpi_t_key ON _kpi_t (source, id)")
+        ws.conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS temp._kpi_tickets_key ON _kpi_tickets (source, ticket_id)")
         # CROSS JOIN: the grouped scan drives the loop and streams as a co-routine (no materialized copy)
-        ws.execute(f"""INSERT INTO {table} SELECT k.kid, {', '.join('g.' + n for n in names)}
+        ws.execute(f"""INSERT INTO {table} SELECT k.ticket_rowid, {', '.join('g.' + n for n in names)}
             FROM (SELECT {alias}.source AS source, {alias}.ticket_id AS tid, {select}
                   FROM {source_table} {alias}{bjoin}
                   WHERE {alias}.source IN {ws.src} AND {scope}
                   GROUP BY {alias}.source, {alias}.ticket_id) g
-            CROSS JOIN _kpi_t k ON k.source = g.source AND k.id = g.tid""")
+            CROSS JOIN _kpi_tickets k ON k.source = g.source AND k.ticket_id = g.tid""")
     else:
-        ws.execute(f"""INSERT INTO {table} SELECT k.kid, {select}
-            FROM _kpi_t k JOIN {source_table} {alias} ON {alias}.source = k.source AND {alias}.ticket_id = k.id
-                AND {scope}{bjoin}
-            GROUP BY k.kid""")
+        ws.execute(f"""INSERT INTO {table} SELECT k.ticket_rowid, {select}
+            FROM _kpi_tickets k JOIN {source_table} {alias} ON {alias}.source = k.source
+                AND {alias}.ticket_id = k.ticket_id AND {scope}{bjoin}
+            GROUP BY k.ticket_rowid""")
 
 
 def build_messages(ws: Workspace, scan: bool) -> None:
-    """``_kpi_m``: message summary per ticket (tickets without public messages have no row)."""
+    """``_kpi_messages``: message summary per ticket (tickets without public messages have no row)."""
     cols = {
-        "fr": f"MIN(CASE WHEN {REPLY} THEN m.created_at END)",
-        "nr": f"SUM({REPLY})",
-        "n": "COUNT(*)",  # public customer + agent messages (descriptions included): the interactions
-        "nc": f"SUM({CUSTOMER})",
-        "lc": f"MAX(CASE WHEN {CUSTOMER} THEN m.created_at END)",
-        "seq": f"group_concat({_token(ws)})",
+        "first_reply_at": f"MIN(CASE WHEN {REPLY} THEN m.created_at END)",
+        "agent_replies": f"SUM({REPLY})",
+        "public_messages": "COUNT(*)",  # public customer + agent messages (descriptions included): the interactions
+        "customer_messages": f"SUM({CUSTOMER})",
+        "last_customer_message_at": f"MAX(CASE WHEN {CUSTOMER} THEN m.created_at END)",
+        "sequence": f"group_concat({_token(ws)})",
     }
-    ws.create_temp("_kpi_m", f"CREATE TEMP TABLE _kpi_m (kid INTEGER PRIMARY KEY, {', '.join(cols)})")
-    _fill(ws, "_kpi_m", cols, "messages", "m", MESSAGE_SCOPE, scan)
+    ws.create_temp("_kpi_messages",
+                   f"CREATE TEMP TABLE _kpi_messages (ticket_rowid INTEGER PRIMARY KEY, {', '.join(cols)})")
+    _fill(ws, "_kpi_messages", cols, "messages", "m", MESSAGE_SCOPE, scan)
 
 
 def _is_any(expr: str, values: tuple[str, ...]) -> str:
@@ -184,27 +189,29 @@ def _chain(statuses: tuple[str, ...], value: str) -> str:
 
 
 def build_events(ws: Workspace, scan: bool) -> None:
-    """``_kpi_e``: status-history and escalation summary per ticket (tickets without events have no row).
+    """``_kpi_status_history``: status-history summary per ticket (tickets without events have no row).
 
-    Stored per status set W (agent wait ``aw`` = pending, on hold ``oh``, solved ``sv``): the
-    chain sums ``*_t`` (epochs) and ``*_b`` (business epochs); requester wait is the rest of the
-    ticket's life (see :func:`wait_sql`). ``fs`` (first solve) doubles as "this ticket has status
+    Stored per status set W (agent wait = ``pending``, ``on_hold``, ``solved``): the chain sums
+    ``*_chain`` (epochs) and ``*_chain_business`` (business epochs); requester wait is the rest of the
+    ticket's life (see :func:`wait_sql`). ``history_first_solved_at`` doubles as "this ticket has status
     history": a solved ticket whose history never shows a solve has no usable history.
     """
     b = ws.bexpr("be", "e.created_at")
     cols = {
-        "fs": f"MIN(CASE WHEN {_is_any('e.new_value', SOLVED)} THEN e.created_at END)",
-        "reop": f"SUM(CASE WHEN {_is_any('e.old_value', SOLVED)} THEN {_is_any('e.new_value', UNSOLVED)} ELSE 0 END)",
+        "history_first_solved_at": f"MIN(CASE WHEN {_is_any('e.new_value', SOLVED)} THEN e.created_at END)",
+        "history_reopens": (f"SUM(CASE WHEN {_is_any('e.old_value', SOLVED)} THEN {_is_any('e.new_value', UNSOLVED)} "
+                            "ELSE 0 END)"),
     }
-    for name, statuses in (("aw", AGENT_WAIT), ("oh", ON_HOLD), ("sv", SOLVED)):
-        cols[f"{name}_t"] = _chain(statuses, "e.created_at")
-        cols[f"{name}_b"] = _chain(statuses, b) if ws.business else "NULL"
-    ws.create_temp("_kpi_e", f"CREATE TEMP TABLE _kpi_e (kid INTEGER PRIMARY KEY, {', '.join(cols)})")
-    _fill(ws, "_kpi_e", cols, "ticket_events", "e", "e.field = 'status'", scan)
+    for name, statuses in (("pending", AGENT_WAIT), ("on_hold", ON_HOLD), ("solved", SOLVED)):
+        cols[f"{name}_chain"] = _chain(statuses, "e.created_at")
+        cols[f"{name}_chain_business"] = _chain(statuses, b) if ws.business else "NULL"
+    ws.create_temp("_kpi_status_history",
+                   f"CREATE TEMP TABLE _kpi_status_history (ticket_rowid INTEGER PRIMARY KEY, {', '.join(cols)})")
+    _fill(ws, "_kpi_status_history", cols, "ticket_events", "e", "e.field = 'status'", scan)
 
 
 def build_escalations(ws: Workspace, scan: bool) -> None:
-    """``_kpi_x``: tickets escalated by a change: priority raised to the top severity, moved to an
+    """``_kpi_escalations``: tickets escalated by a change: priority raised to the top severity, moved to an
     escalation group, or given an escalation tag (these events are few: their own pass)."""
     top = ws.kpi.escalation.top_severity
     sev_new, sev_old = _severity_case(ws, "e.new_value"), _severity_case(ws, "e.old_value")
@@ -217,9 +224,10 @@ def build_escalations(ws: Workspace, scan: bool) -> None:
                  f"(e.field = 'tags' AND {_any_tag('e.new_value', list(ws.kpi.escalation.tags))})"]
     if groups:
         escalated.append(f"(e.field = 'group_id' AND e.new_value IN {sql_list(groups)})")
-    cols = {"esc": f"MAX({' OR '.join(escalated)})"}
-    ws.create_temp("_kpi_x", "CREATE TEMP TABLE _kpi_x (kid INTEGER PRIMARY KEY, esc)")
-    _fill(ws, "_kpi_x", cols, "ticket_events", "e", "e.field IN ('priority', 'group_id', 'tags')", scan)
+    cols = {"escalated": f"MAX({' OR '.join(escalated)})"}
+    ws.create_temp("_kpi_escalations",
+                   "CREATE TEMP TABLE _kpi_escalations (ticket_rowid INTEGER PRIMARY KEY, escalated)")
+    _fill(ws, "_kpi_escalations", cols, "ticket_events", "e", "e.field IN ('priority', 'group_id', 'tags')", scan)
 
 
 def wait_sql(business: bool) -> dict[str, str]:
@@ -227,19 +235,20 @@ def wait_sql(business: bool) -> dict[str, str]:
 
     A consistent history enters and leaves pending and on_hold as often (the initial status is
     ``new``), and enters the solved set once more than it leaves it (the final solve). So:
-    agent wait = aw_t, on hold = oh_t, solved-between-reopens = sv_t + s, requester wait =
-    lifetime - agent wait - solved time ({new, open, on_hold} are the remaining statuses).
-    Inconsistent histories (a value outside [0, lifetime]) give NULL rather than a made-up number.
+    agent wait = pending chain, on hold = on_hold chain, solved-between-reopens = solved chain + latest
+    solve, requester wait = lifetime - agent wait - solved time ({new, open, on_hold} are the remaining
+    statuses). Inconsistent histories (a value outside [0, lifetime]) give NULL rather than a made-up number.
     """
-    c, s, sfx = ("k.bc", "k.bs", "_b") if business else ("k.c", "k.s", "_t")
-    aw = f"e.aw{sfx}"
-    oh = f"e.oh{sfx}"
-    sv = f"(e.sv{sfx} + {s})"
+    sfx = "_business" if business else ""
+    c, s = f"k.created_at{sfx}", f"k.solved_at{sfx}"
+    aw = f"e.pending_chain{sfx}"
+    oh = f"e.on_hold_chain{sfx}"
+    sv = f"(e.solved_chain{sfx} + {s})"
     rw = f"(({s} - {c}) - {aw} - {sv})"
     life = f"({s} - {c})"
 
     def guard(expr: str) -> str:
-        return f"CASE WHEN e.fs IS NOT NULL AND {expr} BETWEEN 0 AND {life} THEN {expr} END"
+        return f"CASE WHEN e.history_first_solved_at IS NOT NULL AND {expr} BETWEEN 0 AND {life} THEN {expr} END"
 
     return {"requester": guard(rw), "agent": guard(aw), "on_hold": guard(oh)}
 
@@ -255,13 +264,16 @@ def build(ws: Workspace) -> None:
 
 
 #: a ticket's first solve (aliases k, e): from its status history, else the vendor's first resolution time
-FIRST_SOLVE = "(CASE WHEN e.fs IS NOT NULL THEN e.fs WHEN k.v_fres IS NOT NULL THEN k.c + k.v_fres END)"
+FIRST_SOLVE = ("(CASE WHEN e.history_first_solved_at IS NOT NULL THEN e.history_first_solved_at "
+               "WHEN k.vendor_first_resolution_s IS NOT NULL THEN k.created_at + k.vendor_first_resolution_s END)")
 #: a ticket's reopens: from its status history, else the vendor's count
-REOPENS = "(CASE WHEN e.fs IS NOT NULL THEN e.reop ELSE COALESCE(k.v_reop, 0) END)"
+REOPENS = ("(CASE WHEN e.history_first_solved_at IS NOT NULL THEN e.history_reopens "
+           "ELSE COALESCE(k.vendor_reopens, 0) END)")
 #: end of "awaiting a first reply" (aliases k, e, m): the first agent reply or the first solve, whichever is first
-FIRST_SOLVE_OR_LATEST = "COALESCE(e.fs, k.s)"
-AWAIT_END = (f"(CASE WHEN m.fr IS NULL THEN {FIRST_SOLVE_OR_LATEST} WHEN {FIRST_SOLVE_OR_LATEST} IS NULL THEN m.fr "
-             f"ELSE MIN(m.fr, {FIRST_SOLVE_OR_LATEST}) END)")
+FIRST_SOLVE_OR_LATEST = "COALESCE(e.history_first_solved_at, k.solved_at)"
+AWAIT_END = (f"(CASE WHEN m.first_reply_at IS NULL THEN {FIRST_SOLVE_OR_LATEST} "
+             f"WHEN {FIRST_SOLVE_OR_LATEST} IS NULL THEN m.first_reply_at "
+             f"ELSE MIN(m.first_reply_at, {FIRST_SOLVE_OR_LATEST}) END)")
 #: a status event's change to "unsolved" (alias x): +1 solved -> unsolved, -1 into a solved status, else 0
 DELTA = (f"(CASE WHEN {_is_any('x.old_value', SOLVED)} THEN {_is_any('x.new_value', UNSOLVED)} "
          f"ELSE -{_is_any('x.new_value', SOLVED)} END)")

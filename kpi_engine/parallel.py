@@ -58,11 +58,12 @@ def plan_shards(conn: sqlite3.Connection, sources: list[str], period: Period, wo
 def shard_bounds(conn: sqlite3.Connection, sources: list[str], count: int) -> list[Shard]:
     """``count`` shards with equal numbers of tickets, cut at fact keys (ranges of ``kpi_facts`` rowids:
     each worker reads its own contiguous part of the table)."""
-    where = f"WHERE +source IN {sql_list(sources)}"  # +: walk the table in kid order, not the (source, id) index
+    # +: walk the table in ticket_rowid order, not the (source, ticket_id) index
+    where = f"WHERE +source IN {sql_list(sources)}"
     total = conn.execute(f"SELECT COUNT(*) FROM kpi_facts {where}").fetchone()[0]
     cuts: list[int] = []
     for i in range(1, count):
-        row = conn.execute(f"SELECT kid FROM kpi_facts {where} ORDER BY kid LIMIT 1 OFFSET ?",
+        row = conn.execute(f"SELECT ticket_rowid FROM kpi_facts {where} ORDER BY ticket_rowid LIMIT 1 OFFSET ?",
                            [total * i // count]).fetchone()
         if row and (not cuts or row[0] > cuts[-1]):
             cuts.append(int(row[0]))

@@ -41,9 +41,10 @@ def first_reply_times(conn: sqlite3.Connection, *, kpi: KpiSettings | None = Non
     kpi = kpi or KpiSettings()
 
     def read(ws: Workspace) -> dict[Key, tuple[int, int | None]]:
-        bus = f"MAX({ws.bexpr('bf', 'm.fr')} - k.bc, 0)" if ws.business else "NULL"
-        rows = ws.rows(f"""SELECT k.source, k.id, MAX(m.fr - k.c, 0), {bus}
-            FROM _kpi_t k JOIN _kpi_m m ON m.kid = k.kid{ws.bjoin('bf', 'm.fr')} WHERE m.fr IS NOT NULL""")
+        bus = f"MAX({ws.bexpr('bf', 'm.first_reply_at')} - k.created_at_business, 0)" if ws.business else "NULL"
+        rows = ws.rows(f"""SELECT k.source, k.ticket_id, MAX(m.first_reply_at - k.created_at, 0), {bus}
+            FROM _kpi_tickets k JOIN _kpi_messages m ON m.ticket_rowid = k.ticket_rowid
+                {ws.bjoin('bf', 'm.first_reply_at')} WHERE m.first_reply_at IS NOT NULL""")
         return {(s, i): (cal, b) for s, i, cal, b in rows}
 
     return _with_facts(conn, kpi, source, now, read)
@@ -56,8 +57,9 @@ def response_times(conn: sqlite3.Connection, *, kpi: KpiSettings | None = None, 
 
     def read(ws: Workspace) -> dict[Key, list[tuple[int, int | None]]]:
         out: dict[Key, list[tuple[int, int | None]]] = {}
-        for s, i, seq in ws.rows("SELECT k.source, k.id, m.seq FROM _kpi_t k JOIN _kpi_m m ON m.kid = k.kid "
-                                 "WHERE m.seq IS NOT NULL"):
+        for s, i, seq in ws.rows("SELECT k.source, k.ticket_id, m.sequence FROM _kpi_tickets k "
+                                 "JOIN _kpi_messages m ON m.ticket_rowid = k.ticket_rowid "
+                                 "WHERE m.sequence IS NOT NULL"):
             found = facts.runs(seq, ws.business)
             if found:
                 out[(s, i)] = [(max(rs - cs, 0), None if cb is None or rb is None else max(rb - cb, 0))
@@ -76,9 +78,11 @@ def resolution_facts(conn: sqlite3.Connection, *, kpi: KpiSettings | None = None
 
     def read(ws: Workspace) -> dict[Key, dict[str, Any]]:
         waits = facts.wait_sql(False)
-        rows = ws.rows(f"""SELECT k.source, k.id, MAX(k.s - k.c, 0), MAX({FIRST_SOLVE} - k.c, 0), {REOPENS},
+        rows = ws.rows(f"""SELECT k.source, k.ticket_id, MAX(k.solved_at - k.created_at, 0),
+                MAX({FIRST_SOLVE} - k.created_at, 0), {REOPENS},
                 {waits['requester']}, {waits['agent']}, {waits['on_hold']}
-            FROM _kpi_t k LEFT JOIN _kpi_e e ON e.kid = k.kid WHERE k.s IS NOT NULL""")
+            FROM _kpi_tickets k LEFT JOIN _kpi_status_history e ON e.ticket_rowid = k.ticket_rowid
+            WHERE k.solved_at IS NOT NULL""")
         names = ("full_resolution_s", "first_resolution_s", "reopens", "requester_wait_s", "agent_wait_s",
                  "on_hold_s")
         return {(r[0], r[1]): dict(zip(names, r[2:], strict=True)) for r in rows}

@@ -27,11 +27,11 @@ from kpi_engine.workspace import NONE_KEY, Workspace
 
 _DIMS = {  # f: the rated ticket's facts (absent for survey responses without a ticket)
     "source": "r.source",
-    "channel": f"COALESCE(f.chan, '{NONE_KEY}')",
-    "priority": f"CASE WHEN f.kid IS NULL THEN '{NONE_KEY}' ELSE f.sev END",
-    "agent": f"COALESCE(r.assignee_id, f.asg, '{NONE_KEY}')",
-    "group": f"COALESCE(f.grp, '{NONE_KEY}')",
-    "organization": (f"COALESCE(f.source || ':org:' || NULLIF(f.org, ''), COALESCE(json_extract(r.raw, "
+    "channel": f"COALESCE(f.channel, '{NONE_KEY}')",
+    "priority": f"CASE WHEN f.ticket_rowid IS NULL THEN '{NONE_KEY}' ELSE f.severity END",
+    "agent": f"COALESCE(r.assignee_id, f.assignee_id, '{NONE_KEY}')",
+    "group": f"COALESCE(f.group_id, '{NONE_KEY}')",
+    "organization": (f"COALESCE(f.source || ':org:' || NULLIF(f.organization_id, ''), COALESCE(json_extract(r.raw, "
                      f"'$.person_source'), r.source) || ':org:' || NULLIF(p.organization_id, ''), '{NONE_KEY}')"),
 }
 
@@ -41,9 +41,10 @@ def collect(ws: Workspace, source: str | None) -> None:
     people = ("LEFT JOIN people p ON p.source = COALESCE(json_extract(r.raw, '$.person_source'), r.source) "
               "AND p.id = r.requester_id" if ws.by == "organization" else "")
     where_source = "AND r.source = :source" if source is not None else ""
-    shard = ws.in_shard("f.kid")
+    shard = ws.in_shard("f.ticket_rowid")
     if shard:  # a sharded run: rated tickets by their shard, survey responses without a known ticket in the first
-        where_source += f" AND ((f.kid IS NOT NULL{shard}){' OR f.kid IS NULL' if ws.shard.first else ''})"
+        orphans = " OR f.ticket_rowid IS NULL" if ws.shard.first else ""
+        where_source += f" AND ((f.ticket_rowid IS NOT NULL{shard}){orphans})"
     params = {**ws.params, "source": source}
     rows = ws.execute(f"""SELECT key, kind, COUNT(*), SUM(good), SUM(promoter), SUM(detractor), SUM(score), SUM(easy)
         FROM (SELECT {key} AS key, r.kind AS kind,
@@ -52,9 +53,9 @@ def collect(ws: Workspace, source: str | None) -> None:
                 CASE WHEN r.kind = 'nps' THEN r.score <= 6 END AS detractor,
                 r.score AS score,
                 CASE WHEN r.kind = 'ces' THEN r.score >= 5 END AS easy
-              FROM ratings r LEFT JOIN kpi_facts f ON f.source = r.source AND f.id = r.ticket_id {people}
+              FROM ratings r LEFT JOIN kpi_facts f ON f.source = r.source AND f.ticket_id = r.ticket_id {people}
               WHERE r.created_at >= :since AND r.created_at < :until {where_source}
-                AND (r.ticket_id IS NULL OR f.kid IS NOT NULL
+                AND (r.ticket_id IS NULL OR f.ticket_rowid IS NOT NULL
                      OR NOT EXISTS (SELECT 1 FROM tickets t WHERE t.source = r.source AND t.id = r.ticket_id))
                 AND ((r.kind = 'csat' AND r.score_1_5 BETWEEN 1 AND 5)
                   OR (r.kind = 'nps' AND r.score BETWEEN 0 AND 10)

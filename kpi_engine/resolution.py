@@ -1,7 +1,7 @@
 """Resolution family: solved tickets, full/first resolution, time in statuses, FCR, one-touch, reopens.
 
 Attributed by the solve time: a ticket counts in the period of its latest solve
-(``kpi_facts.s``: the latest solve of a ticket that is solved or closed now). Status
+(``kpi_facts.solved_at``: the latest solve of a ticket that is solved or closed now). Status
 history comes from the per-ticket facts; a ticket whose source gave no status history falls
 back to the vendor's own figures (first resolution time, reopens) where the API
 provides them, and has no time-in-status values.
@@ -18,6 +18,7 @@ from kpi_engine.stats import mean, pct, ratio, rounded
 from kpi_engine.workspace import Workspace
 
 WAITS = ("requester", "agent", "on_hold")
+WAIT_COLUMNS = ("requester_wait_seconds", "agent_wait_seconds", "on_hold_seconds")  # kpi_facts, in WAITS order
 
 
 def collect(ws: Workspace) -> None:
@@ -26,16 +27,20 @@ def collect(ws: Workspace) -> None:
     b = ws.business
     sla_terms = sla_family.resolution_terms(ws)
     waits = []
-    for sfx in ("", "_b"):
-        for w in ("rq", "ag", "oh"):
-            col = f"k.w_{w}{sfx}" if (sfx == "" or b) else "NULL"
+    for sfx in ("", "_business"):
+        for column in WAIT_COLUMNS:
+            col = f"k.{column}{sfx}" if (sfx == "" or b) else "NULL"
             waits.append(f"SUM({col}), COUNT({col})")
-    rows = ws.rows(f"""SELECT {ws.key('k.s')} AS key, COUNT(*), group_concat(MAX(k.s - k.c, 0)),
-            group_concat({'MAX(k.bs - k.bc, 0)' if b else 'NULL'}), group_concat(MAX(k.fq - k.c, 0)),
-            group_concat({'MAX(k.bfq - k.bc, 0)' if b else 'NULL'}), {', '.join(waits)}, SUM(k.nreop > 0),
-            SUM(k.nreop), SUM(k.fcr), SUM(COALESCE(k.nr, 0) < 2), SUM(COALESCE(k.n, 0)), SUM(COALESCE(k.nr, 0)),
-            group_concat(k.asg_n){''.join(f", SUM({expr})" for expr in sla_terms.values())}
-        FROM _kpi_k k WHERE {ws.during('k.s')} GROUP BY key""")
+    full_b = "MAX(k.solved_at_business - k.created_at_business, 0)" if b else "NULL"
+    first_b = "MAX(k.first_solved_at_business - k.created_at_business, 0)" if b else "NULL"
+    rows = ws.rows(f"""SELECT {ws.key('k.solved_at')} AS key, COUNT(*),
+            group_concat(MAX(k.solved_at - k.created_at, 0)), group_concat({full_b}),
+            group_concat(MAX(k.first_solved_at - k.created_at, 0)), group_concat({first_b}),
+            {', '.join(waits)}, SUM(k.reopens > 0), SUM(k.reopens), SUM(k.first_contact_resolved),
+            SUM(COALESCE(k.agent_replies, 0) < 2), SUM(COALESCE(k.public_messages, 0)),
+            SUM(COALESCE(k.agent_replies, 0)),
+            group_concat(k.assignee_number){''.join(f", SUM({expr})" for expr in sla_terms.values())}
+        FROM _kpi_period_facts k WHERE {ws.during('k.solved_at')} GROUP BY key""")
     for row in rows:
         key_value, solved = row[0], row[1]
         add = ws.parts.add

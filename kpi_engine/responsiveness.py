@@ -18,12 +18,12 @@ from kpi_engine.workspace import TIME_DIMENSIONS, Workspace
 
 
 def collect(ws: Workspace) -> None:
-    bus = "MAX(k.bfr - k.bc, 0)" if ws.business else "NULL"
+    bus = "MAX(k.first_reply_at_business - k.created_at_business, 0)" if ws.business else "NULL"
     sla_terms = sla_family.first_reply_terms(ws)
     rows = ws.rows(f"""SELECT key, group_concat(v), group_concat(vb){''.join(f", SUM({n})" for n in sla_terms)} FROM (
-            SELECT {ws.key('k.fr')} AS key, MAX(k.fr - k.c, 0) AS v, {bus} AS vb
+            SELECT {ws.key('k.first_reply_at')} AS key, MAX(k.first_reply_at - k.created_at, 0) AS v, {bus} AS vb
                 {''.join(f", {expr} AS {n}" for n, expr in sla_terms.items())}
-            FROM _kpi_k k WHERE {ws.during('k.fr')}) GROUP BY key""")
+            FROM _kpi_period_facts k WHERE {ws.during('k.first_reply_at')}) GROUP BY key""")
     for key_value, cal, bus_values, *sla_counts in rows:
         ws.parts.add(key_value, "frt", Dist.from_concat(cal))
         ws.parts.add(key_value, "frt_b", Dist.from_concat(bus_values))
@@ -34,9 +34,10 @@ def collect(ws: Workspace) -> None:
     if ws.by in TIME_DIMENSIONS or ws.by is None:
         source, needed = "kpi_responses r", ws.needed("r")
     else:
-        source, needed = "kpi_responses r JOIN _kpi_k k ON k.kid = r.kid", "1"
-    rows = ws.rows(f"""SELECT {ws.key('r.at')} AS key, group_concat(r.cal), group_concat(r.bus)
-            FROM {source} WHERE {needed} AND {ws.during('r.at')}{ws.in_shard('r.kid')} GROUP BY key""")
+        source, needed = "kpi_responses r JOIN _kpi_period_facts k ON k.ticket_rowid = r.ticket_rowid", "1"
+    rows = ws.rows(f"""SELECT {ws.key('r.responded_at')} AS key, group_concat(r.wait_seconds),
+            group_concat(r.wait_seconds_business) FROM {source}
+            WHERE {needed} AND {ws.during('r.responded_at')}{ws.in_shard('r.ticket_rowid')} GROUP BY key""")
     for key_value, cal, bus_values in rows:
         ws.parts.add(key_value, "art", Dist.from_concat(cal))
         if ws.business:

@@ -23,7 +23,7 @@ logger = logging.getLogger("deskpulse.kpi.sla")
 
 def _target_case(targets: dict[int, int]) -> str:
     whens = " ".join(f"WHEN {int(sev)} THEN {int(minutes) * 60}" for sev, minutes in sorted(targets.items()))
-    return f"(CASE k.sev {whens} END)"
+    return f"(CASE k.severity {whens} END)"
 
 
 def _business(ws: Workspace) -> bool:
@@ -37,7 +37,8 @@ def first_reply_terms(ws: Workspace) -> dict[str, str]:
     if not ws.sla.first_reply:
         return {}
     target = _target_case(ws.sla.first_reply)
-    elapsed = "k.bfr - k.bc" if _business(ws) else "k.fr - k.c"
+    elapsed = ("k.first_reply_at_business - k.created_at_business" if _business(ws)
+               else "k.first_reply_at - k.created_at")
     return {"sla_fr_n": f"({target} IS NOT NULL)", "sla_fr_ok": f"(({elapsed}) <= {target})"}
 
 
@@ -47,10 +48,11 @@ def resolution_terms(ws: Workspace) -> dict[str, str]:
     sla = ws.sla
     if sla.resolution:
         target = _target_case(sla.resolution)
-        elapsed = "k.bs - k.bc" if _business(ws) else "k.s - k.c"
+        elapsed = "k.solved_at_business - k.created_at_business" if _business(ws) else "k.solved_at - k.created_at"
         return {"sla_res_n": f"({target} IS NOT NULL)", "sla_res_ok": f"(({elapsed}) <= {target})"}
     if not sla.first_reply:
-        return {"sla_vendor_n": "(k.vsla IN ('hit', 'missed'))", "sla_vendor_ok": "(k.vsla = 'hit')"}
+        return {"sla_vendor_n": "(k.vendor_sla_status IN ('hit', 'missed'))",
+                "sla_vendor_ok": "(k.vendor_sla_status = 'hit')"}
     return {}
 
 

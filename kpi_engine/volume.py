@@ -58,9 +58,9 @@ def _full_months(ws: Workspace, months: list[Bucket], known: dict[object, dict[s
         lo, hi = run[0].start, min(run[-1].end, ws.now + 1)
         if hi <= lo:
             continue
-        for key_value, mb, count in ws.rows(f"""SELECT {dim} AS key, {bucket_case('k.c', run)} AS mb,
+        for key_value, mb, count in ws.rows(f"""SELECT {dim} AS key, {bucket_case('k.created_at', run)} AS mb,
                 COUNT(*) FROM kpi_facts k WHERE +k.source IN {ws.src}
-                  AND k.c >= {lo} AND k.c < {hi}{ws.in_shard('k.kid')}
+                  AND k.created_at >= {lo} AND k.created_at < {hi}{ws.in_shard('k.ticket_rowid')}
                 GROUP BY key, mb"""):
             if mb is not None:
                 ws.parts.add(key_value, "month_full", {run[mb].label: count})
@@ -77,10 +77,10 @@ def collect(ws: Workspace) -> None:
     per_month: dict[object, dict[str, int]] = {}
     totals: dict[object, list[int]] = {}
     sets: dict[object, tuple[IdSet, IdSet]] = {}
-    for row in ws.rows(f"""SELECT {ws.key('k.c')} AS key, {bucket_case('k.c', inside)} AS mb, COUNT(*), SUM(k.sev),
-            SUM(k.req IS NOT NULL), SUM(k.org IS NOT NULL), SUM(k.esc), group_concat(k.req_n),
-            group_concat(k.org_n)
-            FROM _kpi_k k WHERE {ws.during('k.c')} GROUP BY key, mb"""):
+    for row in ws.rows(f"""SELECT {ws.key('k.created_at')} AS key, {bucket_case('k.created_at', inside)} AS mb,
+            COUNT(*), SUM(k.severity), SUM(k.requester_id IS NOT NULL), SUM(k.organization_id IS NOT NULL),
+            SUM(k.escalated), group_concat(k.requester_number), group_concat(k.organization_number)
+            FROM _kpi_period_facts k WHERE {ws.during('k.created_at')} GROUP BY key, mb"""):
         key_value, mb, *counts, reqs, orgs = row
         sums = totals.setdefault(key_value, [0] * len(counts))
         for i, value in enumerate(counts):

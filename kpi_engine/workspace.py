@@ -36,7 +36,8 @@ SOLVED = ("solved", "closed")
 TIME_DIMENSIONS = ("month", "week")
 #: breakdown dimension -> the kpi_facts column that keys it (severity is already COALESCE(severity, 1))
 TICKET_DIMENSIONS = {
-    "source": "source", "channel": "chan", "priority": "sev", "agent": "asg", "group": "grp", "organization": "org",
+    "source": "source", "channel": "channel", "priority": "severity", "agent": "assignee_id", "group": "group_id",
+    "organization": "organization_id",
 }
 DIMENSIONS = TIME_DIMENSIONS + tuple(TICKET_DIMENSIONS)
 NONE_KEY = "(none)"
@@ -132,10 +133,11 @@ class Workspace:
 
     def needed(self, alias: str) -> str:
         """Whether the ticket of a facts or responses row (``alias``) is one the period needs (see
-        :meth:`open_facts`). Unary + everywhere: the (source, id) index must never drive a scan."""
+        :meth:`open_facts`). Unary + everywhere: the (source, ticket_id) index must never drive a scan."""
         since, until = self.period.since, self.period.until
-        return (f"+{alias}.source IN {self.src} AND +{alias}.c < {until} AND (+{alias}.c >= {since} "
-                f"OR {alias}.sa >= {since} OR {alias}.sa IS NULL OR {alias}.st IN {sql_list(UNSOLVED)})")
+        return (f"+{alias}.source IN {self.src} AND +{alias}.created_at < {until} AND (+{alias}.created_at >= {since} "
+                f"OR {alias}.synced_solved_at >= {since} OR {alias}.synced_solved_at IS NULL "
+                f"OR {alias}.status IN {sql_list(UNSOLVED)})")
 
     def during(self, column: str) -> str:
         """``column`` in [since, until): through the column's index for a short period, by a plain scan
@@ -143,16 +145,16 @@ class Workspace:
         col = f"+{column}" if self.wide else column
         return f"{col} >= :since AND {col} < :until"
 
-    def in_shard(self, kid_col: str) -> str:
+    def in_shard(self, rowid_col: str) -> str:
         """`` AND ...`` restricting rows to this shard's tickets by fact key (empty when not sharded)."""
         out = ""
         if self.shard.lo is not None:
-            out += f" AND {kid_col} >= {int(self.shard.lo)}"
+            out += f" AND {rowid_col} >= {int(self.shard.lo)}"
         if self.shard.hi is not None:
-            out += f" AND {kid_col} < {int(self.shard.hi)}"
+            out += f" AND {rowid_col} < {int(self.shard.hi)}"
         return out
 
-    def key(self, time_expr: str, dim_expr: str = "k.dk") -> str:
+    def key(self, time_expr: str, dim_expr: str = "k.dimension") -> str:
         """SQL for the breakdown key of a row attributed at ``time_expr``; NULL without breakdown.
 
         Ticket dimensions are never NULL here (a missing value is ``(none)``), so NULL always
@@ -171,7 +173,7 @@ class Workspace:
         customers); :func:`kpi_engine.engine.compute` then merges the keys of one customer.
         """
         if self.by == "organization":
-            return f"COALESCE({alias}.source || ':org:' || NULLIF({alias}.org, ''), '{NONE_KEY}')"
+            return f"COALESCE({alias}.source || ':org:' || NULLIF({alias}.organization_id, ''), '{NONE_KEY}')"
         if self.by in TICKET_DIMENSIONS:
             return f"COALESCE({alias}.{TICKET_DIMENSIONS[self.by]}, '{NONE_KEY}')"
         return "NULL"
@@ -209,8 +211,9 @@ class Workspace:
 
     # -- TEMP tables ----------------------------------------------------------------------------------
     def open_facts(self) -> None:
-        """TEMP VIEW ``_kpi_k``: the stored facts (:mod:`kpi_engine.fact_store`) of the tickets the period
-        needs, of the asked sources and this shard, with the breakdown key of ticket dimensions as ``dk``.
+        """TEMP VIEW ``_kpi_period_facts``: the stored facts (:mod:`kpi_engine.fact_store`) of the tickets the
+        period needs, of the asked sources and this shard, with the breakdown key of ticket dimensions as
+        ``dimension``.
 
         Needed = created before ``until`` and either created in the period, solved in or after it, or
         unsolved. Deleted, spam and merged tickets have no facts. The view is flattened into each query,
@@ -218,14 +221,14 @@ class Workspace:
         """
         since, until = self.period.since, self.period.until
         total = self.conn.execute("SELECT COUNT(*) FROM kpi_facts").fetchone()[0]
-        inside = self.conn.execute("SELECT COUNT(*) FROM kpi_facts WHERE c >= ? AND c < ?",
+        inside = self.conn.execute("SELECT COUNT(*) FROM kpi_facts WHERE created_at >= ? AND created_at < ?",
                                    [since, until]).fetchone()[0]
         self.wide = bool(total) and inside > WIDE_SHARE * total
-        self.conn.execute("DROP VIEW IF EXISTS temp._kpi_k")
-        # +k.source: the (source, id) index must never drive these scans; the time columns' indexes may
-        self.conn.execute(f"""CREATE TEMP VIEW _kpi_k AS SELECT k.*, {self.dim_sql('k')} AS dk FROM kpi_facts k
-            WHERE {self.needed('k')}{self.in_shard('k.kid')}""")
-        self.temp_views.append("_kpi_k")
+        self.conn.execute("DROP VIEW IF EXISTS temp._kpi_period_facts")
+        # +k.source: the (source, ticket_id) index must never drive these scans; the time columns' indexes may
+        self.conn.execute(f"""CREATE TEMP VIEW _kpi_period_facts AS SELECT k.*, {self.dim_sql('k')} AS dimension
+            FROM kpi_facts k WHERE {self.needed('k')}{self.in_shard('k.ticket_rowid')}""")
+        self.temp_views.append("_kpi_period_facts")
 
     def create_temp(self, name: str, ddl: str) -> None:
         self.conn.execute(f"DROP TABLE IF EXISTS temp.{name}")

@@ -28,6 +28,7 @@ from typing import Any
 import sqlite_utils
 
 from config.errors import DeskpulseError
+from kpi_engine import schema as kpi_schema
 
 # Per table: columns (name -> SQLite type), primary key, and which columns hold JSON.
 TABLES: dict[str, dict[str, Any]] = {
@@ -231,20 +232,27 @@ def _v3_kpi_indexes(db: sqlite_utils.Database) -> None:
                "(source, created_at, status, is_spam, is_merged)")
 
 
-def _v4_kpi_facts(db: sqlite_utils.Database) -> None:
-    """Stored per-ticket KPI facts and the triggers that log which tickets changed since (kpi_engine.fact_store).
+def _kpi_engine(step: kpi_schema.Step) -> Callable[[sqlite_utils.Database], None]:
+    """A migration kpi_engine declares (:mod:`kpi_engine.schema`: its tables, indexes and triggers) as a step here."""
 
-    Only the change log and its triggers must exist from here on; the facts tables themselves are a
-    cache that fact_store rebuilds whenever its code or the settings it depends on change.
-    """
-    from kpi_engine import fact_store
+    def migrate(db: sqlite_utils.Database) -> None:
+        step.apply(db.conn)
 
-    fact_store.install(db.conn)
+    migrate.__name__ = migrate.__qualname__ = step.name
+    migrate.__doc__ = step.doc
+    return migrate
 
 
 # Forward migrations: index i upgrades user_version i -> i+1. Append only; never edit a shipped one.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1, _create_v2_analytics, _v3_kpi_indexes,
-                                                              _v4_kpi_facts]
+# Every table of a store is created here (v4 on: the KPI engine's facts, change log and triggers, declared
+# in kpi_engine/schema.py, which fact_store only fills).
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _create_v1,                                # v1 synced data, sync_state, quarantine, outbox, meta
+    _create_v2_analytics,                      # v2 message_sentiment, kpi_snapshots, cdi_history
+    _v3_kpi_indexes,                           # v3 covering indexes for the KPI passes
+    _kpi_engine(kpi_schema.V4_FACTS),          # v4 kpi_dirty (+ triggers), kpi_facts_meta, facts tables
+    _kpi_engine(kpi_schema.V5_NAMED_FACTS),    # v5 facts tables with self-explaining column names
+]
 
 
 def record_key(record_id: str | None, raw: Any) -> str:

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config.settings import CostSettings, EscalationSettings, KpiSettings, SlaSettings
-from kpi_engine import fact_store, facts
+from kpi_engine import fact_store, facts, schema
 from kpi_engine.engine import compute
 from kpi_engine.periods import Period
 from kpi_engine.workspace import sql_list
@@ -51,6 +51,7 @@ BYS = (None, "month", "agent")
 #: the ticket data a fresh copy of a store needs (the facts tables are what is under test: never copied)
 DATA_TABLES = ("organizations", "people", "groups", "tickets", "messages", "ticket_events", "ratings", "time_entries")
 STATE_TABLES = (*fact_store.TABLES, "kpi_dirty", "kpi_facts_meta")
+ID_NUMBERS = ("requester_number", "organization_number", "assignee_number")  # kpi_id_numbers.number
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
@@ -101,14 +102,14 @@ def snapshot(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def fact_rows(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
-    """The stored per-ticket facts, comparable between stores: every table keyed by ticket (``kid``), with
-    surrogate name numbers (``*_n``, numbered as names were first seen) replaced by the names themselves."""
+    """The stored per-ticket facts, comparable between stores: every table keyed by ticket (``ticket_rowid``),
+    with surrogate id numbers (``*_number``, numbered as ids were first seen) replaced by the ids themselves."""
     out = {}
     for table in fact_store.TABLES:
         cols = _columns(conn, table)
-        if "kid" not in cols:
+        if "ticket_rowid" not in cols:
             continue
-        select = [f"(SELECT name FROM main.kpi_names WHERE n = t.{c})" if c.endswith("_n") else f"t.{c}"
+        select = [f"(SELECT id FROM main.kpi_id_numbers WHERE number = t.{c})" if c in ID_NUMBERS else f"t.{c}"
                   for c in cols]
         order = ", ".join(str(i + 1) for i in range(len(cols)))
         out[table] = conn.execute(f"SELECT {', '.join(select)} FROM main.{table} t ORDER BY {order}").fetchall()
@@ -774,7 +775,7 @@ def test_sharded_compute_inside_a_transaction_reads_current_facts(tmp_path: Path
     kpis(s.conn, workers=1, kpi=CAL)
     # committed edits on the tickets the second shard reads: the stored facts are stale
     s.conn.execute("UPDATE tickets SET assignee_id = 'a_late' WHERE rowid IN "
-                   "(SELECT kid FROM kpi_facts ORDER BY kid DESC LIMIT 20)")
+                   "(SELECT ticket_rowid FROM kpi_facts ORDER BY ticket_rowid DESC LIMIT 20)")
     s.conn.execute("BEGIN")  # e.g. a caller wanting one consistent snapshot for several computations
     try:
         sharded = kpis(s.conn, "agent", workers=2, kpi=CAL)
@@ -785,16 +786,22 @@ def test_sharded_compute_inside_a_transaction_reads_current_facts(tmp_path: Path
     assert sharded == single
 
 
-# -- 7. the v4 migration --------------------------------------------------------------------------------------
+# -- 7. the migrations (v4: facts and change log; v5: the facts tables with self-explaining columns) ---------
 
 
-def test_a_v3_store_migrates_to_v4_and_computes_the_same(tmp_path: Path) -> None:
-    path = tmp_path / "v3.db"
+def _store_at(path: Path, version: int) -> Store:
+    """A store as a deskpulse whose migration list ended at ``version`` left it."""
     old = Store(path, migrate=False)
-    for version, step in enumerate(MIGRATIONS[:3], start=1):
+    for number, step in enumerate(MIGRATIONS[:version], start=1):
         with old.transaction():
             step(old.db)
-            old.conn.execute(f"PRAGMA user_version = {version}")
+            old.conn.execute(f"PRAGMA user_version = {number}")
+    return old
+
+
+def test_a_v3_store_migrates_and_computes_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    old = _store_at(path, 3)
     generate(old, tickets=150)
     assert old.schema_version == 3 and not fact_store.installed(old.conn)
     at_v3 = kpis(old.conn, "month", kpi=CAL)  # no stored facts yet: TEMP facts for the run
@@ -803,7 +810,7 @@ def test_a_v3_store_migrates_to_v4_and_computes_the_same(tmp_path: Path) -> None
     old.close()
 
     s = Store(path)
-    assert s.schema_version == len(MIGRATIONS) == 4
+    assert s.schema_version == len(MIGRATIONS)
     assert fact_store.installed(s.conn)
     assert fact_store.stale(s.conn, CAL) == (True, 0)  # rows from before the triggers: the fingerprint rebuilds
     migrated = kpis(s.conn, "month", kpi=CAL)
@@ -816,18 +823,71 @@ def test_a_v3_store_migrates_to_v4_and_computes_the_same(tmp_path: Path) -> None
     assert dirty(s.conn) == {(src, tid)}
 
 
-def test_facts_tables_of_an_older_facts_version_are_rebuilt() -> None:
-    """Regression: a store whose facts tables predate a FACTS_VERSION that added a table was never refreshed
-    again (TEMP facts on every run) instead of having its stored facts rebuilt."""
+def test_a_v4_store_upgrades_to_named_facts_and_computes_the_same(tmp_path: Path) -> None:
+    """A store a deskpulse with migrations up to v4 wrote (facts with one- and two-letter columns, their
+    fingerprint, a change log) upgrades: v5 replaces the facts tables, the facts are recomputed on the next
+    computation, and every KPI is what the v4 store gave and what a new store gives."""
+    path = tmp_path / "v4.db"
+    old = _store_at(path, 4)
+    generate(old, tickets=150)
+    old_columns = _columns(old.conn, "kpi_facts")
+    assert {"c", "sa", "s", "bc", "bs", "org", "asg"} <= set(old_columns)
+    # the v4 store as the previous deskpulse left it: stored facts under a fingerprint, a pending change
+    old.conn.execute("INSERT INTO main.kpi_facts (kid, source, id, c) VALUES (1, 'zd', '1', 0)")
+    old.conn.execute("INSERT INTO kpi_facts_meta (key, value) VALUES ('fingerprint', 'from deskpulse v4')")
+    assert not fact_store.installed(old.conn)  # this code cannot read those columns: TEMP facts for the run
+    at_v4 = kpis(old.conn, "month", kpi=CAL)
+    assert temp_objects(old.conn) == []
+    assert _columns(old.conn, "kpi_facts") == old_columns  # a computation never changes the store's schema
+    old.close()
+
+    s = Store(path)
+    assert s.schema_version == len(MIGRATIONS) >= 5
+    assert fact_store.installed(s.conn)
+    assert _columns(s.conn, "kpi_facts") == list(schema.FACTS_TABLES["kpi_facts"])
+    assert scalar(s.conn, "SELECT COUNT(*) FROM kpi_facts") == 0
+    assert dirty(s.conn)  # the change log and its triggers are v4's, kept
+    assert fact_store.stale(s.conn, CAL)[0]  # no fingerprint: the next computation recomputes every fact
+    upgraded = kpis(s.conn, "month", kpi=CAL)
+    assert scalar(s.conn, "SELECT COUNT(*) FROM kpi_facts") == in_set_count(s.conn)
+    assert fact_store.stale(s.conn, CAL) == (False, 0)
+    assert upgraded == at_v4
+    assert upgraded == kpis(generate(Store(tmp_path / "new.db"), tickets=150).conn, "month", kpi=CAL)
+    assert all_kpis(s.conn, kpi=CAL) == all_kpis(copy_store(s.conn).conn, kpi=CAL)
+
+
+def test_the_store_migrations_create_every_kpi_table_and_a_rebuild_creates_none() -> None:
+    """kpi_engine's tables, indexes and triggers come from the store's migration list (kpi_engine.schema);
+    a full rebuild of the facts only refills them."""
+    s = generate(Store(":memory:"), tickets=80)
+
+    def kpi_objects() -> set[tuple[str, str, str]]:
+        return set(s.conn.execute("SELECT type, name, sql FROM main.sqlite_master WHERE name LIKE 'kpi%' "
+                                  "AND name <> 'kpi_snapshots'").fetchall())
+
+    migrated = kpi_objects()
+    assert {name for _, name, _ in migrated} >= {*fact_store.TABLES, *schema.STATE_TABLES}
+    for table, columns in schema.FACTS_TABLES.items():
+        assert tuple(_columns(s.conn, table)) == columns
+    assert tuple(fact_store.FACT_VALUES) == schema.FACTS_TABLES["kpi_facts"]  # each column has its value
+    kpis(s.conn, kpi=CAL)
+    s.conn.execute("DELETE FROM kpi_facts_meta")  # forces a full rebuild
+    kpis(s.conn, "month", kpi=CAL)
+    assert kpi_objects() == migrated
+    assert scalar(s.conn, "SELECT COUNT(*) FROM kpi_facts") == in_set_count(s.conn)
+
+
+def test_a_store_missing_a_facts_table_computes_with_temp_facts() -> None:
+    """A facts table gone (a hand-edited store): the computation neither fails nor creates the table (the
+    store's migrations own the schema); it uses TEMP facts, with the same numbers."""
     s = generate(Store(":memory:"), tickets=80)
     kpis(s.conn, kpi=CAL)
-    # as a store written by an older FACTS_VERSION that had one table fewer looks
     s.conn.execute(f"DROP TABLE {fact_store.TABLES[-1]}")
-    s.conn.execute("UPDATE kpi_facts_meta SET value = 'an older fingerprint' WHERE key = 'fingerprint'")
+    assert not fact_store.installed(s.conn)
     result = kpis(s.conn, "month", kpi=CAL)
     assert result == kpis(copy_store(s.conn).conn, "month", kpi=CAL)
-    assert set(fact_store.TABLES) <= {r[0] for r in s.conn.execute("SELECT name FROM sqlite_master")}
-    assert fact_store.stale(s.conn, CAL) == (False, 0)  # the stored facts were rebuilt, not a TEMP copy made
+    assert fact_store.TABLES[-1] not in {r[0] for r in s.conn.execute("SELECT name FROM main.sqlite_master")}
+    assert temp_objects(s.conn) == []
 
 
 def test_facts_follow_ticket_rowids_renumbered_behind_the_triggers_back() -> None:
@@ -839,7 +899,8 @@ def test_facts_follow_ticket_rowids_renumbered_behind_the_triggers_back() -> Non
     top = scalar(s.conn, "SELECT MAX(rowid) FROM tickets")
     s.conn.execute("UPDATE tickets SET rowid = -rowid")  # reversed order, as a VACUUM is free to do
     s.conn.execute(f"UPDATE tickets SET rowid = {top + 1} + rowid")
-    fact_store.install(s.conn)  # the triggers are back; nothing was logged
+    for sql in schema.dirty_triggers():  # the triggers are back; nothing was logged
+        s.conn.execute(sql)
     assert dirty(s.conn) == set()
     source, tid = s.conn.execute("SELECT source, id FROM tickets WHERE rowid = 1").fetchone()
     message(s, source, tid, END - 3 * DAY, "agent")  # its new key (1) is another ticket's old one

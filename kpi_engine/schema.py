@@ -1,0 +1,177 @@
+"""The tables, indexes and triggers kpi_engine keeps in the store, as migrations the store runs.
+
+Why the store runs them: ``sync/store.py`` ``MIGRATIONS`` is the one list of every table a store holds,
+applied in order under ``PRAGMA user_version``. kpi_engine declares its part here, next to the code that
+reads it, as plain SQL statements; it never creates a table of the store itself (the TEMP tables of one
+computation, and the TEMP copy of the facts a read-only store needs, aside).
+
+Append only, like the store's own list: a shipped step (:data:`V4_FACTS`, :data:`V5_NAMED_FACTS`) is never
+edited, because stores already ran it. A new stored fact column means a new step (and a bump of
+``fact_store.FACTS_VERSION``, so the facts, a cache, are recomputed); :data:`FACTS_TABLES` then describes
+the tables as the newest step leaves them.
+
+What lives here (see :mod:`kpi_engine.fact_store` for what the facts mean):
+
+``kpi_facts``           one row per ticket in the KPI ticket set, keyed by the ticket's rowid
+``kpi_responses``       one row per response (a reply answering a run of customer messages)
+``kpi_status_changes``  the backlog-relevant status changes of reopened tickets (+1 / -1)
+``kpi_id_numbers``      requester, organization and agent ids as small integers (``*_number`` columns)
+``kpi_dirty``           tickets changed since their facts were computed, filled by triggers on ``tickets``,
+                        ``messages`` and ``ticket_events`` (read by the daemon's health metrics too)
+``kpi_facts_meta``      the fingerprint the stored facts were computed with
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Step:
+    """One migration: SQL statements run in order, in the store's migration transaction."""
+
+    name: str
+    doc: str
+    statements: tuple[str, ...]
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        for sql in self.statements:
+            conn.execute(sql)
+
+
+# -- v4 (shipped; frozen) ---------------------------------------------------------------------------------------
+
+
+def _v4_dirty_triggers() -> tuple[str, ...]:
+    """The change log's triggers (frozen with v4; ``fact_store.install`` generated exactly these)."""
+    out = []
+    for table, key in (("tickets", "id"), ("messages", "ticket_id"), ("ticket_events", "ticket_id")):
+        # not INSERT OR IGNORE: an outer statement's conflict policy (the store's upserts) overrides a trigger's
+        def mark(row: str, key: str = key) -> str:
+            return (f"INSERT INTO kpi_dirty (source, ticket_id) SELECT {row}.source, {row}.{key} "
+                    f"WHERE {row}.{key} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM kpi_dirty d "
+                    f"WHERE d.source = {row}.source AND d.ticket_id = {row}.{key});")
+        for op, rows in (("INSERT", ("NEW",)), ("UPDATE", ("NEW", "OLD")), ("DELETE", ("OLD",))):
+            body = " ".join(mark(r) for r in rows)
+            out.append(f"CREATE TRIGGER IF NOT EXISTS kpi_dirty_{table}_{op.lower()} AFTER {op} ON {table} "
+                       f"BEGIN {body} END")
+    return tuple(out)
+
+
+#: what ``fact_store.install()`` created when v4 shipped (its facts tables had one- and two-letter columns;
+#: :data:`V5_NAMED_FACTS` replaces them)
+V4_FACTS = Step("v4_kpi_facts", "Stored per-ticket KPI facts and the triggers that log which tickets changed since.", (
+    """CREATE TABLE IF NOT EXISTS kpi_dirty (source TEXT NOT NULL, ticket_id TEXT NOT NULL,
+        PRIMARY KEY (source, ticket_id)) WITHOUT ROWID""",
+    "CREATE TABLE IF NOT EXISTS kpi_facts_meta (key TEXT PRIMARY KEY, value TEXT)",
+    "CREATE TABLE IF NOT EXISTS main.kpi_facts (kid INTEGER PRIMARY KEY, source TEXT NOT NULL, id TEXT NOT NULL, "
+    "c, sa, s, st, sev, req, org, asg, grp, chan, esc, v_reop, v_fres, vsla, bc, bs, fr, bfr, nr, n, nc, lc, fs, "
+    "reop, fq, bfq, nreop, fcr, w_rq, w_ag, w_oh, w_rq_b, w_ag_b, w_oh_b, req_n, org_n, asg_n, awe)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS main.kpi_facts_key ON kpi_facts (source, id)",
+    "CREATE INDEX IF NOT EXISTS main.kpi_facts_c ON kpi_facts (c, source)",
+    "CREATE INDEX IF NOT EXISTS main.kpi_facts_st ON kpi_facts (st)",
+    "CREATE INDEX IF NOT EXISTS main.kpi_facts_s ON kpi_facts (s)",
+    "CREATE INDEX IF NOT EXISTS main.kpi_facts_fr ON kpi_facts (fr)",
+    """CREATE TABLE IF NOT EXISTS main.kpi_responses (kid INTEGER NOT NULL, n INTEGER NOT NULL,
+            at INTEGER NOT NULL, cal INTEGER NOT NULL, bus INTEGER, source TEXT NOT NULL, c INTEGER, sa INTEGER,
+            st TEXT, PRIMARY KEY (kid, n)) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS main.kpi_responses_at ON kpi_responses (at)",
+    "CREATE TABLE IF NOT EXISTS main.kpi_names (n INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
+    """CREATE TABLE IF NOT EXISTS main.kpi_status_changes (kid INTEGER NOT NULL, at INTEGER NOT NULL,
+            n INTEGER NOT NULL, delta INTEGER NOT NULL, PRIMARY KEY (kid, at, n)) WITHOUT ROWID""",
+    *_v4_dirty_triggers(),
+))
+
+# -- v5 (shipped; frozen): the facts tables with column names that explain themselves --------------------------
+
+#: table -> column definitions, as v5 creates them. ``*_business`` columns are business-time epochs (business
+#: seconds since 1970-01-01 in the configured schedule); ``*_seconds`` durations; ``*_at`` epochs (UTC).
+_V5_TABLES: dict[str, tuple[str, ...]] = {
+    "kpi_facts": (
+        "ticket_rowid INTEGER PRIMARY KEY",   # tickets.rowid: the fact key (shards are ranges of it)
+        "source TEXT NOT NULL", "ticket_id TEXT NOT NULL",
+        "created_at",
+        "synced_solved_at",                   # tickets.solved_at as synced (kept by some vendors after a reopen)
+        "solved_at",                          # latest solve, only for a ticket solved or closed now
+        "status", "severity", "requester_id", "organization_id", "assignee_id", "group_id", "channel",
+        "escalated",                          # 0/1: escalation rules ([kpi.escalation]) met now or by a change
+        "vendor_reopens", "vendor_first_resolution_s", "vendor_sla_status",
+        "created_at_business", "solved_at_business",
+        "first_reply_at", "first_reply_at_business",
+        "agent_replies",                      # public agent messages that are not the description
+        "public_messages",                    # public customer + agent messages, descriptions included
+        "customer_messages", "last_customer_message_at",
+        "history_first_solved_at",            # first solve in the status history (NULL: no usable history)
+        "history_reopens",                    # solved -> unsolved changes in the status history
+        "first_solved_at", "first_solved_at_business",  # history's first solve, else the vendor's figure
+        "reopens",                            # history's reopens, else the vendor's count
+        "first_contact_resolved",             # 0/1: no reopen, one agent reply, no customer message after it
+        "requester_wait_seconds", "agent_wait_seconds", "on_hold_seconds",
+        "requester_wait_seconds_business", "agent_wait_seconds_business", "on_hold_seconds_business",
+        "requester_number", "organization_number", "assignee_number",  # kpi_id_numbers.number of the ids
+        "awaiting_first_reply_until",         # min(first agent reply, first solve)
+    ),
+    "kpi_responses": (
+        "ticket_rowid INTEGER NOT NULL", "response_number INTEGER NOT NULL",
+        "responded_at INTEGER NOT NULL", "wait_seconds INTEGER NOT NULL", "wait_seconds_business INTEGER",
+        # the ticket's columns that decide whether a period needs it (so that pass reads one table)
+        "source TEXT NOT NULL", "created_at INTEGER", "synced_solved_at INTEGER", "status TEXT",
+    ),
+    "kpi_id_numbers": ("number INTEGER PRIMARY KEY", "id TEXT NOT NULL UNIQUE"),
+    "kpi_status_changes": (
+        "ticket_rowid INTEGER NOT NULL", "changed_at INTEGER NOT NULL",
+        "event_rowid INTEGER NOT NULL",       # ticket_events.rowid (two changes in one second stay apart)
+        "unsolved_delta INTEGER NOT NULL",    # +1 solved -> unsolved, -1 into a solved status
+    ),
+}
+_V5_KEYS = {"kpi_responses": "PRIMARY KEY (ticket_rowid, response_number)",
+            "kpi_status_changes": "PRIMARY KEY (ticket_rowid, changed_at, event_rowid)"}
+_V5_INDEXES = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS {schema}.kpi_facts_key ON kpi_facts (source, ticket_id)",
+    # (created_at, source): month counts read the index alone; (status): the backlog's tickets unsolved now
+    "CREATE INDEX IF NOT EXISTS {schema}.kpi_facts_created_at ON kpi_facts (created_at, source)",
+    "CREATE INDEX IF NOT EXISTS {schema}.kpi_facts_status ON kpi_facts (status)",
+    "CREATE INDEX IF NOT EXISTS {schema}.kpi_facts_solved_at ON kpi_facts (solved_at)",
+    "CREATE INDEX IF NOT EXISTS {schema}.kpi_facts_first_reply_at ON kpi_facts (first_reply_at)",
+    "CREATE INDEX IF NOT EXISTS {schema}.kpi_responses_responded_at ON kpi_responses (responded_at)",
+)
+
+
+def _v5_ddl(schema: str) -> tuple[str, ...]:
+    out = []
+    for table, cols in _V5_TABLES.items():
+        key = _V5_KEYS.get(table)
+        body = ", ".join([*cols, key] if key else cols)
+        out.append(f"CREATE TABLE IF NOT EXISTS {schema}.{table} ({body}){' WITHOUT ROWID' if key else ''}")
+    return (*out, *(sql.format(schema=schema) for sql in _V5_INDEXES))
+
+
+V5_NAMED_FACTS = Step(
+    "v5_kpi_facts_named",
+    "The facts tables again, with column names that explain themselves; their rows are recomputed.",
+    ("DROP TABLE IF EXISTS main.kpi_facts", "DROP TABLE IF EXISTS main.kpi_responses",
+     "DROP TABLE IF EXISTS main.kpi_status_changes", "DROP TABLE IF EXISTS main.kpi_names",
+     "DELETE FROM kpi_facts_meta WHERE key = 'fingerprint'",  # no facts: the next computation rebuilds them
+     *_v5_ddl("main")))
+
+#: every kpi_engine step, oldest first (sync/store.py MIGRATIONS lists each at its place among the store's own)
+MIGRATIONS: tuple[Step, ...] = (V4_FACTS, V5_NAMED_FACTS)
+
+# -- the facts tables as the newest step leaves them --------------------------------------------------------------
+
+#: table -> column names, in order (what :mod:`kpi_engine.fact_store` writes and checks the store has)
+FACTS_TABLES: dict[str, tuple[str, ...]] = {t: tuple(c.split()[0] for c in cols) for t, cols in _V5_TABLES.items()}
+#: the change log and the fingerprint (created by v4, unchanged since)
+STATE_TABLES = ("kpi_dirty", "kpi_facts_meta")
+
+
+def facts_ddl(schema: str) -> tuple[str, ...]:
+    """The newest facts tables and their indexes in ``schema``: ``temp`` for the copy a read-only store's
+    computation makes for itself (the store's own are made by the migrations)."""
+    return _v5_ddl(schema)
+
+
+def dirty_triggers() -> tuple[str, ...]:
+    """The change log's triggers (``CREATE TRIGGER IF NOT EXISTS``), as the newest step leaves them."""
+    return _v4_dirty_triggers()
