@@ -22,18 +22,16 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from config.errors import ConfigError, DeskpulseError
+from config.errors import DeskpulseError
 from config.settings import Settings
-from sync.context import AppContext, get_ctx
 from sync.store import Store
 
 log = logging.getLogger("deskpulse.daemon")
@@ -271,38 +269,3 @@ class Daemon:
             if health is not None:
                 health.stop()
             lock.release()
-
-
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def daemon(
-        ctx: typer.Context,
-        once: Annotated[bool, typer.Option("--once", help="Run every job once, then exit (for cron/CI).")] = False,
-    ) -> None:
-        """Run sync, KPI snapshot, distress, write-back and the digest on the configured schedule until SIGTERM."""
-        actx: AppContext = get_ctx(ctx)
-        settings = actx.settings()
-        from sync.cli import _configure_redaction
-
-        _configure_redaction(actx)
-        if not settings.sources:
-            raise ConfigError("no sources configured: nothing for the daemon to do (add a [[sources]] table)")
-        d = Daemon(settings, actx.store_path(settings))
-        if once:
-            lock = StoreLock(d.db_path)
-            lock.acquire()
-            try:
-                from sync.engine import stop_on_signals
-
-                with stop_on_signals(d.stop, STOP_SIGNALS):
-                    failed = d.run_once()
-            finally:
-                lock.release()
-            if failed:
-                log.error("daemon --once: %d job(s) failed: %s", len(failed), ", ".join(failed))
-                raise typer.Exit(1)
-            if d.stop.is_set():  # like `deskpulse sync`: not everything asked was done, so not a success
-                log.error("daemon --once: stopped before every job had run; the next run resumes")
-                raise typer.Exit(1)
-            return
-        d.run()

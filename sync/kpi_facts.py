@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
+from typing import Any
 
 from rich.console import Console
 
-from config.settings import KpiSettings
+from config.errors import UsageError
+from config.settings import KpiSettings, Settings
 from kpi_engine import fact_store
+from kpi_engine.workspace import list_sources
 from sync.store import Store
 
 logger = logging.getLogger("deskpulse.kpi")
@@ -35,3 +38,14 @@ def refresh_kpi_facts(store: Store, kpi: KpiSettings, console: Console | None, *
     if count:
         logger.info("KPI facts %s for %d tickets", "rebuilt" if full else "updated", count)
     return count
+
+
+def check_source(conn: Any, settings: Settings, source: str | None) -> None:
+    """A ``--source`` that names neither a configured source nor one with data in the store: a usage error
+    listing the known ones (``deskpulse kpi`` and ``deskpulse report`` filter by it)."""
+    if source is None:
+        return
+    known = {s.name for s in settings.sources} | set(list_sources(conn))
+    known |= {r[0] for r in conn.execute("SELECT DISTINCT source FROM ratings").fetchall()}
+    if source not in known:
+        raise UsageError(f"unknown source '{source}' (known: {', '.join(sorted(known)) or 'none'})")

@@ -1,4 +1,5 @@
-"""The daemon's job bodies: sync a source, refresh derived data, post the digest.
+"""The pipeline's runs: the daemon's job bodies (sync a source, refresh derived data, post the digest) and the
+whole-store sync ``deskpulse sync`` and the demo run.
 
 Each step opens its own store connection (jobs run on the scheduler's worker
 thread) and turns failures into log lines and a ``False``/exception the
@@ -8,30 +9,49 @@ scheduler records, never a dead daemon.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from rich.console import Console
+
 from config.errors import DeskpulseError
 from config.settings import Settings
 from connectors.errors import Stopped
-from sync.engine import SyncEngine
+from sync.connector_pool import ConnectorPool
+from sync.engine import SourceReport, SyncEngine, stop_on_signals
+from sync.kpi_facts import refresh_kpi_facts
 from sync.store import Store
+from sync.writeback import refresh_cdi
+
+__all__ = ["Pipeline", "refresh_cdi", "sync_and_refresh"]
 
 log = logging.getLogger("deskpulse.pipeline")
+sync_log = logging.getLogger("deskpulse.sync")  # the name ``deskpulse sync``'s log lines have always carried
 
 
-def refresh_cdi(store: Store, settings: Settings, now: int) -> None:
-    """Score new messages, backfill and record today's CDI in ``cdi_history``: what write-back acts on.
+def sync_and_refresh(store: Store, settings: Settings, *, only: str | None = None, full: bool = False,
+                     on_page: Callable[[str, str, object, int], None] | None = None,
+                     console: Console | None = None) -> list[SourceReport]:
+    """Sync every configured source (or ``only`` one), then bring the KPI facts up to date.
 
-    The daemon runs it after every sync; ``deskpulse writeback`` runs it when the stored CDI predates the
-    newest sync (``sync.writeback.ensure_fresh_cdi``).
+    What ``deskpulse sync`` and the demo run (the daemon syncs one source per job, :meth:`Pipeline.sync`).
+    SIGTERM/SIGINT stop at once (the next run resumes from the last committed page), and a stopped run leaves
+    the KPI facts to the next KPI run. A facts refresh that fails is not the sync's failure: its data is
+    committed, so it is logged and left to the next KPI run. ``on_page`` and ``console`` feed a terminal's
+    progress display; the pipeline prints nothing itself.
     """
-    from kpi_engine import distress
-
-    distress.refresh(store.conn, settings=settings.distress, as_of=now, tz=settings.kpi.timezone, sla=settings.sla,
-                     customers=settings.customers)
+    engine = SyncEngine(store, settings, on_page=on_page)
+    with stop_on_signals(engine.stop):
+        reports = engine.sync_all(only=only, full=full)
+    try:
+        if not engine.stop.is_set():
+            refresh_kpi_facts(store, settings.kpi, console)
+    except sqlite3.Error as exc:
+        sync_log.warning("KPI facts not refreshed (%s); the next KPI run will do it", exc)
+    return reports
 
 
 class Pipeline:
@@ -66,7 +86,6 @@ class Pipeline:
                                         week=week, now=now, refresh=True)
             refresh_cdi(store, settings, now)
             if writeback and not self.stop.is_set():
-                from sync.cmd_writeback import ConnectorPool
                 from sync.writeback import apply, plan
 
                 pool = ConnectorPool(settings, stop=self.stop)

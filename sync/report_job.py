@@ -13,13 +13,14 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from config.errors import DeskpulseError
 from config.settings import Settings
 from kpi_engine.digest_input import iso_week_bounds
 from kpi_engine.distress import customer_map, refresh
 from kpi_engine.periods import Period
 from kpi_engine.report import ReportData, build_report
 from kpi_engine.report_html import render
-from sync.kpi_facts import refresh_kpi_facts
+from sync.kpi_facts import check_source, refresh_kpi_facts
 from sync.store import Store
 
 log = logging.getLogger("deskpulse.report")
@@ -57,6 +58,20 @@ def write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_report(store: Store, settings: Settings, period: Period, *, now: int, source: str | None = None,
+                 out: Path | None = None, console: Any = None) -> tuple[Path, ReportData]:
+    """``period``'s report (only ``source``'s tickets, if given) written atomically to ``out`` (default: a dated
+    name in the current folder); returns the file written and its data (``deskpulse report`` and the demo)."""
+    check_source(store.conn, settings, source)
+    data = build(store, settings, period, now=now, source=source, console=console)
+    target = out or Path(f"deskpulse-report-{data.period['since']}-to-{data.period['last_day']}.html")
+    try:
+        write_atomically(target, render(data))
+    except OSError as exc:
+        raise DeskpulseError(f"cannot write the report to {target}: {exc.strerror or exc}") from None
+    return target, data
 
 
 def week_report_name(week: str) -> str:

@@ -25,10 +25,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import typer
-
 from config.errors import UsageError
-from sync.context import get_ctx
 from sync.store import Store
 
 KINDS = {"nps": (0, 10), "ces": (1, 7), "csat": (1, 5)}
@@ -228,32 +225,3 @@ def _row(store: Store, cells: dict[str, str], kind: str, source: str, line: int,
         "raw": {"line": line, "row": cells, "person_source": person[0] if person else None,
                 "imported_at": int(time.time())},
     }
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``deskpulse import-survey`` to the CLI."""
-
-    @app.command("import-survey")
-    def import_survey_command(
-        ctx: typer.Context,
-        file: Path = typer.Argument(..., help="CSV with email|external_id, score, date[, comment, ticket_id]"),
-        kind: str = typer.Option(..., "--kind", help="nps | ces | csat"),
-        source: str = typer.Option("survey", "--source", help="source name stored on the ratings"),
-        encoding: str = typer.Option("utf-8-sig", "--encoding",
-                                     help="file encoding (Excel's CSV export is usually cp1252)"),
-    ) -> None:
-        """Import NPS/CES/CSAT survey responses from a CSV file."""
-        app = get_ctx(ctx)
-        store = app.store()
-        try:
-            report = import_survey(store, file, kind, source, encoding=encoding)
-        finally:
-            store.close()
-        for line, reason in report.errors:
-            app.err_console.print(f"line {line}: {reason}", markup=False, highlight=False)
-        if report.skipped > len(report.errors):
-            app.err_console.print(f"... and {report.skipped - len(report.errors):,} more bad rows", markup=False,
-                                  highlight=False)
-        app.console.print(f"{report.imported} of {report.rows} {kind} responses imported from {file} "
-                          f"({report.matched} matched to people); {report.skipped} skipped",
-                          markup=False, highlight=False)

@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from config.settings import Settings
 from connectors.base import Connector, WriteRequest, WriteResult
 from connectors.errors import APIError, FatalAPIError, Stopped
+from sync.connector_pool import ConnectorPool
 from sync.store import Store
 
 log = logging.getLogger("deskpulse.writeback")
@@ -117,6 +118,19 @@ class Plan:
     wanted_keys: set[str] | None = None  # every write still wanted, incl. those waiting to retry (plan() sets it)
 
 
+def refresh_cdi(store: Store, settings: Settings, now: int) -> None:
+    """Score new messages, backfill and record today's CDI in ``cdi_history``: what write-back acts on.
+
+    The daemon runs it after every sync (:mod:`sync.pipeline`); ``deskpulse writeback`` runs it when the stored
+    CDI predates the newest sync (:func:`ensure_fresh_cdi`). It lives here, not in the pipeline, so the pipeline
+    imports write-back and never the other way round (no cycle).
+    """
+    from kpi_engine import distress
+
+    distress.refresh(store.conn, settings=settings.distress, as_of=now, tz=settings.kpi.timezone, sla=settings.sla,
+                     customers=settings.customers)
+
+
 def ensure_fresh_cdi(store: Store, settings: Settings, *, now: float) -> CdiBasis:
     """Make the CDI write-back reads at least as fresh as the newest synced data; compute it if not.
 
@@ -130,8 +144,6 @@ def ensure_fresh_cdi(store: Store, settings: Settings, *, now: float) -> CdiBasi
     computed = store.scalar("SELECT max(computed_at) FROM cdi_history WHERE day = ?", [day]) if day else None
     if day is not None and computed is not None and int(computed) >= int(newest_sync or 0):
         return CdiBasis(day, int(computed), False)
-    from sync.pipeline import refresh_cdi
-
     refresh_cdi(store, settings, int(now))
     day = store.scalar("SELECT max(day) FROM cdi_history")
     computed = store.scalar("SELECT max(computed_at) FROM cdi_history WHERE day = ?", [day]) if day else None
@@ -410,3 +422,23 @@ def _supersede(store: Store, planned: Plan, now: int) -> None:
 
 def describe_now(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def run_writeback(store: Store, settings: Settings, *, do_apply: bool, limit: int | None = None,
+                  clock: Callable[[], float] = time.time) -> tuple[Plan, ApplyReport | None]:
+    """Plan (and with ``do_apply`` write) against a CDI at least as fresh as the newest sync.
+
+    What ``deskpulse writeback`` and the demo run: the connectors of the sources written to are opened once
+    (:class:`sync.connector_pool.ConnectorPool`) and closed at the end; ``store`` stays the caller's.
+    """
+    pool = ConnectorPool(settings)
+    try:
+        now = clock()
+        basis = ensure_fresh_cdi(store, settings, now=now)
+        planned = plan(store, settings, now=now, connectors=pool)
+        planned.cdi = basis
+        if not do_apply:
+            return planned, None
+        return planned, apply(store, settings, planned, pool, limit=limit, now=clock)
+    finally:
+        pool.close()

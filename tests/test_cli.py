@@ -10,8 +10,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from sync.cli import app, main
-from sync.context import AppContext
-from sync.demo import run_demo
+from sync.cli.context import AppContext
+from sync.cli.demo import run_demo
 
 COMMANDS = {"demo", "sync", "status", "kpi", "import-survey", "distress", "writeback", "digest", "daemon", "sim",
             "report"}

@@ -14,10 +14,10 @@ import pytest
 
 from config.errors import ConfigError, UsageError
 from config.settings import MAX_DURATION_S, load_settings, parse_duration
-from sync.cli import MAX_DEMO_TICKETS
-from sync.cmd_digest import parse_week
-from sync.cmd_kpi import resolve_period
-from sync.context import AppContext
+from sync.cli.context import AppContext
+from sync.cli.demo import MAX_DEMO_TICKETS
+from sync.cli.digest import parse_week
+from sync.cli.kpi import resolve_period
 from tests.test_cli_exit_codes import assert_usage_error, deskpulse
 
 SECRET_PATH = "/services/T000/B000/very-secret-part"
@@ -148,7 +148,7 @@ def test_demo_with_too_many_tickets_exits_2_before_generating_anything(tmp_path:
 
 
 def test_run_demo_refuses_too_many_tickets_itself(tmp_path: Path) -> None:
-    from sync.demo import run_demo
+    from sync.cli.demo import run_demo
 
     with pytest.raises(UsageError, match="--tickets"):
         run_demo(AppContext(db_path=tmp_path / "d.db"), tickets=MAX_DEMO_TICKETS + 1, seed=1, kinds=["zendesk"])

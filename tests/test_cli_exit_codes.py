@@ -226,8 +226,7 @@ def test_daemon_once_that_succeeds_exits_0(tmp_path: Path, zendesk: RunningSim) 
 def test_demo_whose_sync_failed_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process through ``main`` (a real demo cannot be made to fail from outside): the demo's table shows the
     failed source, and the exit code says so too."""
-    from sync import demo
-    from sync.cli import main
+    from sync.cli import demo, main
     from sync.engine import SourceReport
 
     def failing_demo(actx: object, **_: object) -> dict[str, Any]:

@@ -16,8 +16,9 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from config.settings import Settings
-from sync.cli import app, print_reports
-from sync.context import AppContext
+from sync.cli import app
+from sync.cli.context import AppContext
+from sync.cli.sync_cmd import print_reports
 from sync.daemon import Daemon, DaemonLockedError, StoreLock
 from sync.engine import SourceReport
 from sync.simulators import DEMO_SPEEDUP, start_simulator
@@ -192,9 +193,9 @@ def test_helpdesk_names_keep_their_brackets_in_distress_writeback_and_kpi_tables
     """Account, group and reason text comes from the helpdesk: "[beta]" must show, "[/x]" must not crash."""
     from kpi_engine.distress import AccountCdi, CdiResult
     from kpi_engine.registry import CATALOG
-    from sync.cmd_distress import print_table
-    from sync.cmd_kpi import render_table
-    from sync.cmd_writeback import print_plan
+    from sync.cli.distress import print_table
+    from sync.cli.kpi import render_table
+    from sync.cli.writeback import print_plan
     from sync.writeback import FlaggedAccount, Plan, PlannedWrite
 
     name = "Acme [beta] [/x] GmbH"

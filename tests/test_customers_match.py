@@ -249,8 +249,8 @@ def test_config_through_the_console_script(db: Path, tmp_path: Path) -> None:
 
 
 def test_demo_world_through_three_simulators_shows_each_customer_once(tmp_path: Path) -> None:
-    from sync.context import AppContext
-    from sync.demo import run_demo
+    from sync.cli.context import AppContext
+    from sync.cli.demo import run_demo
 
     out = io.StringIO()
     actx = AppContext(db_path=tmp_path / "demo.db", console=Console(file=out, width=160))

@@ -136,8 +136,8 @@ def test_one_daemon_per_store(tmp_path: Path) -> None:
 
 
 def test_status_shows_next_runs(tmp_path: Path) -> None:
-    from sync.context import AppContext
-    from sync.status import status_data
+    from sync.cli.context import AppContext
+    from sync.cli.status import status_data
 
     Store(tmp_path / "d.db").close()
     d = Daemon(make_settings(tmp_path, sync_every="15m"), tmp_path / "d.db", pipeline=FakePipeline())

@@ -9,8 +9,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from sync.cmd_distress import register
-from sync.context import AppContext
+from sync.cli.context import AppContext
+from sync.cli.distress import register
 from sync.store import Store
 from tests.distress_kit import DAY, T, message, org, ticket
 

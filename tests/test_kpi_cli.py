@@ -18,8 +18,8 @@ from config.errors import DeskpulseError, UsageError
 from config.settings import CostSettings, KpiSettings, SlaSettings
 from kpi_engine.engine import compute
 from kpi_engine.registry import CATALOG, NAMES, NOT_COMPUTABLE, markdown_table
-from sync import cmd_kpi
-from sync.context import AppContext
+from sync.cli import kpi as cmd_kpi
+from sync.cli.context import AppContext
 from tests.test_kpi_fixtures import T0, Desk, h
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -15,8 +15,10 @@ import typer
 from typer.testing import CliRunner
 
 from kpi_engine.units import humanize
-from sync import cmd_distress, cmd_kpi, cmd_report
-from sync.context import AppContext
+from sync.cli import distress as cmd_distress
+from sync.cli import kpi as cmd_kpi
+from sync.cli import report as cmd_report
+from sync.cli.context import AppContext
 from tests.report_kit import NOW, SINCE, UNTIL, make_store
 
 

@@ -19,8 +19,8 @@ import typer
 from typer.testing import CliRunner
 
 from kpi_engine.units import humanize
-from sync import cmd_report
-from sync.context import AppContext
+from sync.cli import report as cmd_report
+from sync.cli.context import AppContext
 from tests.report_kit import NOW, SINCE, UNTIL, make_store
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

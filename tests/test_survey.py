@@ -11,9 +11,10 @@ from typer.testing import CliRunner
 from config.errors import DeskpulseError, UsageError
 from config.settings import CostSettings, KpiSettings, SlaSettings
 from kpi_engine.engine import compute
-from sync.context import AppContext
+from sync.cli.context import AppContext
+from sync.cli.survey import register
 from sync.store import Store
-from sync.survey import import_survey, register
+from sync.survey import import_survey
 
 GOOD_AND_BAD = """Email,score,date,comment
 ann@example.com,10,2026-03-02,great

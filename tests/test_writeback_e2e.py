@@ -15,7 +15,7 @@ from config.settings import Settings
 from connectors.sim.base import SimServer
 from connectors.sim.world import generate_world
 from kpi_engine.distress import refresh
-from sync.cmd_writeback import ConnectorPool
+from sync.connector_pool import ConnectorPool
 from sync.engine import SyncEngine
 from sync.simulators import build_simulator
 from sync.store import Store

@@ -25,7 +25,7 @@ from connectors.errors import BadResponseError
 from connectors.sim.base import Fault, SimServer
 from connectors.sim.world import generate_world
 from kpi_engine.distress import refresh
-from sync.cmd_writeback import ConnectorPool
+from sync.connector_pool import ConnectorPool
 from sync.engine import SyncEngine
 from sync.pipeline import Pipeline
 from sync.simulators import build_simulator
@@ -273,8 +273,8 @@ def test_an_unexpected_connector_error_fails_one_write_not_the_run(tmp_path: Pat
 def test_status_data_lists_failed_writes_with_their_reason(tmp_path: Path) -> None:
     from rich.console import Console
 
-    from sync.context import AppContext
-    from sync.status import show_status, status_data
+    from sync.cli.context import AppContext
+    from sync.cli.status import show_status, status_data
 
     s = fd_settings()
     db = tmp_path / "s.db"
@@ -295,8 +295,8 @@ def test_status_data_lists_failed_writes_with_their_reason(tmp_path: Path) -> No
 
 
 def test_a_failed_write_no_longer_wanted_is_superseded_and_leaves_status(tmp_path: Path) -> None:
-    from sync.context import AppContext
-    from sync.status import status_data
+    from sync.cli.context import AppContext
+    from sync.cli.status import status_data
 
     s = fd_settings()
     t0 = 1_800_000_000

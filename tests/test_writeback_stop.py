@@ -11,7 +11,7 @@ from config.settings import Settings
 from connectors.errors import Stopped
 from connectors.sim.base import Fault, SimServer
 from connectors.sim.world import generate_world
-from sync.cmd_writeback import ConnectorPool
+from sync.connector_pool import ConnectorPool
 from sync.simulators import build_simulator
 from sync.store import Store
 from sync.writeback import Plan, PlannedWrite, apply

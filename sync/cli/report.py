@@ -13,13 +13,13 @@ from typing import Annotated
 
 import typer
 
-from config.errors import DeskpulseError, UsageError
+from config.errors import UsageError
 from kpi_engine.periods import Period, local_date
 from kpi_engine.report import ReportData
-from kpi_engine.report_html import render
-from sync.cmd_kpi import _check_source, resolve_period
-from sync.context import AppContext, get_ctx
-from sync.report_job import build, weeks_ending, write_atomically
+from sync import report_job
+from sync.cli.context import AppContext, get_ctx
+from sync.cli.kpi import resolve_period
+from sync.report_job import weeks_ending
 
 
 def default_period(since: str | None, until: str | None, timezone: str, today: date) -> Period:
@@ -31,25 +31,17 @@ def default_period(since: str | None, until: str | None, timezone: str, today: d
 
 def write_report(actx: AppContext, *, since: str | None = None, until: str | None = None, source: str | None = None,
                  out: Path | None = None) -> tuple[Path, ReportData]:
-    """The whole command, reusable by the demo and the daemon: returns the file written and its data."""
+    """The command on ``actx``'s store (shared with the demo): the period as ``deskpulse report`` reads it, then
+    :func:`sync.report_job.write_report`; returns the file written and its data."""
     settings = actx.settings(required=False)
     path = actx.store_path(settings)
     if str(path) != ":memory:" and not path.exists():
         raise UsageError(f"no store at {path}: run 'deskpulse sync' (or 'deskpulse demo') first, or pass --db")
     now = int(actx.clock())
     period = default_period(since, until, settings.kpi.timezone, local_date(now, settings.kpi.timezone))
-    store = actx.store(settings)
-    try:
-        _check_source(store.conn, settings, source)
-        data = build(store, settings, period, now=now, source=source, console=actx.err_console)
-    finally:
-        store.close()
-    target = out or Path(f"deskpulse-report-{data.period['since']}-to-{data.period['last_day']}.html")
-    try:
-        write_atomically(target, render(data))
-    except OSError as exc:
-        raise DeskpulseError(f"cannot write the report to {target}: {exc.strerror or exc}") from None
-    return target, data
+    with actx.store(settings) as store:
+        return report_job.write_report(store, settings, period, now=now, source=source, out=out,
+                                       console=actx.err_console)
 
 
 def register(app: typer.Typer) -> None:

@@ -17,7 +17,7 @@ from rich.text import Text
 
 from config.errors import UsageError
 from kpi_engine.distress import CdiResult, refresh
-from sync.context import AppContext, get_ctx
+from sync.cli.context import AppContext, get_ctx
 
 BAND_STYLE = {"green": "bold green", "yellow": "bold yellow", "red": "bold red"}
 FORMATS = ("table", "json")
@@ -93,6 +93,8 @@ def print_table(actx: AppContext, result: CdiResult, top: int) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``deskpulse distress`` to the CLI."""
+
     @app.command()
     def distress(
         ctx: typer.Context,

@@ -17,14 +17,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from config.errors import UsageError
-from config.settings import Settings
 from kpi_engine.engine import compute
 from kpi_engine.periods import Period, local_date, parse_date
 from kpi_engine.registry import CATALOG, NOT_COMPUTABLE
 from kpi_engine.units import arrow, humanize
-from kpi_engine.workspace import DIMENSIONS, list_sources
-from sync.context import AppContext, get_ctx
-from sync.kpi_facts import refresh_kpi_facts
+from kpi_engine.workspace import DIMENSIONS
+from sync.cli.context import AppContext, get_ctx
+from sync.kpi_facts import check_source, refresh_kpi_facts
 
 FORMATS = ("table", "json", "csv")
 DEFAULT_DAYS = 30
@@ -57,15 +56,6 @@ def resolve_period(since: str | None, until: str | None, timezone: str, today: d
     if start >= end:
         raise UsageError(f"--since {start} must be before --until {end} (--until is exclusive)")
     return Period.from_dates(start, end, timezone)
-
-
-def _check_source(conn: Any, settings: Settings, source: str | None) -> None:
-    if source is None:
-        return
-    known = {s.name for s in settings.sources} | set(list_sources(conn))
-    known |= {r[0] for r in conn.execute("SELECT DISTINCT source FROM ratings").fetchall()}
-    if source not in known:
-        raise UsageError(f"unknown source '{source}' (known: {', '.join(sorted(known)) or 'none'})")
 
 
 def _flat(name: str, value: Any) -> list[tuple[str, str]]:
@@ -147,9 +137,6 @@ def render_table(app: AppContext, result: dict[str, Any], currency: str, by: str
         app.console.print(rows)
 
 
-_render_table = render_table  # the demo's name for it
-
-
 def list_text() -> str:
     lines = []
     for kpi in CATALOG:
@@ -187,7 +174,7 @@ def register(app: typer.Typer) -> None:
         period = resolve_period(since, until, settings.kpi.timezone, local_date(now, settings.kpi.timezone))
         store = app.store(settings)
         try:
-            _check_source(store.conn, settings, source)
+            check_source(store.conn, settings, source)
             refresh_kpi_facts(store, settings.kpi, app.err_console, now=now)
             result = compute(store.conn, kpi=settings.kpi, sla=settings.sla, costs=settings.costs,
                              since=period.since, until=period.until, source=source, by=by, now=now,

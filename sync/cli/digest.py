@@ -10,7 +10,7 @@ import typer
 
 from config.errors import UsageError
 from kpi_engine.digest import render_terminal
-from sync.context import get_ctx
+from sync.cli.context import get_ctx
 from sync.digest_job import LEASE_S, build_payload, last_complete_week, post_once
 
 #: ``--week`` years: week arithmetic on year 1 or 9999 overflows (the trend reaches 8 weeks back)
@@ -34,6 +34,8 @@ def parse_week(text: str) -> str:
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``deskpulse digest`` to the CLI."""
+
     @app.command()
     def digest(
         ctx: typer.Context,
@@ -52,11 +54,7 @@ def register(app: typer.Typer) -> None:
         if force and not post:
             raise UsageError("--force only makes sense with --post")
         actx = get_ctx(ctx)
-        from sync.cli import _configure_redaction
-
         settings = actx.settings(required=post)
-        if post:
-            _configure_redaction(actx)
         week = parse_week(week) if week else last_complete_week(time.time(), settings.kpi.timezone)
         with actx.store(settings) as store:
             if post:

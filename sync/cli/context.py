@@ -2,6 +2,8 @@
 
 Commands get one :class:`AppContext` from the Typer context object instead of
 re-reading global options, so ``--config``/``--db`` mean the same everywhere.
+The root callback (:mod:`sync.cli.root`) sets :attr:`AppContext.on_settings`, so
+whichever command loads the settings, redaction of their secrets is installed.
 """
 
 from __future__ import annotations
@@ -27,15 +29,28 @@ class AppContext:
     console: Console = field(default_factory=Console)
     err_console: Console = field(default_factory=lambda: Console(stderr=True))
     clock: Callable[[], float] = time.time
+    #: called once with the settings when they are loaded or set (the root callback installs redaction here)
+    on_settings: Callable[[Settings], None] | None = None
     _settings: Settings | None = None
+
+    @property
+    def settings_loaded(self) -> bool:
+        return self._settings is not None
 
     def settings(self, *, required: bool = True) -> Settings:
         """Load once; ``required=False`` gives defaults when no config file exists."""
         if self._settings is None:
             from sync.registry import source_models  # the installed connector plugins' [[sources]] models
 
-            self._settings = load_settings(self.config_path, required=required, source_models=source_models())
+            self.use_settings(load_settings(self.config_path, required=required, source_models=source_models()))
+        assert self._settings is not None
         return self._settings
+
+    def use_settings(self, settings: Settings) -> None:
+        """Settings from elsewhere than the config file (the demo's); the settings hook sees them too."""
+        self._settings = settings
+        if self.on_settings is not None:
+            self.on_settings(settings)
 
     def store_path(self, settings: Settings | None = None) -> Path:
         if self.db_path is not None:

@@ -1,6 +1,6 @@
 """The demo's steps after the sync: each shows one capability on the synced store.
 
-Kept apart from ``sync/demo.py`` so each capability adds its own step; every
+Kept apart from ``sync/cli/demo.py`` so each capability adds its own step; every
 step uses the same commands' code paths as the CLI (no demo-only logic).
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from config.settings import Settings
-from sync.context import AppContext
+from sync.cli.context import AppContext
 
 Step = Callable[[AppContext, Settings, list], dict[str, Any] | None]
 
@@ -20,7 +20,7 @@ Step = Callable[[AppContext, Settings, list], dict[str, Any] | None]
 def kpi_step(actx: AppContext, settings: Settings, sims: list) -> dict[str, Any]:
     from kpi_engine.engine import compute
     from kpi_engine.periods import local_date
-    from sync.cmd_kpi import _render_table, resolve_period
+    from sync.cli.kpi import render_table, resolve_period
 
     actx.console.rule("KPIs, last 30 days, all helpdesks")
     now = int(actx.clock())
@@ -28,12 +28,12 @@ def kpi_step(actx: AppContext, settings: Settings, sims: list) -> dict[str, Any]
     with actx.store(settings) as store:
         result = compute(store.conn, kpi=settings.kpi, sla=settings.sla, costs=settings.costs, since=period.since,
                          until=period.until, now=now)
-    _render_table(actx, result, settings.costs.currency, None)
+    render_table(actx, result, settings.costs.currency, None)
     return {"kpis": result}
 
 
 def distress_step(actx: AppContext, settings: Settings, sims: list) -> dict[str, Any]:
-    from sync.cmd_distress import print_table, run_distress
+    from sync.cli.distress import print_table, run_distress
 
     actx.console.rule("Customer Distress Index")
     result = run_distress(actx)
@@ -42,7 +42,7 @@ def distress_step(actx: AppContext, settings: Settings, sims: list) -> dict[str,
 
 
 def writeback_step(actx: AppContext, settings: Settings, sims: list) -> dict[str, Any]:
-    from sync.cmd_writeback import print_plan, run_writeback
+    from sync.cli.writeback import print_plan, run_writeback
 
     actx.console.rule("Write-back plan (dry run: nothing is written)")
     planned, _ = run_writeback(actx, settings, do_apply=False)
@@ -74,7 +74,7 @@ def digest_step(actx: AppContext, settings: Settings, sims: list) -> dict[str, A
 
 
 def report_step(actx: AppContext, settings: Settings, sims: list) -> dict[str, Any]:
-    from sync.cmd_report import write_report
+    from sync.cli.report import write_report
 
     actx.console.rule("HTML report (the last 12 weeks)")
     store_path = actx.store_path(settings)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import typer
 from rich.markup import escape
 from rich.table import Table
 
 from kpi_engine import fact_store, quality
-from sync.context import AppContext
+from sync.cli.context import AppContext, get_ctx
 from sync.digest_job import digest_status
 from sync.history_notes import archive_lines
 from sync.store import Store
@@ -115,3 +116,12 @@ def show_status(actx: AppContext) -> None:
         if job.get("failures"):
             line += f" [red]({job['failures']} failures in a row, backing off until {job.get('backoff_until')})[/]"
         console.print(line)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``deskpulse status`` to the CLI."""
+
+    @app.command()
+    def status(ctx: typer.Context) -> None:
+        """Per source and stream: cursor, last run, rows, errors; the outbox backlog."""
+        show_status(get_ctx(ctx))

@@ -1,9 +1,11 @@
-"""``deskpulse writeback``: show (default) or apply (--apply) the predicted-distress ticket writes."""
+"""``deskpulse writeback``: show (default) or apply (--apply) the predicted-distress ticket writes.
+
+Planning and writing are the pipeline's (:func:`sync.writeback.run_writeback`); this module parses and prints.
+"""
 
 from __future__ import annotations
 
 import json
-import threading
 from typing import Annotated
 
 import typer
@@ -12,33 +14,9 @@ from rich.table import Table
 
 from config.errors import UsageError
 from config.settings import Settings
-from connectors.base import Connector
-from sync.context import AppContext, get_ctx
-from sync.registry import build_connector
-from sync.store import Store
-from sync.writeback import ApplyReport, Plan, apply, ensure_fresh_cdi, plan
-
-
-class ConnectorPool:
-    """One connector per source for the run, closed at the end."""
-
-    def __init__(self, settings: Settings, *, stop: threading.Event | None = None) -> None:
-        self.settings = settings
-        self.open: dict[str, Connector] = {}
-        self.stop = stop  # the daemon's: a SIGTERM ends a Retry-After wait of a write (connectors.errors.Stopped)
-
-    def __call__(self, source: str) -> Connector:
-        if source not in self.open:
-            connector = build_connector(self.settings.source(source), self.settings)
-            watch_stop = getattr(getattr(connector, "http", None), "watch_stop", None)
-            if self.stop is not None and callable(watch_stop):
-                watch_stop(self.stop)
-            self.open[source] = connector
-        return self.open[source]
-
-    def close(self) -> None:
-        for connector in self.open.values():
-            connector.close()
+from sync import writeback as pipeline_writeback
+from sync.cli.context import AppContext, get_ctx
+from sync.writeback import ApplyReport, Plan
 
 
 def print_plan(actx: AppContext, planned: Plan, *, limit: int = 50) -> None:
@@ -62,27 +40,16 @@ def print_plan(actx: AppContext, planned: Plan, *, limit: int = 50) -> None:
         console.print("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(planned.skipped.items())))
 
 
-def run_writeback(actx: AppContext, settings: Settings, *, do_apply: bool, limit: int | None = None,
-                  store: Store | None = None) -> tuple[Plan, ApplyReport | None]:
-    """Plan (and with ``do_apply`` write) against a CDI at least as fresh as the newest sync."""
-    own = store is None
-    store = store or actx.store(settings)
-    pool = ConnectorPool(settings)
-    try:
-        now = actx.clock()
-        basis = ensure_fresh_cdi(store, settings, now=now)
-        planned = plan(store, settings, now=now, connectors=pool)
-        planned.cdi = basis
-        if not do_apply:
-            return planned, None
-        return planned, apply(store, settings, planned, pool, limit=limit, now=actx.clock)
-    finally:
-        pool.close()
-        if own:
-            store.close()
+def run_writeback(actx: AppContext, settings: Settings, *, do_apply: bool,
+                  limit: int | None = None) -> tuple[Plan, ApplyReport | None]:
+    """:func:`sync.writeback.run_writeback` on the command's store and clock (shared with the demo)."""
+    with actx.store(settings) as store:
+        return pipeline_writeback.run_writeback(store, settings, do_apply=do_apply, limit=limit, clock=actx.clock)
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``deskpulse writeback`` to the CLI."""
+
     @app.command()
     def writeback(
         ctx: typer.Context,
@@ -95,10 +62,7 @@ def register(app: typer.Typer) -> None:
         if fmt not in ("table", "json"):
             raise UsageError(f"--format must be table or json, not '{fmt}'")
         actx = get_ctx(ctx)
-        from sync.cli import _configure_redaction
-
         settings = actx.settings()
-        _configure_redaction(actx)
         planned, report = run_writeback(actx, settings, do_apply=do_apply, limit=limit)
         if fmt == "json":
             actx.console.print_json(json.dumps({
