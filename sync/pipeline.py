@@ -21,10 +21,10 @@ from config.errors import DeskpulseError
 from config.settings import Settings
 from connectors.errors import Stopped
 from sync.connector_pool import ConnectorPool
+from sync.distress_job import refresh_cdi
 from sync.engine import SourceReport, SyncEngine, stop_on_signals
 from sync.kpi_facts import refresh_kpi_facts
 from sync.store import Store
-from sync.writeback import refresh_cdi
 
 __all__ = ["Pipeline", "refresh_cdi", "sync_and_refresh"]
 

@@ -32,6 +32,7 @@ from config.settings import Settings
 from connectors.base import Connector, WriteRequest, WriteResult
 from connectors.errors import APIError, FatalAPIError, Stopped
 from sync.connector_pool import ConnectorPool
+from sync.distress_job import refresh_cdi
 from sync.store import Store
 
 log = logging.getLogger("deskpulse.writeback")
@@ -116,19 +117,6 @@ class Plan:
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
     cdi: CdiBasis | None = None  # which CDI the plan acted on, when the caller checked (ensure_fresh_cdi)
     wanted_keys: set[str] | None = None  # every write still wanted, incl. those waiting to retry (plan() sets it)
-
-
-def refresh_cdi(store: Store, settings: Settings, now: int) -> None:
-    """Score new messages, backfill and record today's CDI in ``cdi_history``: what write-back acts on.
-
-    The daemon runs it after every sync (:mod:`sync.pipeline`); ``deskpulse writeback`` runs it when the stored
-    CDI predates the newest sync (:func:`ensure_fresh_cdi`). It lives here, not in the pipeline, so the pipeline
-    imports write-back and never the other way round (no cycle).
-    """
-    from kpi_engine import distress
-
-    distress.refresh(store.conn, settings=settings.distress, as_of=now, tz=settings.kpi.timezone, sla=settings.sla,
-                     customers=settings.customers)
 
 
 def ensure_fresh_cdi(store: Store, settings: Settings, *, now: float) -> CdiBasis:

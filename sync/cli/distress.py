@@ -16,39 +16,23 @@ from rich.table import Table
 from rich.text import Text
 
 from config.errors import UsageError
-from kpi_engine.distress import CdiResult, refresh
+from kpi_engine.distress import CdiResult
 from sync.cli.context import AppContext, get_ctx
+from sync.distress_job import distress_view
 
 BAND_STYLE = {"green": "bold green", "yellow": "bold yellow", "red": "bold red"}
 FORMATS = ("table", "json")
 
 
 def run_distress(actx: AppContext, *, source: str | None = None) -> CdiResult:
-    """Score, backfill, compute and record; the store must exist (a typo'd --db must not create one).
-
-    ``source`` only filters what is shown: the CDI is always computed (and recorded) over every
-    active account of every source, so ``--source`` never rewrites today's history with ranks
-    taken among a smaller population, and an account's CDI is the same whichever view shows it.
-    """
+    """:func:`sync.distress_job.distress_view` on the command's store (shared with the demo); the store must
+    exist (a typo'd --db must not create one)."""
     settings = actx.settings(required=False)
     path = actx.store_path(settings)
     if str(path) != ":memory:" and not path.exists():
         raise UsageError(f"no store at {path}: run 'deskpulse sync' (or 'deskpulse demo') first, or pass --db")
-    store = actx.store(settings)
-    try:
-        if source is not None and store.scalar("SELECT 1 FROM tickets WHERE source = ? LIMIT 1", [source]) is None:
-            known = [r["source"] for r in store.query("SELECT DISTINCT source FROM tickets ORDER BY source")]
-            raise UsageError(f"no tickets from source '{source}' in the store (known: {', '.join(known) or 'none'})")
-        result = refresh(store.conn, settings=settings.distress, as_of=int(actx.clock()),
-                         tz=settings.kpi.timezone, sla=settings.sla, customers=settings.customers)
-    finally:
-        store.close()
-    if source is not None:
-        result.accounts = [a for a in result.accounts if source in (a.sources or [a.source])]
-        result.source = source
-        result.notes.append(f"Showing source '{source}' only; ranks are among all {result.active_accounts} "
-                            "active accounts of every source.")
-    return result
+    with actx.store(settings) as store:
+        return distress_view(store, settings, now=int(actx.clock()), source=source)
 
 
 def to_json(result: CdiResult, top: int) -> str:
