@@ -1,4 +1,6 @@
-"""``deskpulse daemon``: sync, refresh KPIs and distress, write back, and post the digest on a schedule.
+"""The daemon: sync, refresh KPIs and distress, write back, and post the digest on a schedule.
+
+``deskpulse daemon`` (:mod:`sync.cli.daemon`) runs it; this module never imports the CLI.
 
 APScheduler 3.x with every reliability option explicit (STYLE.md #9): stable
 job ids, ``coalesce=True``, ``max_instances=1``, a misfire grace time, and a

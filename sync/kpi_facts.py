@@ -1,4 +1,4 @@
-"""Refreshing the stored KPI facts from the CLI, with a status line while it runs.
+"""Refreshing the stored KPI facts, with a status line on a terminal while it runs; checking a ``--source``.
 
 Why here and not only inside ``compute()``: a full rebuild (after an upgrade or a change of the
 settings the facts depend on) takes about a minute per million tickets, and a user watching a

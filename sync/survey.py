@@ -1,4 +1,4 @@
-"""``deskpulse import-survey``: NPS / CES / CSAT responses from a CSV file into ``ratings``.
+"""Survey import: NPS / CES / CSAT responses from a CSV file into ``ratings`` (``deskpulse import-survey``).
 
 CSV columns (header row required, names case-insensitive):
 
