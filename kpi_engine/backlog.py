@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from kpi_engine.facts import _is_any
+from kpi_engine.family import Family, Finish
 from kpi_engine.partials import num
 from kpi_engine.periods import bucket_case
 from kpi_engine.stats import pct
@@ -129,7 +130,7 @@ def _by_bucket(ws: Workspace) -> None:
         _add(ws, j, running_size, young, running_await)
 
 
-def finalize(part: dict[str, Any]) -> dict[str, Any]:
+def finalize(part: dict[str, Any], finish: Finish) -> dict[str, Any]:
     size = int(num(part, "bl_size"))
     cumulative = [int(num(part, f"bl_{name}")) for name, _ in AGES]  # age < 24h, < 48h, < 7d
     buckets = {"0_24h": cumulative[0], "24_48h": cumulative[1] - cumulative[0],
@@ -139,3 +140,6 @@ def finalize(part: dict[str, Any]) -> dict[str, Any]:
     for name, count in older.items():
         age[name] = None if not size else round(pct(count, size) or 0.0, 2)
     return {"backlog_size": size, "backlog_age": age, "tickets_awaiting_first_reply": int(num(part, "bl_awaiting"))}
+
+
+FAMILY = Family("backlog", collect, finalize)

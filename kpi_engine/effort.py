@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 from config.settings import CostSettings
+from kpi_engine.family import Family, Finish, collect_nothing
 from kpi_engine.partials import num
 from kpi_engine.periods import Period, local_date, month_buckets
 from kpi_engine.stats import ratio, rounded
@@ -68,10 +69,20 @@ def cdi_bands(ws: Workspace, source: str | None) -> dict[str, int | None]:
     return out
 
 
-def finalize(part: dict[str, Any], costs: CostSettings, view: Period | None) -> dict[str, Any]:
-    cost = period_cost(costs, view) if view is not None else None
+def finalize(part: dict[str, Any], finish: Finish) -> dict[str, Any]:
+    cost = period_cost(finish.costs, finish.view) if finish.view is not None else None
     return {
         "aht_mean_s": rounded(ratio(num(part, "aht_seconds"), num(part, "aht_tickets")), 1),
         "cost_per_ticket": rounded(ratio(cost, num(part, "created"))),
         "cost_per_resolved_ticket": rounded(ratio(cost, num(part, "solved"))),
     }
+
+
+def finalize_cdi(part: dict[str, Any], finish: Finish) -> dict[str, Any]:
+    """The CDI band counts (:func:`cdi_bands`, read once per computation by the engine; null in breakdowns)."""
+    return dict(finish.cdi or {"cdi_red": None, "cdi_yellow": None, "cdi_green": None})
+
+
+FAMILY = Family("effort", collect, finalize)
+#: the distress counts: from cdi_history, not from the tickets of the period (nothing to collect)
+DISTRESS = Family("distress", collect_nothing, finalize_cdi, needs_tickets=False)

@@ -2,9 +2,11 @@
 
 Flow: bring the stored per-ticket facts up to date (:mod:`kpi_engine.fact_store`: only
 tickets changed since the last computation are recomputed), let every family collect
-mergeable partials per breakdown key from them, then finalize each key's partial (and
-the merge of all keys for the overall figures) into KPI values in catalog order. Synced
-data is only read; TEMP views and tables are dropped before returning.
+mergeable partials per breakdown key from them (:mod:`kpi_engine.shard`, in this process or
+sharded over workers by :mod:`kpi_engine.parallel`), then finalize each key's partial (and
+the merge of all keys for the overall figures) into KPI values in catalog order, each family
+its own (:data:`kpi_engine.registry.FAMILIES`). Synced data is only read; TEMP views and tables
+are dropped before returning.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import time
 from typing import Any
 
 from config.settings import CostSettings, CustomerSettings, KpiSettings, SlaSettings
-from kpi_engine import backlog, effort, fact_store, parallel, quality, resolution, responsiveness, volume
-from kpi_engine import sla as sla_family
+from kpi_engine import effort, fact_store, parallel, quality, volume
 from kpi_engine.customers import CustomerMap, resolve
+from kpi_engine.family import Finish
 from kpi_engine.partials import Parts
 from kpi_engine.periods import Period
-from kpi_engine.registry import NAMES
-from kpi_engine.workspace import DIMENSIONS, NONE_KEY, TIME_DIMENSIONS, Shard, Workspace, list_sources
+from kpi_engine.registry import BY_NAME, FAMILIES, NAMES
+from kpi_engine.shard import collect_parts
+from kpi_engine.workspace import DIMENSIONS, NONE_KEY, TIME_DIMENSIONS, Workspace, list_sources
 
 logger = logging.getLogger("deskpulse.kpi")
 
@@ -31,21 +34,20 @@ SNAPSHOT = "snapshot"
 def _finalize(part: dict[str, Any], *, ws: Workspace, view: Period | None, month_part: dict[str, Any],
               history_start: int | None, cdi: dict[str, Any] | None,
               partial_before: dict[str, int] | None = None) -> dict[str, Any]:
+    finish = Finish(business=ws.business, costs=ws.costs, view=view, period=ws.period, month_part=month_part,
+                    history_start=history_start, now=ws.now, partial_before=partial_before, cdi=cdi)
     values: dict[str, Any] = {}
-    values.update(volume.finalize(part))
-    values.update(responsiveness.finalize(part, ws.business))
-    values.update(resolution.finalize(part, ws.business))
-    values.update(quality.finalize(part))
-    values.update(backlog.finalize(part))
-    values.update(sla_family.finalize(part))
-    values.update(effort.finalize(part, ws.costs, view))
-    values["monthly_ticket_volume"] = volume.monthly_volume(part, month_part, view or ws.period, history_start,
-                                                            ws.now, partial_before)
-    values.update(cdi or {"cdi_red": None, "cdi_yellow": None, "cdi_green": None})
+    strays: list[str] = []
+    for family in FAMILIES:
+        for name, value in family.finalize(part, finish).items():
+            entry = BY_NAME.get(name)
+            if entry is None or entry.family != family.name:
+                strays.append(f"{name} ({family.name})")
+            values[name] = value
     missing = set(NAMES) - set(values)
-    extra = set(values) - set(NAMES)
-    if missing or extra:  # pragma: no cover - guarded by tests; a family and the registry disagree
-        raise RuntimeError(f"KPI catalog mismatch: missing {sorted(missing)}, undeclared {sorted(extra)}")
+    if missing or strays:  # pragma: no cover - guarded by tests; a family and the registry disagree
+        raise RuntimeError(f"KPI catalog mismatch: missing {sorted(missing)}, not in the catalog under that "
+                           f"family: {sorted(strays)}")
     return {name: values[name] for name in NAMES}
 
 
@@ -63,22 +65,6 @@ def _total(parts: Parts, by: str | None) -> dict[str, Any]:
     out = merged.total()
     out.update(snapshot)
     return out
-
-
-def collect_parts(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, costs: CostSettings,
-                  period: Period, sources: list[str], by: str | None, now: int, source: str | None,
-                  shard: Shard | None = None) -> Parts:
-    """Every family's partials for one shard of the tickets, from facts :func:`fact_store.prepare` made current."""
-    ws = Workspace(conn, kpi=kpi, sla=sla, costs=costs, period=period, sources=sources, by=by, now=now, shard=shard)
-    try:
-        if sources:
-            ws.open_facts()
-            for family in (volume, responsiveness, resolution, backlog, sla_family, effort):
-                family.collect(ws)
-        quality.collect(ws, source)
-    finally:
-        ws.close()
-    return ws.parts
 
 
 def compute(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, costs: CostSettings,

@@ -5,7 +5,9 @@ Why processes, not threads: SQLite's allocator takes a global mutex with memory 
 worker opens the same database file read-only, computes the partials of its slice of tickets
 (by range of fact keys, :mod:`kpi_engine.fact_store`, which the caller made current first) and
 returns them; partials merge exactly (:mod:`kpi_engine.partials`), so a sharded result equals
-the single-process one. In-memory databases and small periods stay in-process.
+the single-process one. Each shard, here or in a worker, is :func:`kpi_engine.shard.collect_parts`
+(the engine imports this module, never the other way round). In-memory databases and small
+periods stay in-process.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from urllib.parse import quote
 from config.settings import CostSettings, KpiSettings, SlaSettings
 from kpi_engine.partials import Parts
 from kpi_engine.periods import Period
+from kpi_engine.shard import collect_parts
 from kpi_engine.workspace import Shard, sql_list
 
 logger = logging.getLogger("deskpulse.kpi.parallel")
@@ -101,8 +104,6 @@ def run_sharded(conn: sqlite3.Connection, shards: list[Shard], *, kpi: KpiSettin
     multiprocessing they never re-import the caller's ``__main__`` and never fork a process that
     may hold SQLite or logging locks in other threads (the daemon has several).
     """
-    from kpi_engine.engine import collect_parts
-
     path = database_file(conn)
     assert path is not None
     job = {"path": path, "kpi": kpi, "sla": sla, "costs": costs, "period": period, "sources": sources, "by": by,
@@ -141,8 +142,6 @@ def run_sharded(conn: sqlite3.Connection, shards: list[Shard], *, kpi: KpiSettin
 
 def _main() -> int:
     """Worker entry point: a pickled job on stdin, the pickled partials on stdout."""
-    from kpi_engine.engine import collect_parts
-
     job = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - written by run_sharded
     conn = sqlite3.connect(f"file:{quote(job.pop('path'))}?mode=ro", uri=True)
     try:

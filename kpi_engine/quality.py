@@ -21,6 +21,7 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
+from kpi_engine.family import Family, Finish
 from kpi_engine.partials import num
 from kpi_engine.stats import pct, ratio, rounded
 from kpi_engine.workspace import NONE_KEY, Workspace
@@ -36,7 +37,10 @@ _DIMS = {  # f: the rated ticket's facts (absent for survey responses without a 
 }
 
 
-def collect(ws: Workspace, source: str | None) -> None:
+def collect(ws: Workspace) -> None:
+    """Ratings of the period (of ``ws.source`` when one source is asked, else every source, survey imports
+    included), per breakdown key and kind."""
+    source = ws.source
     key = ws.key("r.created_at", _DIMS.get(ws.by or "", "NULL"))
     people = ("LEFT JOIN people p ON p.source = COALESCE(json_extract(r.raw, '$.person_source'), r.source) "
               "AND p.id = r.requester_id" if ws.by == "organization" else "")
@@ -74,7 +78,7 @@ def collect(ws: Workspace, source: str | None) -> None:
             add(key_value, "ces_easy", easy or 0)
 
 
-def finalize(part: dict[str, Any]) -> dict[str, Any]:
+def finalize(part: dict[str, Any], finish: Finish) -> dict[str, Any]:
     nps_n = num(part, "nps_n")
     nps = None
     if nps_n:
@@ -85,6 +89,10 @@ def finalize(part: dict[str, Any]) -> dict[str, Any]:
         "ces_mean": rounded(ratio(num(part, "ces_sum"), num(part, "ces_n"))),
         "ces_easy_pct": rounded(pct(num(part, "ces_easy"), num(part, "ces_n"))),
     }
+
+
+#: survey responses without a ticket count even in a store without tickets
+FAMILY = Family("quality", collect, finalize, needs_tickets=False)
 
 
 CSAT_NOT_AVAILABLE = "CSAT not available through this API"

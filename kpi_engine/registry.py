@@ -1,16 +1,21 @@
-"""The KPI catalog: every KPI declared once (JSON name, family, unit, definition).
+"""The KPI catalog: every KPI declared once (JSON name, family, unit, definition), and the families.
 
 ``deskpulse kpi --list``, the README table and the output key order are all
 generated from :data:`CATALOG`, so a definition cannot drift from what is
 computed: a test checks that :func:`kpi_engine.engine.compute` returns exactly
-these names. The wording follows KPIS.md.
+these names, each from the family its entry names. The wording follows KPIS.md.
+
+A KPI's ``family`` names the :class:`kpi_engine.family.Family` (one module) that collects and finalizes
+it; :data:`FAMILIES` lists them for the engine.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kpi_engine import backlog, effort, quality, resolution, responsiveness, sla, volume
 from kpi_engine.effort import AHT_NULL_REASON
+from kpi_engine.family import Family
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,9 @@ _k("cdi_yellow", "distress", "count", "Accounts in the yellow CDI band on the la
 _k("cdi_green", "distress", "count", "Accounts in the green CDI band on the latest day computed.")
 
 CATALOG: tuple[Kpi, ...] = tuple(_C)
+#: every family, in the order they collect (the order of the values is the catalog's)
+FAMILIES: tuple[Family, ...] = (volume.FAMILY, responsiveness.FAMILY, resolution.FAMILY, backlog.FAMILY, sla.FAMILY,
+                                effort.FAMILY, quality.FAMILY, effort.DISTRESS)
 NAMES: tuple[str, ...] = tuple(k.name for k in CATALOG)
 BY_NAME: dict[str, Kpi] = {k.name: k for k in CATALOG}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from kpi_engine import sla as sla_family
+from kpi_engine.family import Family, Finish
 from kpi_engine.partials import Dist, IdSet, num
 from kpi_engine.responsiveness import durations
 from kpi_engine.stats import mean, pct, ratio, rounded
@@ -61,7 +62,8 @@ def collect(ws: Workspace) -> None:
             add(key_value, name, row[j] or 0)
 
 
-def finalize(part: dict[str, Any], business: bool) -> dict[str, Any]:
+def finalize(part: dict[str, Any], finish: Finish) -> dict[str, Any]:
+    business = finish.business
     solved = num(part, "solved")
     out: dict[str, Any] = {"tickets_solved": int(solved)}
     durations(out, "full_resolution_time", part, "full", ("median", "p90", "mean"), business)
@@ -79,3 +81,6 @@ def finalize(part: dict[str, Any], business: bool) -> dict[str, Any]:
     out["agent_replies_per_ticket"] = rounded(ratio(num(part, "replies"), solved))
     out["tickets_per_agent"] = rounded(ratio(solved, len(part.get("set_asg") or ())))
     return out
+
+
+FAMILY = Family("resolution", collect, finalize)

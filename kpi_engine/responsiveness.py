@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from kpi_engine import sla as sla_family
+from kpi_engine.family import Family, Finish
 from kpi_engine.partials import Dist, dist
 from kpi_engine.stats import rounded
 from kpi_engine.workspace import TIME_DIMENSIONS, Workspace
@@ -64,8 +65,11 @@ def durations(out: dict[str, Any], name: str, part: dict[str, Any], key: str, st
             out[f"{name}_{stat}_s_business"] = None
 
 
-def finalize(part: dict[str, Any], business: bool) -> dict[str, Any]:
+def finalize(part: dict[str, Any], finish: Finish) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    durations(out, "first_response_time", part, "frt", ("median", "p90", "mean"), business)
-    durations(out, "average_response_time", part, "art", ("median", "mean"), business)
+    durations(out, "first_response_time", part, "frt", ("median", "p90", "mean"), finish.business)
+    durations(out, "average_response_time", part, "art", ("median", "mean"), finish.business)
     return out
+
+
+FAMILY = Family("responsiveness", collect, finalize)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from kpi_engine.family import Family, Finish
 from kpi_engine.partials import num
 from kpi_engine.stats import pct, rounded
 from kpi_engine.workspace import Workspace
@@ -63,7 +64,7 @@ def collect(ws: Workspace) -> None:
         logger.info("[sla] business_hours is set but no [kpi] business_hours schedule: SLA in calendar time")
 
 
-def finalize(part: dict[str, Any]) -> dict[str, Any]:
+def finalize(part: dict[str, Any], finish: Finish) -> dict[str, Any]:
     fr_n, res_n, v_n = num(part, "sla_fr_n"), num(part, "sla_res_n"), num(part, "sla_vendor_n")
     ok = num(part, "sla_fr_ok") + num(part, "sla_res_ok") + num(part, "sla_vendor_ok")
     return {
@@ -71,3 +72,6 @@ def finalize(part: dict[str, Any]) -> dict[str, Any]:
         "sla_adherence_first_reply_pct": rounded(pct(num(part, "sla_fr_ok"), fr_n)),
         "sla_adherence_resolution_pct": rounded(pct(num(part, "sla_res_ok"), res_n)),
     }
+
+
+FAMILY = Family("sla", collect, finalize)

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
+from kpi_engine.family import Family, Finish
 from kpi_engine.partials import IdSet, num
 from kpi_engine.periods import Bucket, Period, bucket_case, local_midnight, month_buckets
 from kpi_engine.stats import change_pct, pct, ratio, rounded
@@ -168,7 +169,7 @@ def _month_floor(epoch: int, tz: str) -> int:
     return local_midnight(local_date(epoch, tz).replace(day=1), tz)
 
 
-def finalize(part: dict[str, Any]) -> dict[str, Any]:
+def finalize(part: dict[str, Any], finish: Finish) -> dict[str, Any]:
     created = num(part, "created")
     reqs = part.get("set_req") or IdSet()
     orgs = part.get("set_org") or IdSet()
@@ -178,4 +179,9 @@ def finalize(part: dict[str, Any]) -> dict[str, Any]:
         "tickets_per_customer": rounded(ratio(num(part, "with_req"), len(reqs))),
         "tickets_per_organization": rounded(ratio(num(part, "with_org"), len(orgs))),
         "escalation_rate_pct": rounded(pct(num(part, "escalated"), created)),
+        "monthly_ticket_volume": monthly_volume(part, finish.month_part, finish.view or finish.period,
+                                                finish.history_start, finish.now, finish.partial_before),
     }
+
+
+FAMILY = Family("volume", collect, finalize)

@@ -97,13 +97,15 @@ class Workspace:
 
     def __init__(self, conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, costs: CostSettings,
                  period: Period, sources: Sequence[str], by: str | None, now: int,
-                 shard: Shard | None = None) -> None:
+                 shard: Shard | None = None, source: str | None = None) -> None:
         self.conn = conn
         self.kpi = kpi
         self.sla = sla
         self.costs = costs
         self.period = period
         self.sources = list(sources)
+        #: the one source asked for (None: every source, survey imports included)
+        self.source = source
         self.by = by
         self.now = now
         self.schedule = Schedule.from_settings(kpi)
