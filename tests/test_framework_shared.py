@@ -10,9 +10,9 @@ import pytest
 import responses
 
 from connectors.errors import APIError, FatalAPIError, ParseError
-from connectors.freshdesk_streams import ListContext
+from connectors.freshdesk.streams import ListContext
 from connectors.http import HttpClient
-from connectors.intercom_streams import ContactsStream, StreamContext
+from connectors.intercom.streams import ContactsStream, StreamContext
 from connectors.mapping import MAPPING_ERRORS, map_records
 from connectors.normalize import html_to_text
 from connectors.redact import RedactingFilter, Redactor
@@ -97,7 +97,8 @@ def test_intercom_quarantine_errors_read_like_the_other_vendors() -> None:
 
 # -- text -------------------------------------------------------------------------------------------
 def test_one_html_to_text_for_every_vendor() -> None:
-    from connectors import freshdesk_map, intercom_map
+    from connectors.freshdesk import mapping as freshdesk_map
+    from connectors.intercom import mapping as intercom_map
 
     assert freshdesk_map.html_to_text is intercom_map.html_to_text is html_to_text
     assert html_to_text("<div>Hello &amp;  <b>help</b></div><div>  </div><p>bye</p>") == "Hello & help\nbye"

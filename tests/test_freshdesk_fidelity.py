@@ -28,7 +28,7 @@ from connectors.base import WriteRequest
 from connectors.normalize import to_epoch
 from connectors.sim.base import SimRequest, SimResponse
 from connectors.sim.freshdesk import FreshdeskSim
-from connectors.sim.freshdesk_render import VENDOR_CONV_ID_BASE
+from connectors.sim.freshdesk.render import VENDOR_CONV_ID_BASE
 from connectors.sim.model import Message
 from kpi_engine import facts
 from kpi_engine.engine import compute

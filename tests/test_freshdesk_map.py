@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from connectors.errors import ParseError
-from connectors.freshdesk_map import (
+from connectors.freshdesk.mapping import (
     CSAT_1_5,
     channel,
     hhmm_seconds,

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from connectors.freshdesk_map import link_next
+from connectors.freshdesk.mapping import link_next
 from connectors.normalize import to_epoch
 from connectors.sim.base import Fault, serve
 from connectors.sim.freshdesk import FreshdeskSim

@@ -22,7 +22,7 @@ import responses
 
 from connectors.errors import Stopped
 from connectors.sim.base import Fault
-from connectors.sim.intercom_render import company_id, contact_id
+from connectors.sim.intercom.render import company_id, contact_id
 from sync.store import Store
 from tests.intercom_kit import (
     BOB,

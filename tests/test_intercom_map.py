@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from connectors.errors import ParseError
-from connectors.intercom_map import (
+from connectors.intercom.mapping import (
     channel_of,
     html_to_text,
     map_company,

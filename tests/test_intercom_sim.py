@@ -10,7 +10,7 @@ import pytest
 
 from connectors.sim.base import Fault, SimRequest, SimResponse
 from connectors.sim.intercom import IntercomSim
-from connectors.sim.intercom_render import company_id, contact_id
+from connectors.sim.intercom.render import company_id, contact_id
 from tests.intercom_kit import ALICE, BOT, ORG_X, T0, TOKEN, FakeTime, make_sim, same_time_world
 
 

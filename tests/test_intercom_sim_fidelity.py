@@ -1,7 +1,7 @@
 """The Intercom simulator's search index and company scroll behave as Intercom documents them (issue 11).
 
-Sources are cited next to each behaviour in ``connectors/sim/intercom_search.py`` and
-``connectors/sim/intercom_directory.py``; these tests pin the simulator so a connector test that passes
+Sources are cited next to each behaviour in ``connectors/sim/intercom/search.py`` and
+``connectors/sim/intercom/directory.py``; these tests pin the simulator so a connector test that passes
 against it means something.
 """
 
@@ -14,8 +14,8 @@ import pytest
 
 from connectors.sim.base import SimRequest, SimResponse
 from connectors.sim.intercom import IntercomSim
-from connectors.sim.intercom_render import contact_id
-from connectors.sim.intercom_search import DateRule
+from connectors.sim.intercom.render import contact_id
+from connectors.sim.intercom.search import DateRule
 from tests.intercom_kit import ALICE, BOB, LEAD, TOKEN, FakeTime, make_sim, many_orgs_world, small_world
 
 JAN_1_2020_9AM = 1577869200  # the OAS 2.11 example: truncated to 1577836800, '>' starts on January 2nd

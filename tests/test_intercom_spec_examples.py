@@ -2,7 +2,7 @@
 
 Each response example (2.11 and 2.16; ``tests/intercom_spec.py`` reads the files in place) of the
 conversations search/retrieve/update, contacts search/retrieve, companies scroll/retrieve, admins, teams and
-tags operations goes through ``connectors/intercom_map.py`` (or, for tags, the fields the connector reads) and
+tags operations goes through ``connectors/intercom/mapping.py`` (or, for tags, the fields the connector reads) and
 must give sane rows: the ids and timestamps of the example, normalized statuses, plain-text bodies.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from connectors.intercom_map import (
+from connectors.intercom.mapping import (
     map_admin,
     map_company,
     map_contact,

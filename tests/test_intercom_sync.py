@@ -15,7 +15,7 @@ from connectors.base import Page
 from connectors.errors import AuthenticationError
 from connectors.intercom import IntercomConnector, build_http, check_base_url
 from connectors.sim.base import Fault, SimRequest, SimServer
-from connectors.sim.intercom_render import company_id, contact_id
+from connectors.sim.intercom.render import company_id, contact_id
 from connectors.sim.world import generate_world
 from sync.engine import SyncEngine
 from sync.store import Store

@@ -15,7 +15,7 @@ from connectors.sim.base import Fault, SimRequest, responses_callback, serve
 from connectors.sim.model import World
 from connectors.sim.world import generate_world
 from connectors.sim.zendesk import ZendeskSim, zendesk_sim_from_args
-from connectors.sim.zendesk_export import KeyIndex, decode_cursor
+from connectors.sim.zendesk.export import KeyIndex, decode_cursor
 
 NOW = 1_749_643_200
 EXPORT = "/api/v2/incremental/tickets/cursor.json"

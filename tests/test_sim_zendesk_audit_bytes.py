@@ -7,8 +7,8 @@ import json
 import pytest
 
 from connectors.sim.world import generate_world
-from connectors.sim.zendesk_events import audit_bytes
-from connectors.sim.zendesk_render import audit_groups, render_audit
+from connectors.sim.zendesk.events import audit_bytes
+from connectors.sim.zendesk.render import audit_groups, render_audit
 
 
 @pytest.mark.parametrize("comments", [True, False])

@@ -28,8 +28,8 @@ from config.settings import Settings
 from connectors.sim.base import SimServer
 from connectors.sim.model import Org, World
 from connectors.sim.world import generate_world
-from connectors.sim.zendesk_render import is_ai_agent, survey_offered_at
-from connectors.zendesk_streams import RATING_SWEEP_EVERY
+from connectors.sim.zendesk.render import is_ai_agent, survey_offered_at
+from connectors.zendesk.streams import RATING_SWEEP_EVERY
 from kpi_engine import quality
 from kpi_engine.engine import compute
 from sync.engine import SyncEngine

@@ -1,7 +1,7 @@
 """Freshdesk v2 payloads -> normalized store rows (API-NOTES.md section 2).
 
 Pure functions, no I/O: the Freshdesk quirks live here so the stream code in
-``freshdesk_streams.py`` stays about paging and cursors. A mapper raises
+``streams.py`` stays about paging and cursors. A mapper raises
 ``ParseError`` (or lets ``KeyError``/``TypeError``/``ValueError`` escape) for a
 record it cannot store; the caller quarantines that record and keeps the rest.
 

@@ -35,8 +35,8 @@ from collections.abc import Callable
 from typing import Any
 
 from connectors.sim.base import Fault, SimRequest, SimResponse
-from connectors.sim.intercom_render import COMPANY_BASE, CONTACT_BASE, Renderer, parse_hex_id
-from connectors.sim.intercom_search import DateRule, SearchError, SearchSpace
+from connectors.sim.intercom.render import COMPANY_BASE, CONTACT_BASE, Renderer, parse_hex_id
+from connectors.sim.intercom.search import DateRule, SearchError, SearchSpace
 from connectors.sim.model import World
 
 SCROLL_PAGE = 50
@@ -87,7 +87,7 @@ class DirectoryRoutes:
 
     def configure_search(self, *, index_lag_s: float = 0.0, contact_dates: str = "next_day",
                          utc_offset_s: int = 0) -> None:
-        """Search fidelity knobs (see ``intercom_search.py``): ``index_lag_s``, how long a change takes to
+        """Search fidelity knobs (see ``search.py``): ``index_lag_s``, how long a change takes to
         become searchable (both spaces); ``contact_dates``, the reading of contacts' by-day ``>``
         (``"next_day"``: OAS 2.11; ``"same_day"``: Hevo's docs); ``utc_offset_s``, the workspace timezone
         whose midnights bound those days. The clock is read at call time (harnesses swap ``self.clock``)."""

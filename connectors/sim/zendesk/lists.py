@@ -19,7 +19,7 @@ offer), the reading under which a late answer is easiest to lose (UNCONFIRMED).
 An account on the newer CSAT (``csat="new"``) gets an empty listing here, an
 account without CSAT (``csat="off"``) a 403; which of the two Zendesk really
 answers for the newer CSAT is UNCONFIRMED. The neutral world's 1-5 score becomes
-Zendesk's binary one as documented in ``zendesk_render.csat_score`` (3 is
+Zendesk's binary one as documented in ``render.csat_score`` (3 is
 ``good`` for even rating ids, ``bad`` for odd).
 """
 
@@ -36,7 +36,7 @@ from urllib.parse import urlencode
 
 from connectors.sim.base import SimRequest, SimResponse
 from connectors.sim.model import Ticket, World
-from connectors.sim.zendesk_render import (
+from connectors.sim.zendesk.render import (
     SYSTEM_FIELDS,
     TIME_FIELD_ID,
     csat_score,

@@ -1,8 +1,8 @@
 """The Zendesk Support connector: incremental exports in, tags and custom fields out.
 
 Streams are declared in ``SPECS`` (STYLE.md #4); the request loop and the three
-Zendesk pagination schemes live in ``zendesk_streams.py``, the payload mapping
-in ``zendesk_map.py``. This module holds only what is connector-wide: auth, the
+Zendesk pagination schemes live in ``streams.py``, the payload mapping
+in ``mapping.py``. This module holds only what is connector-wide: auth, the
 HTTP client settings (the incremental-export budget of 10 requests/minute, the
 rate-limit header parser from ``ratelimit.py``), the stream order and write-back (API-NOTES.md 1.5).
 """
@@ -21,7 +21,7 @@ from connectors.errors import SkippableAPIError
 from connectors.http import Budget, HttpClient, json_object
 from connectors.normalize import to_number
 from connectors.ratelimit import zendesk_rate_headers
-from connectors.zendesk_map import (
+from connectors.zendesk.mapping import (
     Rows,
     map_group,
     map_organization,
@@ -31,8 +31,8 @@ from connectors.zendesk_map import (
     map_ticket_field,
     map_user,
 )
+from connectors.zendesk.streams import MapContext, RoleBook, StreamOptions, StreamSpec, ZendeskStream
 from connectors.zendesk_settings import ZendeskSource
-from connectors.zendesk_streams import MapContext, RoleBook, StreamOptions, StreamSpec, ZendeskStream
 
 logger = logging.getLogger("deskpulse.connectors.zendesk")
 

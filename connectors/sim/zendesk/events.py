@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.sim.model import Change, Message, Rating, Ticket, World
-from connectors.sim.zendesk_export import KeyIndex
-from connectors.sim.zendesk_render import (
+from connectors.sim.zendesk.export import KeyIndex
+from connectors.sim.zendesk.render import (
     AUDIT_ID_BASE,
     CREATE_ID_BASE,
     ENCODER,

@@ -58,7 +58,7 @@ from typing import Any
 from connectors.base import Page, Quarantined, Stream, time_bookmark
 from connectors.errors import APIError, AuthenticationError, FatalAPIError, SkippableAPIError
 from connectors.http import HttpClient, vendor_code
-from connectors.intercom_map import (
+from connectors.intercom.mapping import (
     Rows,
     contact_company,
     map_admin,

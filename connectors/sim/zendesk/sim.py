@@ -10,7 +10,7 @@ ticket-event exports (default ``agent``: tickets handled by an AI agent are
 left out unless ``all`` or ``ai_agent`` is asked for; Incremental Exports API
 reference, parameters of both endpoints); legacy-CSAT satisfaction ratings with
 cursor pagination (offered records answered later, ``csat="new"``/``"off"``
-accounts: ``zendesk_lists.py``);
+accounts: ``lists.py``);
 ticket fields and groups; tag and ticket writes that bump
 ``generated_timestamp`` and append an audit. ``X-Rate-Limit`` headers on every
 response, a sliding per-minute account window and the 10/min incremental
@@ -20,7 +20,7 @@ and the base class's faults plus ``malformed`` records.
 Links (``after_url``, ``next_page``) are built on ``self.base_url``: the
 loopback server sets it; with ``responses`` set it to the mocked host.
 Rendering choices where Zendesk's docs are silent are listed in
-``zendesk_render.py``; the writes and test helpers live in ``zendesk_writes.py``.
+``render.py``; the writes and test helpers live in ``writes.py``.
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ from urllib.parse import urlencode
 
 from connectors.sim.base import Fault, SimRequest, SimResponse, SimServer, Simulator
 from connectors.sim.model import Rating, World
-from connectors.sim.zendesk_events import EventIndex
-from connectors.sim.zendesk_export import KeyIndex, RateWindow, decode_cursor, encode_cursor, splice
-from connectors.sim.zendesk_lists import ZendeskLists
-from connectors.sim.zendesk_render import (
+from connectors.sim.zendesk.events import EventIndex
+from connectors.sim.zendesk.export import KeyIndex, RateWindow, decode_cursor, encode_cursor, splice
+from connectors.sim.zendesk.lists import ZendeskLists
+from connectors.sim.zendesk.render import (
     is_ai_agent,
     metric_bytes,
     rating_record_id,
@@ -49,7 +49,7 @@ from connectors.sim.zendesk_render import (
     render_user,
     ticket_bytes,
 )
-from connectors.sim.zendesk_writes import ZendeskWrites
+from connectors.sim.zendesk.writes import ZendeskWrites
 
 logger = logging.getLogger("deskpulse.sim.zendesk")
 
@@ -448,6 +448,3 @@ def main(argv: list[str] | None = None) -> None:
 
 
 __all__ = ["Fault", "ZendeskSim", "main", "zendesk_sim_from_args"]
-
-if __name__ == "__main__":
-    main()

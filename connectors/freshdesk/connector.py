@@ -1,9 +1,9 @@
 """The Freshdesk v2 connector: tickets, conversations, people and CSAT in; tags and custom fields out.
 
-Module map: payload mapping in ``freshdesk_map.py``; list paging and the
-small streams in ``freshdesk_streams.py``; the ticket streams (keyset paging over
+Module map: payload mapping in ``mapping.py``; list paging and the
+small streams in ``streams.py``; the ticket streams (keyset paging over
 ``updated_since``, conversations fetched in the same page) in
-``freshdesk_tickets.py``. This module holds what is connector-wide: auth (the API
+``tickets.py``. This module holds what is connector-wide: auth (the API
 key as Basic-auth user, ``X`` as password), the HTTP client settings (Freshdesk's
 rate-limit headers, the plan's Tickets List sub-limit), the stream order and
 write-back (API-NOTES.md 2.5).
@@ -21,10 +21,10 @@ import requests.auth
 
 from connectors.base import Connector, Stream, WriteRequest, WriteResult
 from connectors.errors import AuthenticationError, FatalAPIError, SkippableAPIError
-from connectors.freshdesk_map import map_agent, map_company, map_contact, map_group, map_rating, map_time_entry
+from connectors.freshdesk.mapping import map_agent, map_company, map_contact, map_group, map_rating, map_time_entry
+from connectors.freshdesk.streams import FullListStream, ListContext, Rows, SinceListStream
+from connectors.freshdesk.tickets import TICKETS_PATH, TicketStream
 from connectors.freshdesk_settings import FreshdeskSource
-from connectors.freshdesk_streams import FullListStream, ListContext, Rows, SinceListStream
-from connectors.freshdesk_tickets import TICKETS_PATH, TicketStream
 from connectors.http import Budget, HttpClient, json_object
 from connectors.ratelimit import freshdesk_rate_headers
 

@@ -13,7 +13,7 @@ kinds of stream share one page fetcher (``ListContext.get_page``):
   DESIGN.md sync contract 2, API-NOTES 6.4), never backwards; a crash mid-listing just
   re-reads it. A filter the account refuses (400) falls back to a full listing.
 - ``TicketStream`` (tickets, and the ``filter=deleted`` / ``filter=spam`` passes)
-  lives in ``freshdesk_tickets.py``.
+  lives in ``tickets.py``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 from connectors.base import Page, Quarantined, Stream, time_bookmark
 from connectors.errors import FatalAPIError, PaginationLoopError, ParseError
-from connectors.freshdesk_map import link_next
+from connectors.freshdesk.mapping import link_next
 from connectors.http import HttpClient
 from connectors.mapping import Rows, map_records
 from connectors.normalize import to_epoch, to_iso

@@ -1,7 +1,7 @@
 """Zendesk payloads -> normalized store rows (API-NOTES.md section 1).
 
 Pure functions, no I/O: every quirk of the Zendesk shapes lives here so the
-stream machinery (``zendesk_streams.py``) stays generic. A mapper raises
+stream machinery (``streams.py``) stays generic. A mapper raises
 ``ParseError`` (or lets ``KeyError``/``TypeError``/``ValueError`` escape) for a
 record it cannot store; the caller quarantines that one record and keeps the
 rest of the page.

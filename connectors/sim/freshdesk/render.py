@@ -1,4 +1,4 @@
-"""The neutral World rendered in Freshdesk v2 shapes (used by ``connectors/sim/freshdesk.py``).
+"""The neutral World rendered in Freshdesk v2 shapes (used by ``connectors/sim/freshdesk/sim.py``).
 
 Shapes follow the fixtures (``freshdesk_tickets_list_page.json``,
 ``freshdesk_conversations_list.json``) and API-NOTES.md section 2. Rendering

@@ -44,7 +44,7 @@ from connectors.errors import (
 from connectors.http import HttpClient
 from connectors.mapping import Rows, map_records
 from connectors.normalize import to_epoch
-from connectors.zendesk_map import SYSTEM_USER_ID, index_metric_sets
+from connectors.zendesk.mapping import SYSTEM_USER_ID, index_metric_sets
 
 logger = logging.getLogger("deskpulse.connectors.zendesk")
 

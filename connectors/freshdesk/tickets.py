@@ -57,7 +57,7 @@ from urllib.parse import quote
 
 from connectors.base import Page, Quarantined, Stream, time_bookmark
 from connectors.errors import FatalAPIError, ParseError, SkippableAPIError
-from connectors.freshdesk_map import (
+from connectors.freshdesk.mapping import (
     is_merge_note,
     looks_merged,
     map_conversation,
@@ -65,7 +65,7 @@ from connectors.freshdesk_map import (
     map_requester,
     map_ticket,
 )
-from connectors.freshdesk_streams import CLOCK_SKEW_S, ListContext
+from connectors.freshdesk.streams import CLOCK_SKEW_S, ListContext
 from connectors.mapping import MAPPING_ERRORS, Rows, not_an_object, quarantined
 from connectors.normalize import id_str, to_epoch, to_iso
 

@@ -26,9 +26,9 @@ from typing import Any
 
 from connectors.sim.base import SimRequest, SimResponse
 from connectors.sim.model import Change, Message, Ticket, World
-from connectors.sim.zendesk_events import WRITE_K, EventIndex
-from connectors.sim.zendesk_export import KeyIndex
-from connectors.sim.zendesk_render import AUDIT_ID_BASE, TIME_FIELD_ID, change_child, iso
+from connectors.sim.zendesk.events import WRITE_K, EventIndex
+from connectors.sim.zendesk.export import KeyIndex
+from connectors.sim.zendesk.render import AUDIT_ID_BASE, TIME_FIELD_ID, change_child, iso
 
 SIM_CHILD_ID_BASE = 4 * 10**12
 SIM_MESSAGE_ID_BASE = 8_000_000_000

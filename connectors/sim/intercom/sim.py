@@ -18,9 +18,9 @@ custom-attribute PUT appending one bot-authored
 Intercom publishes no tombstones, so deletions cannot be observed through its
 API. A merged-away ticket is served closed, with a ``merged_secondary_conversation``
 part (OAS 2.16 ``POST /conversations/{id}/merge``: the secondary "is closed and
-linked to the primary"; see ``intercom_render.py``). Responses take the shape of
+linked to the primary"; see ``render.py``). Responses take the shape of
 the ``Intercom-Version`` request header (``default_version`` without one, like
-an app's package setting; ``intercom_render.rendering``). Sim choices: every
+an app's package setting; ``render.rendering``). Sim choices: every
 write moves ``updated_at`` forward by at least one second;
 ``limit_per_window=None`` means unlimited and no rate-limit headers;
 ``known_admins_only`` makes tag calls check ``admin_id`` (404
@@ -28,8 +28,8 @@ write moves ``updated_at`` forward by at least one second;
 UNCONFIRMED alternative); ``honor_sort=False`` ignores ``sort`` (id order).
 Fault kinds ``html``/``garbage``/``shape``/``no_id`` mangle the 2xx answer of
 a write call (``IntercomSim.BAD_ANSWERS``).
-Rendering lives in ``intercom_render.py``, the query language in
-``intercom_search.py``, the directory endpoints in ``intercom_directory.py``.
+Rendering lives in ``render.py``, the query language in
+``search.py``, the directory endpoints in ``directory.py``.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from collections.abc import Callable
 from typing import Any
 
 from connectors.sim.base import SimRequest, SimResponse, Simulator
-from connectors.sim.intercom_directory import DirectoryRoutes, locked
-from connectors.sim.intercom_render import (
+from connectors.sim.intercom.directory import DirectoryRoutes, locked
+from connectors.sim.intercom.render import (
     CONTACT_BASE,
     OFFICE_HOURS,
     OPERATOR,
@@ -54,7 +54,7 @@ from connectors.sim.intercom_render import (
     intercom_state,
     rendering,
 )
-from connectors.sim.intercom_search import SearchError, SearchSpace
+from connectors.sim.intercom.search import SearchError, SearchSpace
 from connectors.sim.model import Message, Ticket, World
 
 ERROR_CODES = {400: "parameter_invalid", 401: "unauthorized", 403: "api_plan_restricted", 404: "not_found",

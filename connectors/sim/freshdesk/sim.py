@@ -22,7 +22,7 @@ Real-account behaviours (issue 11; API-NOTES 6.3, 6.4), each cited where it is m
   required ticket fields (``required_fields``, which email-created tickets often leave empty) enforced
   unless the call says ``?enforce_mandatory=false``.
 - Conversations with ``source``/``category`` (automation notes, forwards, survey comments) and the
-  localized, possibly public merge note: ``freshdesk_render``.
+  localized, possibly public merge note: ``render``.
 - Archiving (``archive()``, ``archive_after_days``): archived tickets leave every listing and the
   regular show/update/conversations endpoints; only ``GET /api/v2/tickets/archived/{id}`` reads them.
 
@@ -40,9 +40,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from connectors.normalize import to_epoch
-from connectors.sim import freshdesk_render as render
 from connectors.sim.base import SimRequest, SimResponse, Simulator
-from connectors.sim.freshdesk_index import LIST_PARAMS, Listing, TicketIndex, custom_field_problem
+from connectors.sim.freshdesk import render
+from connectors.sim.freshdesk.index import LIST_PARAMS, Listing, TicketIndex, custom_field_problem
 from connectors.sim.model import Ticket, World
 
 WINDOW_S = 60.0
