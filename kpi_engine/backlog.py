@@ -32,6 +32,10 @@ AGES = (("0_24h", DAY), ("24_48h", 2 * DAY), ("48h_7d", 7 * DAY))
 UNSOLVED_NOW = _is_any("k.status", UNSOLVED)
 #: stored per ticket: min(first agent reply, first solve) (kpi_engine.facts.AWAIT_END)
 AWAIT_END = "k.awaiting_first_reply_until"
+#: ``--by month|week``: the partial key of the backlog at ``as_of``, the overall figure (the buckets hold each
+#: bucket end's backlog, which do not add up); the engine takes every ``PREFIX`` partial of the total from it
+SNAPSHOT = "snapshot"
+PREFIX = "bl_"
 REOPENED = "COALESCE(k.history_reopens, 0) > 0"
 
 
@@ -75,7 +79,7 @@ def collect(ws: Workspace) -> None:
     b = ws.as_of
     if ws.by in TIME_DIMENSIONS:
         for _key, size, *rest in _snapshot(ws, b, "NULL"):
-            _add(ws, "snapshot", size or 0, [v or 0 for v in rest[:-1]], rest[-1] or 0)
+            _add(ws, SNAPSHOT, size or 0, [v or 0 for v in rest[:-1]], rest[-1] or 0)
         _by_bucket(ws)
         return
     for key, size, *rest in _snapshot(ws, b, ws.key("k.created_at")):

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from config.settings import CostSettings, CustomerSettings, KpiSettings, SlaSettings
-from kpi_engine import effort, fact_store, parallel, quality, volume
+from kpi_engine import backlog, effort, fact_store, parallel, quality, volume
 from kpi_engine.customers import CustomerMap, resolve
 from kpi_engine.family import Finish
 from kpi_engine.partials import Parts
@@ -28,7 +28,6 @@ from kpi_engine.workspace import DIMENSIONS, NONE_KEY, TIME_DIMENSIONS, Workspac
 
 logger = logging.getLogger("deskpulse.kpi")
 
-SNAPSHOT = "snapshot"
 
 
 def _finalize(part: dict[str, Any], *, ws: Workspace, view: Period | None, month_part: dict[str, Any],
@@ -54,13 +53,13 @@ def _finalize(part: dict[str, Any], *, ws: Workspace, view: Period | None, month
 def _total(parts: Parts, by: str | None) -> dict[str, Any]:
     if by not in TIME_DIMENSIONS:
         return parts.total()
-    snapshot = parts.by_key.get(SNAPSHOT, {})
+    snapshot = parts.by_key.get(backlog.SNAPSHOT, {})
     merged = Parts()
     for key, part in parts.by_key.items():
-        if key == SNAPSHOT:
+        if key == backlog.SNAPSHOT:
             continue
         for name, value in part.items():
-            if not name.startswith("bl_"):
+            if not name.startswith(backlog.PREFIX):
                 merged.add(key, name, value)
     out = merged.total()
     out.update(snapshot)

@@ -91,9 +91,9 @@ def build_tickets(ws: Workspace) -> int:
     esc = "(" + " OR ".join(f"instr(t.tags, '\"{t}\"') > 0" for t in tags) + ")" if tags else "0"
     if groups:
         esc = f"({esc} OR t.group_id IN {sql_list(groups)})"
-    vsla = "NULL"
+    vendor_sla = "NULL"
     if not ws.sla.first_reply and not ws.sla.resolution:
-        vsla = "json_extract(t.raw, '$.sla_applied.sla_status')"
+        vendor_sla = "json_extract(t.raw, '$.sla_applied.sla_status')"
     solve = f"CASE WHEN {_in('t.status', SOLVED)} THEN COALESCE(t.solved_at, t.updated_at) END"
     # the ticket's rowid is stable (tickets are upserted, never replaced), so persisted facts can key on it
     ws.create_temp("_kpi_tickets", """CREATE TEMP TABLE _kpi_tickets (ticket_rowid INTEGER PRIMARY KEY,
@@ -107,7 +107,7 @@ def build_tickets(ws: Workspace) -> int:
             vendor_reopens, vendor_first_resolution_s, vendor_sla_status, created_at_business, solved_at_business)
         SELECT t.rowid, t.source, t.id, t.created_at, t.solved_at, {solve}, t.status, COALESCE(t.severity, 1),
             t.requester_id, t.organization_id, t.assignee_id, t.group_id, t.channel, {esc}, t.vendor_reopens,
-            t.vendor_first_resolution_s, {vsla}, {ws.bexpr('b1', 't.created_at')}, {ws.bexpr('b2', solve)}
+            t.vendor_first_resolution_s, {vendor_sla}, {ws.bexpr('b1', 't.created_at')}, {ws.bexpr('b2', solve)}
         FROM tickets t{ws.bjoin('b1', 't.created_at')}{ws.bjoin('b2', solve)}
         WHERE t.rowid IN ({selection}) AND {ticket_set('t')}
         ORDER BY t.source, t.id""")

@@ -66,7 +66,7 @@ class Dist:
 
 
 class IdSet:
-    """A set of integer ids (``kpi_names``) as sorted unique C arrays, united lazily; only its size is read.
+    """A set of integer ids (``kpi_id_numbers``) as sorted unique C arrays, united lazily; only its size is read.
 
     Why not a Python set of the id strings: a two-year breakdown holds a million requester ids per
     process (over 100 bytes each as str-in-set, 8 here) and ships them between processes.

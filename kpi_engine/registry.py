@@ -7,6 +7,15 @@ these names, each from the family its entry names. The wording follows KPIS.md.
 
 A KPI's ``family`` names the :class:`kpi_engine.family.Family` (one module) that collects and finalizes
 it; :data:`FAMILIES` lists them for the engine.
+
+To add a KPI: (1) its entry below (``_k(name, family, unit, definition)``, in output order); (2) in that
+family's module, a partial in ``collect`` (one more aggregate in the family's pass over ``_kpi_period_facts``,
+added with ``ws.parts.add(key, partial_name, value)``; counts add, :class:`kpi_engine.partials.Dist` for
+percentiles, :class:`kpi_engine.partials.IdSet` for distinct counts) and its value in ``finalize``;
+(3) a test. Engine, shards and breakdowns need nothing. Only a KPI needing a per-ticket value that is not
+stored yet also touches the facts: the value in :mod:`kpi_engine.facts` (if it comes from messages or events)
+and ``fact_store.FACT_VALUES``, a new step in :mod:`kpi_engine.schema` listed in ``sync/store.py``
+``MIGRATIONS``, and a ``fact_store.FACTS_VERSION`` bump.
 """
 
 from __future__ import annotations

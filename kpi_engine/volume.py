@@ -70,7 +70,7 @@ def _full_months(ws: Workspace, months: list[Bucket], known: dict[object, dict[s
 def collect(ws: Workspace) -> None:
     """One pass over the tickets created in the period, per key and calendar month of the period.
 
-    Requesters and organizations come back as joined integer ids (``kpi_names``, one string per
+    Requesters and organizations come back as joined integer ids (``kpi_id_numbers``, one string per
     group): deduplicating them in Python costs less than SQL's DISTINCT.
     """
     tz = ws.period.timezone
