@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def sim(
         ctx: typer.Context,
-        kind: Annotated[str, typer.Argument(help="zendesk, freshdesk, intercom or slack")],
+        kind: Annotated[str, typer.Argument(help="an installed helpdesk kind, or slack")],
         port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Loopback port (0: any free port).")] = 0,
         tickets: Annotated[int, typer.Option("--tickets", min=1, max=MAX_DEMO_TICKETS,
                                              help="Tickets in the generated world.")] = 3000,
