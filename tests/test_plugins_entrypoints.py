@@ -13,7 +13,7 @@ import os
 import signal
 import sqlite3
 import subprocess
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ import requests
 
 from config.errors import ConfigError
 from config.settings import Settings, load_settings, use_source_models
-from connectors.plugin import ENTRY_POINT_GROUP, ConnectorPlugin, installed
+from connectors.plugin import ENTRY_POINT_GROUP, ConnectorPlugin, PluginError, installed
 from sync.registry import plugin, source_models
 from sync.simulators import build_simulator, simulator_kinds, start_simulator
 
@@ -167,3 +167,28 @@ def test_cli_sim_serves_the_example_plugins_simulator(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+
+
+# -- a broken install is loud, on one line --------------------------------------------------------------
+@pytest.mark.parametrize(("value", "problem"), [
+    ("deskpulse_no_such_module:PLUGIN", "failed to load: ModuleNotFoundError"),
+    ("connectors.zendesk:ZendeskConnector", "is not a ConnectorPlugin"),
+    ("connectors.zendesk:PLUGIN", "describes kind 'zendesk'"),
+])
+def test_a_broken_plugin_is_a_one_line_config_error(monkeypatch: pytest.MonkeyPatch, value: str,
+                                                     problem: str) -> None:
+    import connectors.plugin as plugin_module
+
+    broken = EntryPoint(name="brokendesk", value=value, group=ENTRY_POINT_GROUP)
+    monkeypatch.setattr(plugin_module, "entry_points", lambda group: [broken])
+    installed.cache_clear()
+    try:
+        with pytest.raises(PluginError) as err:
+            installed()
+    finally:
+        monkeypatch.undo()
+        installed.cache_clear()
+    assert isinstance(err.value, ConfigError) and "\n" not in str(err.value)
+    assert "'brokendesk'" in str(err.value)
+    assert problem in str(err.value)
+    assert list(installed()) == KINDS
