@@ -5,12 +5,17 @@ applied in order under ``PRAGMA user_version``. kpi_engine declares its part her
 reads it, as plain SQL statements; it never creates a table of the store itself (the TEMP tables of one
 computation, and the TEMP copy of the facts a read-only store needs, aside).
 
-Append only, like the store's own list: a shipped step (:data:`V4_FACTS`, :data:`V5_NAMED_FACTS`) is never
+Append only, like the store's own list: a shipped step (:data:`V2_ANALYTICS` ... :data:`V5_NAMED_FACTS`) is never
 edited, because stores already ran it. A new stored fact column means a new step (and a bump of
 ``fact_store.FACTS_VERSION``, so the facts, a cache, are recomputed); :data:`FACTS_TABLES` then describes
 the tables as the newest step leaves them.
 
 What lives here (see :mod:`kpi_engine.fact_store` for what the facts mean):
+
+``message_sentiment``   VADER compound per customer message (:mod:`kpi_engine.sentiment`)
+``kpi_snapshots``       the catalog of each ISO week (:mod:`kpi_engine.snapshots`)
+``cdi_history``         the daily CDI per account (:mod:`kpi_engine.distress`)
+``idx_*_kpi``           covering indexes on synced tables for the per-ticket passes (:mod:`kpi_engine.facts`)
 
 ``kpi_facts``           one row per ticket in the KPI ticket set, keyed by the ticket's rowid
 ``kpi_responses``       one row per response (a reply answering a run of customer messages)
@@ -39,6 +44,30 @@ class Step:
         for sql in self.statements:
             conn.execute(sql)
 
+
+# -- v2, v3 (shipped; frozen): the SQL sync/store.py ran for them (v2 through sqlite-utils, which wrote exactly
+# these statements), moved here unchanged so kpi_engine's part of the schema is declared in one module --------
+
+V2_ANALYTICS = Step(
+    "v2_analytics", "Derived data: sentiment scored once per message, weekly KPI snapshots, daily CDI per account.", (
+        'CREATE TABLE IF NOT EXISTS "message_sentiment" (\n   "source" TEXT,\n   "message_id" TEXT,\n'
+        '   "compound" REAL,\n   "scored_at" INTEGER,\n   PRIMARY KEY ("source", "message_id")\n)',
+        'CREATE TABLE IF NOT EXISTS "kpi_snapshots" (\n   "period" TEXT,\n   "scope" TEXT,\n   "since" INTEGER,\n'
+        '   "until" INTEGER,\n   "computed_at" INTEGER,\n   "kpis" TEXT,\n   PRIMARY KEY ("period", "scope")\n)',
+        'CREATE TABLE IF NOT EXISTS "cdi_history" (\n   "day" TEXT,\n   "account" TEXT,\n   "source" TEXT,\n'
+        '   "organization_id" TEXT,\n   "requester_id" TEXT,\n   "cdi" INTEGER,\n   "band" TEXT,\n'
+        '   "priority" REAL,\n   "components" TEXT,\n   "computed_at" INTEGER,\n   PRIMARY KEY ("day", "account")\n)',
+        'CREATE INDEX IF NOT EXISTS "idx_cdi_history_account_day"\n    ON "cdi_history" ("account", "day")',
+    ))
+
+V3_KPI_INDEXES = Step(
+    "v3_kpi_indexes", "Covering indexes for the KPI engine's per-ticket passes (measured with bench/bench_kpi.py).", (
+        "CREATE INDEX IF NOT EXISTS idx_messages_kpi ON messages "
+        "(source, ticket_id, created_at, author_role, public, kind)",
+        "CREATE INDEX IF NOT EXISTS idx_ticket_events_kpi ON ticket_events "
+        "(source, ticket_id, field, created_at, new_value, old_value)",
+        "CREATE INDEX IF NOT EXISTS idx_tickets_kpi ON tickets (source, created_at, status, is_spam, is_merged)",
+    ))
 
 # -- v4 (shipped; frozen) ---------------------------------------------------------------------------------------
 
@@ -156,7 +185,7 @@ V5_NAMED_FACTS = Step(
      *_v5_ddl("main")))
 
 #: every kpi_engine step, oldest first (sync/store.py MIGRATIONS lists each at its place among the store's own)
-MIGRATIONS: tuple[Step, ...] = (V4_FACTS, V5_NAMED_FACTS)
+MIGRATIONS: tuple[Step, ...] = (V2_ANALYTICS, V3_KPI_INDEXES, V4_FACTS, V5_NAMED_FACTS)
 
 # -- the facts tables as the newest step leaves them --------------------------------------------------------------
 

@@ -207,31 +207,6 @@ def _create_v1(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
 
 
-def _create_v2_analytics(db: sqlite_utils.Database) -> None:
-    """Derived data: sentiment scored once per message, weekly KPI snapshots, daily CDI per account."""
-    db["message_sentiment"].create(
-        {"source": str, "message_id": str, "compound": float, "scored_at": int},
-        pk=("source", "message_id"), if_not_exists=True)
-    db["kpi_snapshots"].create(
-        {"period": str, "scope": str, "since": int, "until": int, "computed_at": int, "kpis": str},
-        pk=("period", "scope"), if_not_exists=True)
-    db["cdi_history"].create(
-        {"day": str, "account": str, "source": str, "organization_id": str, "requester_id": str,
-         "cdi": int, "band": str, "priority": float, "components": str, "computed_at": int},
-        pk=("day", "account"), if_not_exists=True)
-    db["cdi_history"].create_index(["account", "day"], if_not_exists=True)
-
-
-def _v3_kpi_indexes(db: sqlite_utils.Database) -> None:
-    """Covering indexes for the KPI engine's per-ticket passes (measured with bench/bench_kpi.py)."""
-    db.execute("CREATE INDEX IF NOT EXISTS idx_messages_kpi ON messages "
-               "(source, ticket_id, created_at, author_role, public, kind)")
-    db.execute("CREATE INDEX IF NOT EXISTS idx_ticket_events_kpi ON ticket_events "
-               "(source, ticket_id, field, created_at, new_value, old_value)")
-    db.execute("CREATE INDEX IF NOT EXISTS idx_tickets_kpi ON tickets "
-               "(source, created_at, status, is_spam, is_merged)")
-
-
 def _kpi_engine(step: kpi_schema.Step) -> Callable[[sqlite_utils.Database], None]:
     """A migration kpi_engine declares (:mod:`kpi_engine.schema`: its tables, indexes and triggers) as a step here."""
 
@@ -244,12 +219,12 @@ def _kpi_engine(step: kpi_schema.Step) -> Callable[[sqlite_utils.Database], None
 
 
 # Forward migrations: index i upgrades user_version i -> i+1. Append only; never edit a shipped one.
-# Every table of a store is created here (v4 on: the KPI engine's facts, change log and triggers, declared
-# in kpi_engine/schema.py, which fact_store only fills).
+# Every table of a store is created here: the synced data by v1, the KPI engine's tables, indexes and triggers
+# by the steps it declares in kpi_engine/schema.py (fact_store only fills its tables).
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_v1,                                # v1 synced data, sync_state, quarantine, outbox, meta
-    _create_v2_analytics,                      # v2 message_sentiment, kpi_snapshots, cdi_history
-    _v3_kpi_indexes,                           # v3 covering indexes for the KPI passes
+    _kpi_engine(kpi_schema.V2_ANALYTICS),      # v2 message_sentiment, kpi_snapshots, cdi_history
+    _kpi_engine(kpi_schema.V3_KPI_INDEXES),    # v3 covering indexes for the KPI passes
     _kpi_engine(kpi_schema.V4_FACTS),          # v4 kpi_dirty (+ triggers), kpi_facts_meta, facts tables
     _kpi_engine(kpi_schema.V5_NAMED_FACTS),    # v5 facts tables with self-explaining column names
 ]

@@ -4,6 +4,7 @@ facts' columns declared once."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 
 import grimp
@@ -14,6 +15,17 @@ from kpi_engine import fact_store, schema
 from kpi_engine.family import Finish
 from kpi_engine.periods import Period
 from kpi_engine.registry import CATALOG, FAMILIES
+from sync.store import MIGRATIONS, Store
+
+#: what each shipped kpi_engine step adds to a store's schema (sqlite_master rows it creates or replaces), as
+#: the code that shipped it left it: v2-v4 were checked equal to the migrations before they moved to
+#: kpi_engine/schema.py (v2 ran through sqlite-utils then)
+SHIPPED = {
+    2: "8024f2a039cbbf133bc00c060eb2bb866d51eb911d28ee1017d583eee79e6f96",
+    3: "7df3104602cd196dea2232821349016a10b6eafd0554dd45ed595a657db437dd",
+    4: "1f670a3975378148437113f2bd3226dffe02ed0649265bf10d831359f4113040",
+    5: "f275f1a159514637229202ef5e7088f4ab63704dc430e59ac29fe1c7bbce0b35",
+}
 
 
 def _cycles(package: str) -> list[list[str]]:
@@ -86,3 +98,24 @@ def test_the_facts_columns_explain_themselves(table: str) -> None:
     assert short == []
     if table == "kpi_facts":
         assert tuple(fact_store.FACT_VALUES) == schema.FACTS_TABLES[table]
+
+
+def test_shipped_migrations_are_never_edited() -> None:
+    """Stores already ran them: a change of schema is a new step appended to kpi_engine.schema.MIGRATIONS
+    and listed in sync/store.py MIGRATIONS, never an edit of a shipped one."""
+    store = Store(":memory:", migrate=False)
+    before: set[tuple[str, str, str, str | None]] = set()
+    for version, step in enumerate(MIGRATIONS, start=1):
+        with store.transaction():
+            step(store.db)
+            store.conn.execute(f"PRAGMA user_version = {version}")
+        rows = set(store.conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall())
+        added = sorted(rows - before, key=repr)
+        before = rows
+        if version in SHIPPED:
+            assert hashlib.sha256(repr(added).encode()).hexdigest() == SHIPPED[version], f"v{version} was edited"
+    assert set(SHIPPED) <= set(range(1, len(MIGRATIONS) + 1))
+    # every kpi_engine step is in the store's list, in order
+    listed = [m.__name__ for m in MIGRATIONS]
+    at = [listed.index(step.name) for step in schema.MIGRATIONS]
+    assert at == sorted(at)
