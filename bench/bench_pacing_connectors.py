@@ -39,11 +39,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from connectors.base import Stream  # noqa: E402
-from connectors.freshdesk_settings import FreshdeskSource  # noqa: E402
-from connectors.intercom_settings import IntercomSource  # noqa: E402
+from connectors.freshdesk.settings import FreshdeskSource  # noqa: E402
+from connectors.intercom.settings import IntercomSource  # noqa: E402
 from connectors.sim.base import SimRequest, SimResponse, SimServer, Simulator  # noqa: E402
 from connectors.sim.world import generate_world  # noqa: E402
-from connectors.zendesk_settings import ZendeskSource  # noqa: E402
+from connectors.zendesk.settings import ZendeskSource  # noqa: E402
 from sync.simulators import SIM_EMAIL, SIM_FRESHDESK_KEY, SIM_TOKEN  # noqa: E402
 
 

@@ -13,7 +13,7 @@ import responses
 
 from connectors.base import Page, Stream
 from connectors.freshdesk import FreshdeskConnector, build_http
-from connectors.freshdesk_settings import FreshdeskSource
+from connectors.freshdesk.settings import FreshdeskSource
 from connectors.sim.base import responses_callback
 from connectors.sim.freshdesk import FreshdeskSim
 from connectors.sim.model import FieldDef, Group, Message, Org, Person, Rating, Ticket, World

@@ -13,7 +13,7 @@ import responses
 
 from connectors.base import Page
 from connectors.intercom import IntercomConnector, build_http
-from connectors.intercom_settings import IntercomSource
+from connectors.intercom.settings import IntercomSource
 from connectors.sim.base import responses_callback
 from connectors.sim.intercom import IntercomSim
 from connectors.sim.model import Change, Group, Message, Org, Person, Rating, Ticket, World

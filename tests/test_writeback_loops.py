@@ -238,7 +238,7 @@ def test_intercom_tag_listing_answer_is_checked_for_removal() -> None:
 def test_freshdesk_unreadable_pre_read_fails_the_write_instead_of_clobbering_tags() -> None:
     """The Freshdesk PUT replaces the tag list: a pre-read read as "no tags" would wipe the agents' tags."""
     from connectors.freshdesk import FreshdeskConnector
-    from connectors.freshdesk_settings import FreshdeskSource
+    from connectors.freshdesk.settings import FreshdeskSource
 
     base = "https://acme.freshdesk.com"
     source = FreshdeskSource(kind="freshdesk", name="fd", base_url=base, api_key="k-123456", max_retries=0)

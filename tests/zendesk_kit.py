@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from connectors.base import Page
 from connectors.zendesk import ZendeskConnector, build_http
-from connectors.zendesk_settings import ZendeskSource
+from connectors.zendesk.settings import ZendeskSource
 from tests.fake_time import FakeTime
 
 BASE = "https://acme.zendesk.com"

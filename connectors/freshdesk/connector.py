@@ -22,9 +22,9 @@ import requests.auth
 from connectors.base import Connector, Stream, WriteRequest, WriteResult
 from connectors.errors import AuthenticationError, FatalAPIError, SkippableAPIError
 from connectors.freshdesk.mapping import map_agent, map_company, map_contact, map_group, map_rating, map_time_entry
+from connectors.freshdesk.settings import FreshdeskSource
 from connectors.freshdesk.streams import FullListStream, ListContext, Rows, SinceListStream
 from connectors.freshdesk.tickets import TICKETS_PATH, TicketStream
-from connectors.freshdesk_settings import FreshdeskSource
 from connectors.http import Budget, HttpClient, json_object
 from connectors.ratelimit import freshdesk_rate_headers
 

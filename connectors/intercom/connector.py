@@ -29,6 +29,7 @@ from config.errors import ConfigError
 from connectors.base import Connector, Stream, WriteRequest, WriteResult
 from connectors.errors import AuthenticationError, FatalAPIError, SkippableAPIError
 from connectors.http import HttpClient, intercom_rate_headers, vendor_code
+from connectors.intercom.settings import IntercomSource
 from connectors.intercom.streams import (
     AdminsStream,
     CompaniesStream,
@@ -37,7 +38,6 @@ from connectors.intercom.streams import (
     StreamContext,
     TeamsStream,
 )
-from connectors.intercom_settings import IntercomSource
 
 logger = logging.getLogger("deskpulse.connectors.intercom")
 

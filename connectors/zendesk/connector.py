@@ -31,8 +31,8 @@ from connectors.zendesk.mapping import (
     map_ticket_field,
     map_user,
 )
+from connectors.zendesk.settings import ZendeskSource
 from connectors.zendesk.streams import MapContext, RoleBook, StreamOptions, StreamSpec, ZendeskStream
-from connectors.zendesk_settings import ZendeskSource
 
 logger = logging.getLogger("deskpulse.connectors.zendesk")
 
