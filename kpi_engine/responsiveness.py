@@ -1,4 +1,4 @@
-"""Responsiveness family: first response time, average response time, tickets awaiting a first reply.
+"""Responsiveness family: first response time and average response time (awaiting a first reply: backlog).
 
 First response time (KPIS.md): first agent reply - ticket created, attributed to the
 period of the reply. The description never counts as a reply, so a ticket an agent
