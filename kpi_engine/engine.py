@@ -29,7 +29,6 @@ from kpi_engine.workspace import DIMENSIONS, NONE_KEY, TIME_DIMENSIONS, Workspac
 logger = logging.getLogger("deskpulse.kpi")
 
 
-
 def _finalize(part: dict[str, Any], *, ws: Workspace, view: Period | None, month_part: dict[str, Any],
               history_start: int | None, cdi: dict[str, Any] | None,
               partial_before: dict[str, int] | None = None) -> dict[str, Any]:
