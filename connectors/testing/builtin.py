@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from connectors.sim.freshdesk.render import conversations as freshdesk_conversations
 from connectors.sim.model import Message, Ticket
 from connectors.testing.kit import ContractSpec
 
@@ -15,13 +16,9 @@ from connectors.testing.kit import ContractSpec
 def _freshdesk_messages(sim: Any, t: Ticket) -> int:
     """Description (from the listing's ``include=description``) + rendered conversations; the trash and spam
     listings carry no description and their conversations answer 404, so nothing is expected for them."""
-    try:  # the simulator's renderer, wherever the vendor package keeps it
-        from connectors.sim.freshdesk.render import conversations  # type: ignore[import-not-found]
-    except ImportError:
-        from connectors.sim.freshdesk_render import conversations
     if t.deleted or t.spam or not t.messages:
         return 0
-    return 1 + len(conversations(sim.world, t))
+    return 1 + len(freshdesk_conversations(sim.world, t))
 
 
 def _intercom_messages(sim: Any, t: Ticket) -> int:
