@@ -86,8 +86,8 @@ def compute(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, cos
     now = int(time.time()) if now is None else int(now)
     period = Period(int(since), int(until), kpi.timezone)
     sources = [source] if source else list_sources(conn)
-    args = {"kpi": kpi, "sla": sla, "costs": costs, "period": period, "sources": sources, "by": by, "now": now,
-            "source": source}
+    args: dict[str, Any] = {"kpi": kpi, "sla": sla, "costs": costs, "period": period, "sources": sources, "by": by,
+                            "now": now, "source": source}
     facts_at = fact_store.prepare(conn, kpi, now=now) if sources else fact_store.STORED
     try:
         # shard workers read the stored facts: only when they are current for every connection
@@ -105,7 +105,7 @@ def compute(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, cos
         history_start = conn.execute(f"SELECT MIN(created_at) FROM tickets WHERE source IN {ws.src}").fetchone()[0]
     cdi = effort.cdi_bands(ws, source)
     total = _total(parts, by)
-    common = {"ws": ws, "history_start": history_start,
+    common: dict[str, Any] = {"ws": ws, "history_start": history_start,
               "partial_before": volume.partial_history(conn, sources) if sources else None}
     result: dict[str, Any] = {
         "period": period.as_json(),

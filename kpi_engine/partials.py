@@ -139,10 +139,14 @@ class Parts:
         out: dict[str, Any] = {}
         for part in self.by_key.values():
             for name, value in part.items():
-                if isinstance(value, Dist | IdSet):
-                    copy = type(value)()
-                    copy.merge(value)
-                    value = copy
+                if isinstance(value, Dist):  # copied: merging into the total must not grow a key's own
+                    dist_copy = Dist()
+                    dist_copy.merge(value)
+                    value = dist_copy
+                elif isinstance(value, IdSet):
+                    ids_copy = IdSet()
+                    ids_copy.merge(value)
+                    value = ids_copy
                 out[name] = merge_value(out.get(name), value)
         return out
 

@@ -77,7 +77,7 @@ def percentile_of_lists(lists: Sequence[Sequence[int]], q: float) -> float | Non
     return float(low + (kth_of_sorted(nonempty, lo + 1) - low) * frac)
 
 
-def mean(total: float | None, count: int | None) -> float | None:
+def mean(total: float | None, count: float | None) -> float | None:
     """total / count, or None for an empty denominator."""
     if not count or total is None:
         return None

@@ -96,8 +96,8 @@ def collect(ws: Workspace) -> None:
             ws.parts.add(key_value, name, value)
         ws.parts.add(key_value, "set_req", sets[key_value][0])
         ws.parts.add(key_value, "set_org", sets[key_value][1])
-    for key_value, counts in per_month.items():
-        ws.parts.add(key_value, "month_in", counts)
+    for key_value, months in per_month.items():
+        ws.parts.add(key_value, "month_in", months)
     if inside:
         needed = sorted({m2 for b in inside for m in [date.fromisoformat(b.label + "-01")]
                          for m2 in (m, month_shift(m, -1), month_shift(m, -12))})
