@@ -154,22 +154,28 @@ class SourceBase(_Model):
 _SOURCE_MODELS: dict[str, type[SourceBase]] = {}
 
 
-class _NoSourceKinds(_Model):
-    """What a source validates against while no helpdesk is installed: every kind is unknown."""
+class _NoSourceKinds(SourceBase):
+    """What a source validates against while no source model is registered: every kind is unknown.
 
-    model_config = ConfigDict(extra="allow")
+    A ``SourceBase`` to type checkers (``Settings.sources`` is a list of sources whatever gets registered);
+    at run time it refuses every entry before looking at any field.
+    """
+
     kind: str
 
-    @model_validator(mode="after")
-    def _refuse(self) -> _NoSourceKinds:
-        raise ValueError(f"unknown kind '{self.kind}' (installed: none)")
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse(cls, data: Any) -> Any:
+        kind = data.get("kind") if isinstance(data, Mapping) else None
+        raise ValueError(f"unknown kind '{kind}' (installed: none)")
 
 
 def _sources_type(models: Mapping[str, type[SourceBase]]) -> Any:
+    """``list[<the models, discriminated by kind>]``: a type built at run time, so checkers cannot follow it."""
     if not models:
         return list[_NoSourceKinds]
-    union = Union[tuple(models.values())]  # noqa: UP007 - built at run time from the installed models
-    return list[Annotated[union, Field(discriminator="kind")]]
+    union = Union[tuple(models.values())]  # type: ignore[valid-type]  # noqa: UP007 - the registered models
+    return list[Annotated[union, Field(discriminator="kind")]]  # type: ignore[valid-type]
 
 
 def use_source_models(models: Mapping[str, type[SourceBase]]) -> None:

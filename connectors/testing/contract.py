@@ -348,7 +348,7 @@ class ConnectorContract:
         caplog.set_level(logging.DEBUG)
         caplog.set_level(logging.DEBUG, logger="deskpulse")  # whatever level an earlier CLI test left it at
         db = tmp_path / "s.db"
-        reports = hx.run(db, **{hx.desk.secret: CANARY})
+        reports = hx.run(db, source={hx.desk.secret: CANARY})
         (report,) = reports
         assert not report.ok
         assert f"authentication failed for source {hx.name}" in (report.error or "")

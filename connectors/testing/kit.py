@@ -230,7 +230,7 @@ class Harness:
         return self.source["name"]
 
     def settings(self, **source_overrides: Any) -> Settings:
-        return Settings(sources=[{**self.source, **source_overrides}])
+        return Settings.model_validate({"sources": [{**self.source, **source_overrides}]})
 
     def factory(self, source: Any, settings: Settings) -> Connector:
         http = self.plugin.load_http()(source, clock=self.fake.clock, sleep=self.fake.sleep)
@@ -241,9 +241,11 @@ class Harness:
         return connector
 
     def run(self, db: Path, *, on_page: PageHook | None = None, full: bool = False,
-            **source_overrides: Any) -> list[Any]:
-        """One ``deskpulse sync`` worth of work: a fresh engine (a new process) over the store file ``db``."""
-        return self.runner.sync(db, self.settings(**source_overrides), connector_factory=self.factory,
+            source: Mapping[str, Any] | None = None, **source_overrides: Any) -> list[Any]:
+        """One ``deskpulse sync`` worth of work: a fresh engine (a new process) over the store file ``db``;
+        ``source``/``source_overrides`` change settings of the source for this run."""
+        settings = self.settings(**{**(source or {}), **source_overrides})
+        return self.runner.sync(db, settings, connector_factory=self.factory,
                                 clock=self.fake.clock, on_page=on_page, full=full)
 
     def dump(self, db: Path) -> dict[str, list[tuple[Any, ...]]]:

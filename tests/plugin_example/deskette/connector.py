@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import requests
 
@@ -82,12 +82,17 @@ def map_ticket(t: Row) -> dict[str, list[Row]]:
 
 
 class ListStream(Stream):
-    """A full listing read page by page: the cursor is the next page, None once the listing is done."""
+    """A full listing read page by page: the cursor is the next page, None once the listing is done.
+    Subclasses name the stream, its path and its table (which is also the records key)."""
 
-    def __init__(self, name: str, path: str, table: str, http: HttpClient, per_page: int,
-                 mapper: Callable[[Row], Row]) -> None:
-        self.name, self.path, self.table, self.http, self.per_page, self.mapper = (
-            name, path, table, http, per_page, mapper)
+    path: ClassVar[str] = ""
+    table: ClassVar[str] = ""
+
+    def __init__(self, http: HttpClient, per_page: int) -> None:
+        self.http, self.per_page = http, per_page
+
+    def mapper(self, record: Row) -> Row:
+        raise NotImplementedError
 
     def pages(self, cursor: Any | None) -> Iterator[Page]:
         page = int(cursor or 1)
@@ -143,15 +148,21 @@ class TicketStream(Stream):
             return
 
 
-def _person(p: Row) -> Row:
-    return {"id": str(p["id"]), "name": p.get("name"), "email": p.get("email"), "role": p["role"],
-            "organization_id": _id(p.get("organization_id")), "created_at": _epoch(p["created_at"]),
-            "updated_at": _epoch(p["updated_at"]), "raw": p}
+class PeopleStream(ListStream):
+    name, path, table = "people", "/api/people", "people"
+
+    def mapper(self, p: Row) -> Row:
+        return {"id": str(p["id"]), "name": p.get("name"), "email": p.get("email"), "role": p["role"],
+                "organization_id": _id(p.get("organization_id")), "created_at": _epoch(p["created_at"]),
+                "updated_at": _epoch(p["updated_at"]), "raw": p}
 
 
-def _organization(o: Row) -> Row:
-    return {"id": str(o["id"]), "name": o.get("name"), "value": o.get("value"),
-            "created_at": _epoch(o["created_at"]), "updated_at": _epoch(o["updated_at"]), "raw": o}
+class OrganizationsStream(ListStream):
+    name, path, table = "organizations", "/api/organizations", "organizations"
+
+    def mapper(self, o: Row) -> Row:
+        return {"id": str(o["id"]), "name": o.get("name"), "value": o.get("value"),
+                "created_at": _epoch(o["created_at"]), "updated_at": _epoch(o["updated_at"]), "raw": o}
 
 
 class DesketteConnector(Connector):
@@ -167,12 +178,8 @@ class DesketteConnector(Connector):
         self.per_page = per_page or source.per_page
 
     def streams(self) -> list[Stream]:
-        return [
-            ListStream("organizations", "/api/organizations", "organizations", self.http, self.per_page,
-                       _organization),
-            ListStream("people", "/api/people", "people", self.http, self.per_page, _person),
-            TicketStream(self.http, self.per_page, self.source.lookback_s, self.clock),
-        ]
+        return [OrganizationsStream(self.http, self.per_page), PeopleStream(self.http, self.per_page),
+                TicketStream(self.http, self.per_page, self.source.lookback_s, self.clock)]
 
     def write(self, request: WriteRequest) -> WriteResult:
         """Tags are a set on Deskette: adding a present tag or removing an absent one changes nothing, so a
