@@ -13,7 +13,6 @@ from connectors.freshdesk.mapping import (
     channel,
     hhmm_seconds,
     is_merge_note,
-    link_next,
     map_agent,
     map_company,
     map_conversation,
@@ -25,6 +24,7 @@ from connectors.freshdesk.mapping import (
     solved_at,
 )
 from connectors.normalize import to_epoch
+from connectors.pagination import link_next
 
 
 def _fixture(fixtures_dir: Path, name: str) -> list[dict]:

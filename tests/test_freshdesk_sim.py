@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from connectors.freshdesk.mapping import link_next
 from connectors.normalize import to_epoch
+from connectors.pagination import link_next
 from connectors.sim.base import Fault, serve
 from connectors.sim.freshdesk import FreshdeskSim
 from connectors.sim.world import generate_world

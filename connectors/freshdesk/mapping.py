@@ -77,15 +77,6 @@ CONV_SYSTEM_SOURCES = frozenset({3, 4, 13, 15, 16})  # status, meta, summary, au
 CAT_THIRD_PARTY = frozenset({4, 6})
 CAT_META = 5
 CAT_FEEDBACK = 7
-_LINK_NEXT = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?', re.I)
-
-
-def link_next(header: str | None) -> str | None:
-    """The ``rel="next"`` URL of a ``Link`` header (Freshdesk's only next-page signal), else None."""
-    if not header:
-        return None
-    match = _LINK_NEXT.search(header)
-    return match.group(1) if match else None
 
 
 def _ts(record: Mapping[str, Any], key: str) -> int:

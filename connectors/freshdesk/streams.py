@@ -1,8 +1,10 @@
 """Freshdesk list paging and the streams built on it (API-NOTES.md 2.2).
 
 Freshdesk lists are bare JSON arrays; the only next-page signal is the
-``Link: <...>; rel="next"`` header, and no listing goes past page 300. Three
-kinds of stream share one page fetcher (``ListContext.get_page``):
+``Link: <...>; rel="next"`` header, and no listing goes past page 300. Listings walk
+with the framework's ``connectors.pagination.LinkHeader`` (``ListContext.walk``), pages decode through
+``HttpClient.decode``; the page-cap answers (400 or an empty page) are the Freshdesk quirk kept here.
+Three kinds of stream share them:
 
 - ``FullListStream`` (groups, agents, companies): no server-side filter, so the
   whole listing each run; the cursor stays ``None``.
@@ -26,10 +28,10 @@ from typing import Any
 
 from connectors.base import Page, Quarantined, Stream, time_bookmark
 from connectors.errors import FatalAPIError, PaginationLoopError, ParseError
-from connectors.freshdesk.mapping import link_next
 from connectors.http import HttpClient
 from connectors.mapping import Rows, map_records
 from connectors.normalize import to_epoch, to_iso
+from connectors.pagination import LinkHeader, link_next
 
 logger = logging.getLogger("deskpulse.connectors.freshdesk")
 
@@ -57,44 +59,45 @@ class ListContext:
     def get_page(self, url: str, params: Mapping[str, Any] | None) -> tuple[list[Any], str | None]:
         """GET one list page: (records, absolute URL of the next page or None); a body that is not a JSON array
         is a :class:`FatalAPIError` naming source and endpoint (``HttpClient.decode``)."""
-        resp = self.http.request("GET", url, params=params)
-        body = self.http.decode(resp, "GET", expect=list, empty=[])  # Freshdesk lists are bare arrays
-        return body, link_next(resp.headers.get("Link"))
+        records, headers = self._get(url, params)
+        return records, link_next(headers.get("Link"))
 
     def walk(self, path: str, params: dict[str, Any], *, per_page: int | None = None,
              ) -> Iterator[tuple[list[Any], bool]]:
-        """Follow ``Link`` pages of one listing: yields (records, is_last). Stops at the page cap.
+        """Follow ``Link`` pages of one listing (``connectors.pagination.LinkHeader``): yields (records, is_last).
 
-        Past the cap Freshdesk answers 400 or an empty array; either ends this listing (with a warning
-        when we know records were left unread) rather than failing the stream.
+        The quirk around the paginator: past the page cap Freshdesk answers 400 or an empty array; either ends
+        this listing (with a warning when we know records were left unread) rather than failing the stream.
+        A page whose link leads back is still yielded (kept); only following it is refused.
         """
-        url: str | None = path
-        query: dict[str, Any] | None = {**params, "per_page": per_page or self.per_page}
-        page_no = 1
-        followed: set[str] = set()  # Link URLs already followed: one leading back is a loop (sync contract 7)
-        while url is not None:
+        pager = LinkHeader(self.source, path, {**params, "per_page": per_page or self.per_page},
+                           max_pages=self.max_pages)
+        while True:
+            req = pager.request()
             try:
-                records, nxt = self.get_page(url, query)
+                records, headers = self._get(req.url, req.params)
             except FatalAPIError as exc:
-                if page_no == 1 or exc.status != 400:
+                if pager.page_no == 1 or exc.status != 400:
                     raise
                 logger.warning("source %s: %s refused page %d (page cap); listing ends there", self.source,
-                               path, page_no)
+                               path, pager.page_no)
                 yield [], True
                 return
-            if nxt is not None and page_no >= self.max_pages:
+            try:
+                more = pager.advance(records, headers)
+            except PaginationLoopError:
+                yield records, False  # every page read is kept; only the way back is refused
+                raise
+            if pager.truncated:
                 logger.warning("source %s: %s has more than %d pages; the rest is left for a later run",
                                self.source, path, self.max_pages)
-                nxt = None
-            yield records, nxt is None or not records
-            if not records:
+            yield records, not more
+            if not more:
                 return
-            if nxt is not None and nxt in followed:
-                raise PaginationLoopError(f"pagination loop on source {self.source} (GET {path}: the Link header "
-                                          "leads back to a page already read in this run)", source=self.source,
-                                          endpoint=path)
-            followed.add(nxt or "")
-            url, query, page_no = nxt, None, page_no + 1
+
+    def _get(self, url: str, params: Mapping[str, Any] | None) -> tuple[list[Any], Mapping[str, str]]:
+        resp = self.http.request("GET", url, params=params)
+        return self.http.decode(resp, "GET", expect=list, empty=[]), resp.headers  # Freshdesk lists: bare arrays
 
     def learn_agents(self, ids: set[str], *, complete: bool) -> None:
         """Agent ids seen by the agents stream; conversations use them to tell agents from contacts."""

@@ -70,6 +70,7 @@ from connectors.intercom.mapping import (
     requester_of,
 )
 from connectors.mapping import MAPPING_ERRORS, merge_rows, not_an_object, quarantined
+from connectors.pagination import Scroll, SearchAfter
 
 logger = logging.getLogger("deskpulse.connectors.intercom")
 
@@ -227,11 +228,12 @@ class CompaniesStream(Stream):
         rows: list[dict[str, Any]] = []
         quarantine: list[Quarantined] = []
         waits = restarts = 0
+        pager = Scroll(self.ctx.source, "/companies/scroll", param)
         while True:
+            req = pager.request()
             try:
                 # A 500 on a scroll_param means "restart the scroll": never resend the dead param (no_retry).
-                body = self.ctx.http.get_json("/companies/scroll", {"scroll_param": param} if param else None,
-                                              no_retry=(500,) if param else ()) or {}
+                body = self.ctx.http.get_json(req.url, req.params, no_retry=(500,) if pager.param else ()) or {}
             except APIError as exc:
                 if exc.status == 400 and vendor_code(exc) == "scroll_exists":
                     if waits >= self.ctx.scroll_waits:
@@ -246,17 +248,18 @@ class CompaniesStream(Stream):
                                    waits, self.ctx.scroll_waits)
                     _wait(self.ctx.http, self.ctx.scroll_wait_s)
                     continue
-                if param is None and exc.status == 404 and not isinstance(exc, AuthenticationError):
+                if pager.param is None and exc.status == 404 and not isinstance(exc, AuthenticationError):
                     logger.info("source %s: Intercom has no companies (404 on the first scroll call)",
                                 self.ctx.source)
                     yield Page({"organizations": rows}, {"refreshed_at": started}, quarantine, done=True)
                     return
-                if (param is None or restarts >= self.ctx.scroll_restarts or isinstance(exc, AuthenticationError)
+                if (pager.param is None or restarts >= self.ctx.scroll_restarts or isinstance(exc, AuthenticationError)
                         or exc.status not in (400, 404, 422, 500)):
                     raise
                 logger.info("source %s: company scroll ended by Intercom (HTTP %s); starting it over",
                             self.ctx.source, exc.status)
-                param, restarts = None, restarts + 1
+                pager.restart()
+                restarts += 1
                 rows, quarantine = [], []  # not committed: the new scroll reads them again
                 continue
             items = body.get("data") or []
@@ -265,12 +268,11 @@ class CompaniesStream(Stream):
                     rows.append(map_company(record, self.ctx.value_attribute))
                 except MAPPING_ERRORS as exc:
                     quarantine.append(quarantined(self.name, record, exc))
-            param = body.get("scroll_param")
-            if not items or not param:
+            if not pager.advance(body):
                 yield Page({"organizations": rows}, {"refreshed_at": started}, quarantine, done=True)
                 return
             if len(rows) + len(quarantine) >= self.ctx.companies_chunk:
-                yield Page({"organizations": rows}, {"scroll_param": param, "started_at": started}, quarantine)
+                yield Page({"organizations": rows}, {"scroll_param": pager.param, "started_at": started}, quarantine)
                 rows, quarantine = [], []
 
 
@@ -296,16 +298,13 @@ class _SearchStream(Stream):
         already in ``seen`` are skipped; stored ones older than ``trusted_before`` are remembered there."""
         raise NotImplementedError
 
-    def _query(self, since: int, after: str | None) -> dict[str, Any]:
-        pagination: dict[str, Any] = {"per_page": self.ctx.per_page}
-        if after:
-            pagination["starting_after"] = after
+    def _query(self, since: int) -> dict[str, Any]:
+        """The run's search body without pagination (``SearchAfter`` adds ``per_page``/``starting_after``)."""
         # ">" OR "=": everything from ``since`` on, whether ">" is inclusive or strict per second, or (contacts)
         # compares calendar days from the next day's (OAS 2.11) or the same day's (Hevo) midnight.
         return {
             "query": {"operator": "OR", "value": [{"field": "updated_at", "operator": ">", "value": since},
                                                   {"field": "updated_at", "operator": "=", "value": since}]},
-            "pagination": pagination,
             "sort": {"field": "updated_at", "order": "ascending"},
         }
 
@@ -338,6 +337,7 @@ class _SearchStream(Stream):
         newest = int(state["newest"]) if isinstance(state.get("newest"), int) else None
         seen = self._prune({str(k): int(v) for k, v in (state.get("seen") or {}).items()}, since)
         resumed = after is not None
+        pager = SearchAfter(self.ctx.source, self.path, self._query(since), per_page=self.ctx.per_page, after=after)
         pool_cm: ThreadPoolExecutor | _NoPool = _NoPool()
         if self.ctx.workers > 1:
             pool_cm = ThreadPoolExecutor(max_workers=self.ctx.workers, thread_name_prefix=f"intercom-{self.name}")
@@ -346,17 +346,19 @@ class _SearchStream(Stream):
                 # A version younger than the margin may be followed by another edit in the same second (same
                 # updated_at): never trust such a version for dedup, so the next run reads it again.
                 trusted_before = int(self.ctx.clock()) - self.ctx.safety_margin_s
+                req = pager.request()
                 try:
-                    resp = self.ctx.http.request("POST", self.path, json=self._query(since, after))
+                    resp = self.ctx.http.request(req.method, req.url, json=req.json)
                 except (SkippableAPIError, FatalAPIError) as exc:
                     if not resumed or isinstance(exc, AuthenticationError) or exc.status not in (400, 404, 422):
                         raise
                     logger.info("source %s: %s cursor refused on resume (HTTP %s); restarting the query from "
                                 "%d", self.ctx.source, self.name, exc.status, since)
-                    after, resumed = None, False
+                    pager.restart()
+                    resumed = False
                     continue
                 resumed = False
-                body = self.ctx.http.decode(resp, "POST", expect=dict)
+                body = self.ctx.http.decode(resp, req.method, expect=dict)
                 items = body.get(self.list_key)
                 if items is None:
                     items = body.get("data") or []
@@ -366,17 +368,12 @@ class _SearchStream(Stream):
                     newest = page_newest if newest is None else max(newest, page_newest)
                 # The next bookmark is at least this floor (newest only grows): older versions can go.
                 seen = self._prune(seen, self._bookmark(since, newest, run_start))
-                nxt = _next_cursor(body)
-                if nxt is not None and nxt == after:
-                    raise FatalAPIError(f"source {self.ctx.source}: Intercom returned the same {self.name} "
-                                        "search cursor twice (pagination loop)")
-                if nxt is None:
+                if not pager.advance(body):  # a starting_after leading back raises PaginationLoopError
                     yield Page(records, {"since": self._bookmark(since, newest, run_start), "newest": newest,
                                          "seen": seen}, quarantine, done=True)
                     return
-                yield Page(records, {"since": since, "run_start": run_start, "starting_after": nxt,
+                yield Page(records, {"since": since, "run_start": run_start, "starting_after": pager.after,
                                      "newest": newest, "seen": dict(seen)}, quarantine)
-                after = nxt
 
 
 class _NoPool:
@@ -400,15 +397,6 @@ def _newest(newest: int | None, updated: int | None) -> int | None:
     if updated is None:
         return newest
     return updated if newest is None else max(newest, updated)
-
-
-def _next_cursor(body: Mapping[str, Any]) -> str | None:
-    pages = body.get("pages")
-    nxt = pages.get("next") if isinstance(pages, Mapping) else None
-    if isinstance(nxt, Mapping):
-        value = nxt.get("starting_after")
-        return str(value) if value else None
-    return None
 
 
 class ContactsStream(_SearchStream):
