@@ -86,6 +86,13 @@ def test_the_cli_lists_every_command_module_explicitly() -> None:
     assert all(module.__name__.startswith("sync.cli.") for module in root.COMMANDS)
 
 
+def test_every_command_module_in_the_package_is_in_the_list() -> None:
+    """A command module added to ``sync/cli/`` but not to ``COMMANDS`` would be dead code, not a command."""
+    support = {"__init__", "__main__", "root", "context", "demo_steps"}
+    modules = {p.stem for p in (REPO / "sync" / "cli").glob("*.py")} - support
+    assert modules == {m.__name__.rsplit(".", 1)[1] for m in root.COMMANDS}
+
+
 @pytest.mark.parametrize("module", ["sync.cli.distress", "sync.cli.daemon", "sync.cli.survey"])
 def test_a_command_module_that_cannot_be_imported_is_an_import_error(module: str) -> None:
     """The old ``_register_commands`` skipped a command module that raised ModuleNotFoundError for itself (e.g.
