@@ -309,14 +309,15 @@ PERSONAL_DOMAINS: tuple[str, ...] = (
     "mail.ru", "qq.com", "163.com", "126.com", "naver.com", "orange.fr", "free.fr", "laposte.net", "libero.it",
     "fastmail.com", "hey.com", "mail.com", "email.com", "inbox.com", "seznam.cz", "wp.pl", "o2.pl",
 )
-CUSTOMER_MATCHERS = ("domain", "external_id", "email")
+CustomerMatcher = Literal["domain", "external_id", "email"]
+CUSTOMER_MATCHERS: tuple[CustomerMatcher, ...] = ("domain", "external_id", "email")
 
 
 class CustomerSettings(_Model):
     """``[customers]``: how organizations of several helpdesks become one customer (kpi_engine.customers)."""
 
     match: bool = True
-    match_by: list[Literal["domain", "external_id", "email"]] = Field(
+    match_by: list[CustomerMatcher] = Field(
         default_factory=lambda: list(CUSTOMER_MATCHERS),
         description="automatic matching rules: organizations sharing an e-mail domain or an external id, and "
                     "requesters without an organization sharing an e-mail address")

@@ -15,6 +15,7 @@ committed (a page already being committed finishes), and the daemon exits 0.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -179,7 +180,7 @@ class Daemon:
         """
         failed: list[str] = []
         jobs: list[tuple[str, Callable[[], object]]] = [
-            (f"sync:{s.name}", lambda name=s.name: self.pipeline.sync(name)) for s in self.settings.sources]
+            (f"sync:{s.name}", functools.partial(self.pipeline.sync, s.name)) for s in self.settings.sources]
         jobs.append(("refresh", lambda: self.pipeline.refresh(writeback=self.settings.writeback.enabled)))
         jobs.append(("digest", self.pipeline.digest))
         for job_id, body in jobs:

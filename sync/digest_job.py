@@ -227,12 +227,13 @@ class _Attempt:
             row = rows[0] if rows else None
             info = _info(row)
             status = row["status"] if row else None
+            next_at = (row["next_attempt_at"] if row else None) or 0
             self.attempts = int(row["attempts"] or 0) if row else 0
             reason = (row or {}).get("last_error") or ""
             if status == "done":
                 return "done", ""
             if status == "posting":
-                if (row["next_attempt_at"] or 0) > now:
+                if next_at > now:
                     return "busy", f"being posted by {info.get('owner', 'another process')} since " \
                                    f"{_when(info.get('claimed_at'))}"
                 status, reason = "unknown", (f"the process posting it ({info.get('owner', '?')}) stopped before "
@@ -240,17 +241,17 @@ class _Attempt:
                 info["unknown_cause"] = reason
             elif status == "pending":  # written by an older deskpulse just before posting: it never finished
                 status, reason = "unknown", "an earlier run stopped before recording Slack's answer"
-                info.setdefault("attempt_at", row["next_attempt_at"] or now - LEASE_S)
+                info.setdefault("attempt_at", next_at or now - LEASE_S)
                 info["unknown_cause"] = reason
             elif status == "unknown":
                 reason = info.get("unknown_cause") or reason
             if status == "unknown" and verifiable:  # look before posting again; --force only skips the wait
-                if now < (row["next_attempt_at"] or 0) and not force:
+                if now < next_at and not force:
                     return "wait", reason
                 action = "check"
             elif status == "unknown" and not force:  # a webhook cannot be read back: the operator decides
                 return "wait", reason
-            elif status == "failed" and scheduled and now < (row["next_attempt_at"] or 0):
+            elif status == "failed" and scheduled and now < next_at:
                 return "wait", reason
             else:
                 action = "post"

@@ -382,8 +382,10 @@ class HealthServer:
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        host = f"[{host}]" if ":" in str(host) else host
+        address = self.server.server_address  # typeshed allows a Unix socket's str/bytes; ours is (host, port, ...)
+        assert isinstance(address, tuple), address
+        host, port = str(address[0]), int(address[1])
+        host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}"
 
     def stop(self) -> None:

@@ -20,7 +20,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -200,10 +200,10 @@ def explain_sqlite_error(exc: sqlite3.Error, path: Path | str) -> StoreError:
 
 def _create_v1(db: sqlite_utils.Database) -> None:
     for name, spec in TABLES.items():
-        db[name].create(spec["columns"], pk=spec["pk"] if len(spec["pk"]) > 1 else spec["pk"][0],
+        db.table(name).create(spec["columns"], pk=spec["pk"] if len(spec["pk"]) > 1 else spec["pk"][0],
                         if_not_exists=True)
     for table, cols in INDEXES:
-        db[table].create_index(list(cols), if_not_exists=True)
+        db.table(table).create_index(list(cols), if_not_exists=True)
     db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
 
 
@@ -386,12 +386,12 @@ class Store:
         }])
 
     # -- reads --------------------------------------------------------------------------------------
-    def query(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[dict[str, Any]]:
         cur = self.conn.execute(sql, params)
         names = [d[0] for d in cur.description or ()]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
-    def scalar(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> Any:
+    def scalar(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any:
         row = self.conn.execute(sql, params).fetchone()
         return None if row is None else row[0]
 
