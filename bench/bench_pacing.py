@@ -29,8 +29,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from connectors.http import Budget, HttpClient  # noqa: E402
-from connectors.ratelimit import RateHeaderParser, intercom_rate_headers, zendesk_rate_headers  # noqa: E402
+from connectors.intercom.ratelimit import intercom_rate_headers  # noqa: E402
+from connectors.ratelimit import RateHeaderParser  # noqa: E402
 from connectors.sim.base import SimRequest, SimResponse, SimServer, Simulator  # noqa: E402
+from connectors.zendesk.ratelimit import zendesk_rate_headers  # noqa: E402
 
 PATH = "/api/v2/incremental/tickets/cursor.json"
 

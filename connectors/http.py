@@ -58,15 +58,12 @@ from connectors.ratelimit import (
     Pacer,
     RateHeaderParser,
     RateLimitInfo,
-    freshdesk_rate_headers,
-    intercom_rate_headers,
     parse_retry_after,
-    zendesk_rate_headers,
 )
 from connectors.redact import install_log_redaction, is_sensitive_name, redact_path, redact_text, redact_url, scrub
 
-__all__ = ["Budget", "HttpClient", "RateHeaderParser", "RateLimitInfo", "classify_status", "freshdesk_rate_headers",
-           "http_counts", "intercom_rate_headers", "redact_url", "vendor_code", "zendesk_rate_headers"]
+__all__ = ["Budget", "HttpClient", "RateHeaderParser", "RateLimitInfo", "classify_status", "http_counts", "redact_url",
+           "vendor_code"]
 
 logger = logging.getLogger("deskpulse.http")
 

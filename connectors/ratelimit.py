@@ -16,10 +16,10 @@ does. So the client keeps the vendor's count itself:
   (Zendesk and Freshdesk send no reset), and at zero it waits for the reset,
   or for our own oldest counted request to leave the window.
 
-Vendor header parsing is a :data:`RateHeaderParser` the connector picks:
-:func:`zendesk_rate_headers`, :func:`freshdesk_rate_headers`,
-:func:`intercom_rate_headers` (``functools.partial(..., window_s=6)`` to
-rescale one for a simulator or benchmark).
+Vendor header parsing is a :data:`RateHeaderParser` the connector picks; each vendor's lives with the
+vendor (``connectors.zendesk.ratelimit.zendesk_rate_headers``, ``connectors.freshdesk.ratelimit...``,
+``connectors.intercom.ratelimit...``; ``functools.partial(..., window_s=6)`` rescales one for a simulator
+or benchmark), built from :class:`RateLimitInfo` and :func:`int_header`.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class Budget:
 RateHeaderParser = Callable[[requests.Response], RateLimitInfo | None]
 
 
-def _int_header(resp: requests.Response, *names: str) -> int | None:
+def int_header(resp: requests.Response, *names: str) -> int | None:
     """First parseable integer among ``names`` (tolerates "700, 700" from proxies that duplicate headers)."""
     for name in names:
         raw = resp.headers.get(name)
@@ -73,47 +73,6 @@ def _int_header(resp: requests.Response, *names: str) -> int | None:
         if match:
             return int(match.group(1))
     return None
-
-
-def zendesk_rate_headers(resp: requests.Response, *, window_s: float = 60.0) -> RateLimitInfo | None:
-    """``X-Rate-Limit`` / ``X-Rate-Limit-Remaining`` (no reset header: a ``window_s`` window is assumed).
-
-    Falls back to the generic ``ratelimit-limit/-remaining/-reset`` trio (reset in seconds), whose exact
-    names API-NOTES marks UNCONFIRMED for the Ticketing API.
-    """
-    limit = _int_header(resp, "X-Rate-Limit")
-    remaining = _int_header(resp, "X-Rate-Limit-Remaining")
-    if remaining is not None:
-        return RateLimitInfo(limit=limit, remaining=remaining, reset_at=None, window_s=window_s)
-    remaining = _int_header(resp, "ratelimit-remaining")
-    if remaining is None:
-        return None
-    reset = _int_header(resp, "ratelimit-reset")
-    return RateLimitInfo(limit=_int_header(resp, "ratelimit-limit"), remaining=remaining, reset_at=None,
-                         window_s=window_s, reset_in=None if reset is None else float(reset))
-
-
-def freshdesk_rate_headers(resp: requests.Response, *, window_s: float = 60.0) -> RateLimitInfo | None:
-    """``X-RateLimit-Total`` / ``X-RateLimit-Remaining``: a per-minute, account-wide credit count, no reset header.
-
-    ``X-RateLimit-Used-CurrentRequest`` says what the call cost (1 plus 2 per ``include``).
-    """
-    remaining = _int_header(resp, "X-RateLimit-Remaining")
-    if remaining is None:
-        return None
-    cost = _int_header(resp, "X-RateLimit-Used-CurrentRequest")
-    return RateLimitInfo(limit=_int_header(resp, "X-RateLimit-Total"), remaining=remaining, reset_at=None,
-                         window_s=window_s, cost=max(1, cost or 1))
-
-
-def intercom_rate_headers(resp: requests.Response, *, window_s: float = 10.0) -> RateLimitInfo | None:
-    """``X-RateLimit-Limit/-Remaining/-Reset`` (reset: unix seconds), per 10-second window."""
-    remaining = _int_header(resp, "X-RateLimit-Remaining")
-    if remaining is None:
-        return None
-    reset = _int_header(resp, "X-RateLimit-Reset")
-    return RateLimitInfo(limit=_int_header(resp, "X-RateLimit-Limit"), remaining=remaining,
-                         reset_at=None if reset is None else float(reset), window_s=window_s)
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

@@ -23,7 +23,8 @@ from connectors.errors import (
     SkippableAPIError,
 )
 from connectors.http import Budget, HttpClient, classify_status, vendor_code
-from connectors.ratelimit import intercom_rate_headers, zendesk_rate_headers
+from connectors.intercom.ratelimit import intercom_rate_headers
+from connectors.zendesk.ratelimit import zendesk_rate_headers
 
 BASE = "https://acme.example.com"
 URL = f"{BASE}/api/v2/tickets.json"

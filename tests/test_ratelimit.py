@@ -8,17 +8,17 @@ from email.utils import formatdate
 import pytest
 import requests
 
+from connectors.freshdesk.ratelimit import freshdesk_rate_headers
+from connectors.intercom.ratelimit import intercom_rate_headers
 from connectors.ratelimit import (
     Budget,
     HeaderPacer,
     Pacer,
     RateLimitInfo,
     SlidingWindow,
-    freshdesk_rate_headers,
-    intercom_rate_headers,
     parse_retry_after,
-    zendesk_rate_headers,
 )
+from connectors.zendesk.ratelimit import zendesk_rate_headers
 
 NOW = 1_700_000_000.0
 

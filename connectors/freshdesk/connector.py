@@ -3,9 +3,9 @@
 Module map: payload mapping in ``mapping.py``; list paging and the
 small streams in ``streams.py``; the ticket streams (keyset paging over
 ``updated_since``, conversations fetched in the same page) in
-``tickets.py``. This module holds what is connector-wide: auth (the API
-key as Basic-auth user, ``X`` as password), the HTTP client settings (Freshdesk's
-rate-limit headers, the plan's Tickets List sub-limit), the stream order and
+``tickets.py``; the rate-limit headers in ``ratelimit.py``. This module holds what is connector-wide: auth
+(the API key as Basic-auth user, ``X`` as password), the HTTP client settings (the plan's Tickets List
+sub-limit), the stream order and
 write-back (API-NOTES.md 2.5).
 """
 
@@ -22,11 +22,11 @@ import requests.auth
 from connectors.base import Connector, Stream, WriteRequest, WriteResult
 from connectors.errors import AuthenticationError, FatalAPIError, SkippableAPIError
 from connectors.freshdesk.mapping import map_agent, map_company, map_contact, map_group, map_rating, map_time_entry
+from connectors.freshdesk.ratelimit import freshdesk_rate_headers
 from connectors.freshdesk.settings import FreshdeskSource
 from connectors.freshdesk.streams import FullListStream, ListContext, Rows, SinceListStream
 from connectors.freshdesk.tickets import TICKETS_PATH, TicketStream
 from connectors.http import Budget, HttpClient, json_object
-from connectors.ratelimit import freshdesk_rate_headers
 
 logger = logging.getLogger("deskpulse.connectors.freshdesk")
 

@@ -3,7 +3,7 @@
 Streams, in run order: admins -> people (agents), teams -> groups, companies ->
 organizations, contacts -> people (customers), conversations -> tickets +
 messages + ticket_events + ratings. Their mechanics are in
-``streams.py``, the payload mapping in ``mapping.py``; this module
+``streams.py``, the payload mapping in ``mapping.py``, the rate-limit headers in ``ratelimit.py``; this module
 holds what is connector-wide: the HTTP client (Bearer token, ``Intercom-Version``,
 10-second rate-limit windows whose 429 carries no Retry-After, so the client
 waits for ``X-RateLimit-Reset``) and write-back (API-NOTES 3.5).
@@ -28,7 +28,8 @@ import requests
 from config.errors import ConfigError
 from connectors.base import Connector, Stream, WriteRequest, WriteResult
 from connectors.errors import AuthenticationError, FatalAPIError, SkippableAPIError
-from connectors.http import HttpClient, intercom_rate_headers, vendor_code
+from connectors.http import HttpClient, vendor_code
+from connectors.intercom.ratelimit import intercom_rate_headers
 from connectors.intercom.settings import IntercomSource
 from connectors.intercom.streams import (
     AdminsStream,

@@ -1,10 +1,10 @@
 """The Zendesk Support connector: incremental exports in, tags and custom fields out.
 
-Streams are declared in ``SPECS`` (STYLE.md #4); the request loop and the three
-Zendesk pagination schemes live in ``streams.py``, the payload mapping
-in ``mapping.py``. This module holds only what is connector-wide: auth, the
-HTTP client settings (the incremental-export budget of 10 requests/minute, the
-rate-limit header parser from ``ratelimit.py``), the stream order and write-back (API-NOTES.md 1.5).
+Streams are declared in ``SPECS`` (``connectors.streams.StreamSpec``, STYLE.md #4) and run by the shared
+request loop and paginators (``connectors/streams.py``, ``connectors/pagination.py``) with Zendesk's quirks
+(``streams.py``); the payload mapping is in ``mapping.py``, the rate-limit headers in ``ratelimit.py``. This
+module holds only what is connector-wide: auth, the HTTP client settings (the incremental-export budget of
+10 requests/minute), the stream order and write-back (API-NOTES.md 1.5).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from connectors.base import Connector, Stream, WriteRequest, WriteResult
 from connectors.errors import SkippableAPIError
 from connectors.http import Budget, HttpClient, json_object
 from connectors.normalize import to_number
-from connectors.ratelimit import zendesk_rate_headers
 from connectors.zendesk.mapping import (
     Rows,
     map_group,
@@ -31,6 +30,7 @@ from connectors.zendesk.mapping import (
     map_ticket_field,
     map_user,
 )
+from connectors.zendesk.ratelimit import zendesk_rate_headers
 from connectors.zendesk.settings import ZendeskSource
 from connectors.zendesk.streams import MapContext, RoleBook, StreamOptions, StreamSpec, ZendeskStream
 
