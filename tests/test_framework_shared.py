@@ -9,7 +9,7 @@ import time
 import pytest
 import responses
 
-from connectors.errors import APIError, FatalAPIError, ParseError
+from connectors.errors import FatalAPIError, ParseError
 from connectors.freshdesk.streams import ListContext
 from connectors.http import HttpClient
 from connectors.intercom.streams import ContactsStream, StreamContext
@@ -125,7 +125,3 @@ def test_one_filter_masks_patterns_configured_secrets_or_both() -> None:
     assert patterns.getMessage() == "GET /x?api_key=*** token tok-SECRET-42"
     assert secrets.getMessage() == "GET /x?api_key=abcdef token ***"
     assert both.getMessage() == "GET /x?api_key=*** token ***"
-
-
-def test_api_error_is_still_the_root_of_the_tree() -> None:
-    assert issubclass(FatalAPIError, APIError)
