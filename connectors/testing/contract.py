@@ -85,7 +85,7 @@ def assert_matches_truth(hx: Harness, db: Path) -> None:
 
 def live_tickets(hx: Harness, n: int) -> list[Ticket]:
     """``n`` tickets the vendor lists, not deleted, with messages, outside the tie group; open ones first."""
-    world = hx.sim.world  # type: ignore[attr-defined]
+    world = hx.sim.world
     ties = tie_ids(world)
     pool = [t for t in world.tickets if hx.desk.listed(t) and not (t.deleted or t.spam) and t.messages
             and str(t.id) not in ties]
@@ -148,7 +148,7 @@ class ConnectorContract:
         assert_matches_truth(hx, tmp_path / "s.db")
         assert query(tmp_path / "s.db", "SELECT count(*) FROM quarantine")[0][0] == 0
         assert sum(streams.values()) >= 15 and max(streams.values()) >= 5  # really a multi-page sync
-        world = hx.sim.world  # type: ignore[attr-defined]
+        world = hx.sim.world
         hidden = {str(t.id) for t in world.tickets if t.deleted or t.spam}
         assert len(hidden) >= 2
         stored_ids = set(stored(tmp_path / "s.db", hx.name).tickets)
@@ -322,7 +322,7 @@ class ConnectorContract:
         assert not wrong
         assert (got.people, got.organizations) == (want.people, want.organizations)
         # a rating that travels inside the quarantined record (Intercom) is quarantined with it
-        inside = sum(1 for t in hx.sim.world.tickets if str(t.id) in missing and t.rating)  # type: ignore[attr-defined]
+        inside = sum(1 for t in hx.sim.world.tickets if str(t.id) in missing and t.rating)
         assert want.ratings - inside <= got.ratings <= want.ratings
 
 
