@@ -229,9 +229,9 @@ def resolve(conn: sqlite3.Connection, settings: CustomerSettings | None = None) 
 
     # 1. explicit mapping: fixed groups, out of automatic matching
     mapped: dict[Member, str] = {}
-    for name, members in settings.map.items():
-        for member in members:
-            source, _, org = member.partition(":")
+    for name, entries in settings.map.items():
+        for entry in entries:
+            source, _, org = entry.partition(":")
             mapped[(source.strip(), "org", org.strip())] = name
     stored_sources = {s for (s, _i) in known}
     for member, name in sorted(mapped.items()):
@@ -283,7 +283,7 @@ def resolve(conn: sqlite3.Connection, settings: CustomerSettings | None = None) 
         for members in by_email.values():
             if len(members) < 2:
                 continue
-            ordered = sorted(members)
+            ordered = tuple(sorted(members))
             for other in ordered[1:]:
                 uf.union(ordered[0], other)
             for member in ordered:
@@ -292,13 +292,13 @@ def resolve(conn: sqlite3.Connection, settings: CustomerSettings | None = None) 
     groups: dict[Member, list[Member]] = defaultdict(list)
     for member in list(uf.parent):
         groups[uf.find(member)].append(member)
-    for members in groups.values():
-        if len(members) < 2:
+    for group in groups.values():
+        if len(group) < 2:
             continue
-        ordered = tuple(sorted(members, key=lambda m: account_key(*m)))
-        name = _most_common([names.get(m) for m in ordered])
-        how = sorted(set().union(*(rules[m] for m in ordered)))
-        customer = Customer(account_key(*ordered[0]), name, ordered, "+".join(how))
+        ordered = tuple(sorted(group, key=lambda m: account_key(*m)))
+        shown = _most_common([names.get(m) for m in ordered])
+        how = sorted(set[str]().union(*(rules[m] for m in ordered)))
+        customer = Customer(account_key(*ordered[0]), shown, ordered, "+".join(how))
         out.customers[customer.key] = customer
         for member in ordered:
             out.by_member[member] = customer

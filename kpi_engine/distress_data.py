@@ -137,8 +137,8 @@ def load_accounts(
             customer = merged.get(acct)
             if customer is not None:  # the primary member speaks for it; every member is listed
                 src, kind, ident = customer.primary
-                data.source, data.organization_id, data.requester_id = (
-                    src, *((ident, None) if kind == "org" else (None, ident)))
+                data.source = src
+                data.organization_id, data.requester_id = (ident, None) if kind == "org" else (None, ident)
                 data.sources = sorted(present.get(acct, {src}))
                 data.members = [f"{s}:{k}:{i}" for s, k, i in customer.members]
                 data.name = customer.name
@@ -169,7 +169,7 @@ def load_accounts(
         if "sla_breaches_30d" in optional and not first_reply_minutes:
             for data in accounts.values():
                 data.components["sla_breaches_30d"] = None  # no targets: unknown, not zero
-        elif "sla_breaches_30d" in optional:
+        elif "sla_breaches_30d" in optional and first_reply_minutes:
             _add_count(conn, accounts, "sla_breaches_30d", f"""
                 SELECT account, COUNT(*) FROM (
                   SELECT t.account, t.created_at + {_sla_case(first_reply_minutes)} AS due,
@@ -213,13 +213,13 @@ def _add_tone(conn: sqlite3.Connection, accounts: dict[str, AccountData], params
         GROUP BY t.account
     """, params)
     for acct, total, scored, negative in rows:
-        data = accounts.get(acct)
-        if data is None:
+        found = accounts.get(acct)
+        if found is None:
             continue
-        data.messages_30d = int(total)
-        data.unscored_30d = int(total) - int(scored)
+        found.messages_30d = int(total)
+        found.unscored_30d = int(total) - int(scored)
         if scored:
-            data.components["negative_tone_30d"] = float(negative or 0) / float(scored)
+            found.components["negative_tone_30d"] = float(negative or 0) / float(scored)
 
 
 def _pick(how: Any, a: Any, b: Any) -> Any:
