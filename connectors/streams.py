@@ -11,6 +11,7 @@ connector, ``paginator`` to pick the scheme), never the loop.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -59,8 +60,9 @@ class DeclaredStream(Stream):
         """The decoded body and the headers of the paginator's current page."""
         req = pager.request()
         resp = self.http.request(req.method, req.url, params=req.params, json=req.json)
-        expect = list if self.spec.records_key is None else dict
-        return self.http.decode(resp, req.method, expect=expect, empty=[] if expect is list else None), resp.headers
+        if self.spec.records_key is None:  # the body itself is the list
+            return self.http.decode(resp, req.method, expect=list, empty=[]), resp.headers
+        return self.http.decode(resp, req.method, expect=dict), resp.headers
 
     def context(self, body: Any) -> Any:
         """What a mapper may need besides the record (side-loaded data on the page, settings)."""
@@ -86,7 +88,7 @@ class DeclaredStream(Stream):
             body, headers = self.fetch(pager)
             items = self.records(body)
             ctx = self.context(body)
-            rows, bad = map_records(self.spec.name, items, lambda item, ctx=ctx: to_rows(item, ctx),
+            rows, bad = map_records(self.spec.name, items, functools.partial(_map_one, to_rows, ctx=ctx),
                                     self.spec.tables)
             self.after_map(rows)
             more = pager.advance(body, headers)
@@ -94,3 +96,7 @@ class DeclaredStream(Stream):
 
     def pages(self, cursor: Any | None) -> Iterator[Page]:
         yield from self.run(self.paginator(cursor))
+
+
+def _map_one(to_rows: Callable[[dict[str, Any], Any], Rows], record: dict[str, Any], *, ctx: Any) -> Rows:
+    return to_rows(record, ctx)
