@@ -19,6 +19,7 @@ from config.errors import UsageError
 from config.settings import Settings
 from sync.cli import demo_steps
 from sync.cli.context import AppContext, get_ctx
+from sync.cli.fit import is_narrow
 from sync.cli.sync_cmd import print_reports, run_sync
 from sync.simulators import DEMO_SPEEDUP, RunningSim, make_world, start_simulator
 from sync.store import Store
@@ -88,12 +89,17 @@ def run_demo(actx: AppContext, *, tickets: int, seed: int, kinds: list[str]) -> 
     return shown
 
 
+#: the store-counts headers below NARROW columns (eight columns fit 80 only with these)
+SHORT_HEADERS = {"messages": "msgs", "organizations": "orgs", "ticket_events": "events", "quarantine": "quar."}
+
+
 def _print_counts(actx: AppContext, db: Path, sources: list[str]) -> dict[str, dict[str, int]]:
     table = Table(title="what is in the store", title_justify="left", show_edge=False)
     columns = ("tickets", "messages", "people", "organizations", "ratings", "ticket_events", "quarantine")
-    table.add_column("source")
+    narrow = is_narrow(actx.console)
+    table.add_column("source", no_wrap=True)  # a source name is never cut: the headers shorten instead
     for col in columns:
-        table.add_column(col, justify="right")
+        table.add_column(SHORT_HEADERS.get(col, col) if narrow else col, justify="right", no_wrap=True)
     counts: dict[str, dict[str, int]] = {}
     with Store(db) as store:
         for source in sources:

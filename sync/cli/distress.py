@@ -16,12 +16,15 @@ from rich.table import Table
 from rich.text import Text
 
 from config.errors import UsageError
-from kpi_engine.distress import CdiResult
+from kpi_engine.distress import AccountCdi, CdiResult
 from sync.cli.context import AppContext, get_ctx
+from sync.cli.fit import is_narrow, is_wide, reasons_text
 from sync.distress_job import distress_view
 
 BAND_STYLE = {"green": "bold green", "yellow": "bold yellow", "red": "bold red"}
 FORMATS = ("table", "json")
+#: the customer column of the narrow layout (its helpdesks, when they do not fit, become a count)
+NARROW_NAME = 24
 
 
 def run_distress(actx: AppContext, *, source: str | None = None) -> CdiResult:
@@ -53,16 +56,10 @@ def print_table(actx: AppContext, result: CdiResult, top: int) -> None:
     method = "percentile ranks" if result.method == "percentile" else "min-max vs reference values"
     table = Table(title=f"Customer Distress Index, {result.day} ({result.active_accounts} active accounts, {method})",
                   title_justify="left", show_edge=False)
-    for col, justify in (("#", "right"), ("account", "left"), ("source", "left"), ("CDI", "right"),
-                         ("band", "left"), ("trend", "center"), ("priority", "right"), ("top reasons", "left")):
-        table.add_column(col, justify=justify, overflow="fold")
-    for rank, acct in enumerate(shown, start=1):
-        # account names come from the helpdesk: escaped, or Rich eats "[beta]" and fails on "[/x]";
-        # a customer on several helpdesks lists one source per line (a source name never breaks mid-word)
-        table.add_row(str(rank), escape(acct.name or acct.account), escape("\n".join(acct.sources or [acct.source])),
-                      str(acct.cdi),
-                      Text(acct.band, style=BAND_STYLE.get(acct.band, "")), acct.trend or "–",
-                      f"{acct.priority:.0f}", escape(", ".join(acct.top_reasons)) or "–")
+    if is_narrow(console):
+        _narrow_rows(table, shown)
+    else:
+        _full_rows(table, shown, long_reasons=is_wide(console))
     console.print(table)
     hidden_red = sum(1 for a in result.accounts[len(shown):] if a.band == "red")
     if hidden_red:
@@ -74,6 +71,40 @@ def print_table(actx: AppContext, result: CdiResult, top: int) -> None:
     console.print(f"bands: {counts['cdi_red']} red, {counts['cdi_yellow']} yellow, {counts['cdi_green']} green")
     for note in result.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
+
+
+def _narrow_rows(table: Table, shown: list[AccountCdi]) -> None:
+    """Below :data:`~sync.cli.fit.NARROW` columns: each account on at most two lines. The customer's name with its
+    helpdesks under it (each line cut with an ellipsis, never wrapped), CDI and trend in one cell, short reasons;
+    the priority is the order of the rows (its value, and everything else, is in ``--format json``)."""
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("customer", no_wrap=True, overflow="ellipsis", max_width=NARROW_NAME)
+    table.add_column("CDI", justify="right", no_wrap=True)
+    table.add_column("band", no_wrap=True)
+    table.add_column("top reasons", overflow="fold", min_width=16)
+    for rank, acct in enumerate(shown, start=1):
+        # helpdesk text (names, reasons) goes in as Text: never read as markup, so "[beta]" shows and "[/x]" is safe
+        sources = acct.sources or [acct.source]
+        joined = ", ".join(sources)
+        who = Text(acct.name or acct.account)
+        who.append("\n" + (joined if len(joined) <= NARROW_NAME else f"{len(sources)} helpdesks"), style="dim")
+        table.add_row(str(rank), who, f"{acct.cdi} {acct.trend or '–'}",
+                      Text(acct.band, style=BAND_STYLE.get(acct.band, "")),
+                      Text(reasons_text(acct.top_reasons, short=True) or "–"))
+
+
+def _full_rows(table: Table, shown: list[AccountCdi], *, long_reasons: bool) -> None:
+    """Every column; the reasons in the engine's words only where they fit (:data:`~sync.cli.fit.WIDE`)."""
+    for col, justify in (("#", "right"), ("account", "left"), ("source", "left"), ("CDI", "right"),
+                         ("band", "left"), ("trend", "center"), ("priority", "right"), ("top reasons", "left")):
+        table.add_column(col, justify=justify, overflow="fold")
+    for rank, acct in enumerate(shown, start=1):
+        # account names come from the helpdesk: escaped, or Rich eats "[beta]" and fails on "[/x]";
+        # a customer on several helpdesks lists one source per line (a source name never breaks mid-word)
+        table.add_row(str(rank), escape(acct.name or acct.account), escape("\n".join(acct.sources or [acct.source])),
+                      str(acct.cdi),
+                      Text(acct.band, style=BAND_STYLE.get(acct.band, "")), acct.trend or "–",
+                      f"{acct.priority:.0f}", escape(reasons_text(acct.top_reasons, short=not long_reasons)) or "–")
 
 
 def register(app: typer.Typer) -> None:

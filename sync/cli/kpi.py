@@ -15,6 +15,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from config.errors import UsageError
 from kpi_engine.engine import compute
@@ -23,6 +24,7 @@ from kpi_engine.registry import CATALOG, NOT_COMPUTABLE
 from kpi_engine.units import arrow, humanize
 from kpi_engine.workspace import DIMENSIONS
 from sync.cli.context import AppContext, get_ctx
+from sync.cli.fit import is_narrow
 from sync.kpi_facts import check_source, refresh_kpi_facts
 
 FORMATS = ("table", "json", "csv")
@@ -32,6 +34,10 @@ MIN_DATE, MAX_DATE = date(1970, 1, 1), date(2100, 1, 1)
 #: the columns of the breakdown table (the full set is in --format json/csv)
 HEADLINE = (("tickets_created", "created"), ("tickets_solved", "solved"), ("first_response_time_median_s", "FRT med"),
             ("full_resolution_time_median_s", "resol. med"), ("csat_pct", "CSAT"), ("backlog_size", "backlog"))
+
+
+#: the customer column of ``--by organization``, narrow and wide (its helpdesks, when they do not fit, become a count)
+NAME_WIDTH, WIDE_NAME_WIDTH = 16, 44
 
 
 def resolve_period(since: str | None, until: str | None, timezone: str, today: date) -> Period:
@@ -119,19 +125,25 @@ def render_table(app: AppContext, result: dict[str, Any], currency: str, by: str
                            arrow(m["yoy_change_pct"]) or "—", "yes" if m["is_partial"] else "")
         app.console.print(months)
     if by is not None:
-        rows = Table(title=f"By {by} (all KPIs: --format json or csv)")
+        narrow = is_narrow(app.console)  # 80 columns: no outer border, names cut at NAME_WIDTH (one row, 2 lines)
+        rows = Table(title=f"By {by} (all KPIs: --format json or csv)", show_edge=not narrow)
+        name_width = NAME_WIDTH if narrow else WIDE_NAME_WIDTH
         if by == "organization":  # one row per customer, its helpdesks on a second line (fits 80 columns)
-            rows.add_column("customer (sources)", max_width=24, overflow="fold")
+            rows.add_column("customer", no_wrap=True, overflow="ellipsis", max_width=name_width)
         else:
-            rows.add_column(by, no_wrap=True, max_width=24)
+            rows.add_column(by, no_wrap=True, max_width=NAME_WIDTH if narrow else 24)
         for _, label in HEADLINE:
             rows.add_column(label, justify="right", no_wrap=True)
         for row in result.get("breakdown", []):
             cells = [humanize(name, row["kpis"][name], currency) for name, _ in HEADLINE]
-            if by == "organization":
-                name = escape(str(row.get("name") or row["key"]))
-                sources = escape(", ".join(row.get("sources") or []))
-                rows.add_row(f"{name}\n[dim]{sources}[/]" if sources else name, *cells)
+            if by == "organization":  # helpdesk text as Text: never read as markup
+                who = Text(str(row.get("name") or row["key"]))
+                sources = row.get("sources") or []
+                joined = ", ".join(sources)
+                if sources:  # two lines at most: the helpdesks' names, or their count when they do not fit
+                    who.append("\n" + (joined if len(joined) <= name_width else f"{len(sources)} helpdesks"),
+                               style="dim")
+                rows.add_row(who, *cells)
                 continue
             rows.add_row(escape(str(row["key"])), *cells)  # a group/tag name from the helpdesk: no markup
         app.console.print(rows)

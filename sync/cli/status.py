@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from config.errors import UsageError
 from kpi_engine import fact_store, quality
 from sync.cli.context import AppContext, get_ctx
+from sync.cli.fit import is_narrow, is_wide
 from sync.digest_job import digest_status
 from sync.history_notes import archive_lines
 from sync.store import Store
 
+FORMATS = ("table", "json")
 
-def _when(epoch: int | None) -> str:
+
+def _when(epoch: int | None, *, seconds: bool = True) -> str:
     if not epoch:
         return "never"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ" if seconds else "%Y-%m-%d %H:%MZ")
 
 
 def _cursor_text(raw: str | None) -> str:
@@ -67,6 +72,25 @@ def status_data(actx: AppContext) -> dict:
             "jobs": json.loads(jobs[0]["value"]) if jobs else [], "digest": digest}
 
 
+def _cursor_value(raw: str | None) -> object:
+    """The stored cursor as JSON data (it is stored as JSON text); text that is not JSON stays a string."""
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def to_json(actx: AppContext, data: dict) -> str:
+    """The stable script format of ``deskpulse status --format json`` (shape documented in the README):
+    :func:`status_data` plus ``store`` (its path), each stream's ``cursor`` decoded from its stored JSON text.
+    Times are epoch seconds (UTC) or null."""
+    doc = {"store": str(actx.store_path()), **data,
+           "streams": [{**row, "cursor": _cursor_value(row["cursor"])} for row in data["streams"]]}
+    return json.dumps(doc, ensure_ascii=False, indent=2, default=str)
+
+
 def show_status(actx: AppContext) -> None:
     data = status_data(actx)
     console = actx.console
@@ -75,16 +99,35 @@ def show_status(actx: AppContext) -> None:
                       "Run 'deskpulse sync' (or 'deskpulse demo').")
     else:
         table = Table(title=f"sync state ({escape(str(actx.store_path()))})", title_justify="left", show_edge=False)
-        for col in ("source", "stream", "status", "last success", "rows", "cursor", "last error"):
-            table.add_column(col, justify="right" if col == "rows" else "left", overflow="fold")
+        narrow, wide = is_narrow(console), is_wide(console)
+        # narrow: one line per stream (names cut with an ellipsis, no cursor); below WIDE: the errors go under the
+        # table, whole, instead of folding into a column a few characters wide. All of it: --format json.
+        columns = ["source", "stream", "status", "last success", "rows"] + ([] if narrow else ["cursor"]) \
+            + (["last error"] if wide else [])
+        for col in columns:
+            if narrow and col in ("source", "stream"):
+                table.add_column(col, no_wrap=True, overflow="ellipsis", max_width=20)
+            else:
+                table.add_column(col, justify="right" if col == "rows" else "left",
+                                 no_wrap=narrow, overflow="fold")
+        errors: list[str] = []
         for row in data["streams"]:
             colour = {"ok": "green", "error": "red", "running": "yellow"}.get(row["status"] or "", "white")
             error = row["last_error"] if row["status"] == "error" else ""
             # stored text (names, cursors, server errors) is escaped: Rich would eat "[kpi]" or choke on "[/x]"
-            table.add_row(escape(row["source"]), escape(row["stream"]), f"[{colour}]{escape(row['status'] or '')}[/]",
-                          _when(row["last_success_at"]), f"{row['rows_total'] or 0:,}",
-                          escape(_cursor_text(row["cursor"])), escape(error or ""))
+            cells = [escape(row["source"]), escape(row["stream"]), f"[{colour}]{escape(row['status'] or '')}[/]",
+                     _when(row["last_success_at"], seconds=not narrow), f"{row['rows_total'] or 0:,}"]
+            if not narrow:
+                cells.append(escape(_cursor_text(row["cursor"])))
+            if wide:
+                cells.append(escape(error or ""))
+            elif error:
+                errors.append(f"{row['source']}/{row['stream']}: {error}")
+            table.add_row(*cells)
         console.print(table)
+        for line in errors:
+            console.print("[red]error[/] ", end="")
+            console.print(line, markup=False, highlight=False)
     if data["quarantine"]:
         total = sum(r["n"] for r in data["quarantine"])
         console.print(f"[yellow]{total} quarantined record(s)[/]: "
@@ -122,6 +165,15 @@ def register(app: typer.Typer) -> None:
     """Add ``deskpulse status`` to the CLI."""
 
     @app.command()
-    def status(ctx: typer.Context) -> None:
+    def status(
+        ctx: typer.Context,
+        fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    ) -> None:
         """Per source and stream: cursor, last run, rows, errors; the outbox backlog."""
-        show_status(get_ctx(ctx))
+        if fmt not in FORMATS:
+            raise UsageError(f"--format must be table or json, not '{fmt}'")
+        actx = get_ctx(ctx)
+        if fmt == "json":
+            typer.echo(to_json(actx, status_data(actx)))
+        else:
+            show_status(actx)

@@ -16,6 +16,7 @@ from rich.table import Table
 from config.errors import UsageError
 from config.settings import Settings
 from sync.cli.context import AppContext, get_ctx
+from sync.cli.fit import is_narrow
 from sync.engine import SourceReport
 from sync.pipeline import sync_and_refresh
 
@@ -57,18 +58,35 @@ def run_sync(actx: AppContext, *, only: str | None = None, full: bool = False,
 
 
 def print_reports(actx: AppContext, reports: list[SourceReport]) -> None:
+    """One row per source. Below :data:`~sync.cli.fit.NARROW` columns a failure's text goes under the table, whole
+    (a result column a few characters wide would fold it over many lines); wider, it stays in its row."""
+    console = actx.console
+    narrow = is_narrow(console)
     table = Table(title="sync", title_justify="left", show_edge=False)
     for col in ("source", "kind", "rows", "requests", "seconds", "result"):
-        table.add_column(col, justify="right" if col in ("rows", "requests", "seconds") else "left")
+        table.add_column(col, justify="right" if col in ("rows", "requests", "seconds") else "left",
+                         no_wrap=narrow and col != "result")
+    below: list[str] = []
     for rep in reports:
         errors = [f"{s.stream}: {s.error}" for s in rep.streams if s.error]
+        error_text = "; ".join(errors or [rep.error or "failed"])
         # error text comes from servers and exceptions: escaped, or a "[/x]" in it breaks the table (MarkupError)
-        result = "[green]ok[/]" if rep.ok else "[red]" + escape("; ".join(errors or [rep.error or "failed"])) + "[/]"
+        if rep.ok:
+            result = "[green]ok[/]"
+        elif narrow:
+            result = "[red]failed (below)[/]"
+            below.append(f"{rep.source}: {error_text}")
+        else:
+            result = "[red]" + escape(error_text) + "[/]"
         if rep.ok and rep.stopped:
-            result = "[yellow]stopped: the next run resumes from the last committed page[/]"
+            result = "[yellow]stopped: the next run resumes" + ("[/]" if narrow else
+                                                                  " from the last committed page[/]")
         table.add_row(escape(rep.source), rep.kind, f"{rep.rows:,}",
                       "" if rep.requests is None else f"{rep.requests:,}", f"{rep.seconds:.1f}", result)
-    actx.console.print(table)
+    console.print(table)
+    for line in below:
+        console.print("[red]failed[/] ", end="")
+        console.print(line, markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,12 +11,14 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from config.errors import UsageError
 from config.settings import Settings
 from sync import writeback as pipeline_writeback
 from sync.cli.context import AppContext, get_ctx
-from sync.writeback import ApplyReport, Plan
+from sync.cli.fit import is_narrow, is_wide, short_reason
+from sync.writeback import ApplyReport, Plan, PlannedWrite
 
 
 def print_plan(actx: AppContext, planned: Plan, *, limit: int = 50) -> None:
@@ -27,17 +29,34 @@ def print_plan(actx: AppContext, planned: Plan, *, limit: int = 50) -> None:
         console.print("No account is red or rising fast: nothing to write.")
         return
     table = Table(title=f"planned writes ({len(planned.writes)})", title_justify="left", show_edge=False)
-    for col in ("source", "ticket", "write", "reason"):
-        table.add_column(col, overflow="fold")
-    for write in planned.writes[:limit]:
-        what = f"tag +{write.value}" if write.action == "add_tag" else \
-            f"tag -{write.value}" if write.action == "remove_tag" else f"field {write.value.split('=', 1)[0]}"
-        table.add_row(escape(write.source), escape(write.ticket_id), escape(what), escape(write.reason))
+    if is_narrow(console):
+        # each write on two lines: the ticket with its helpdesk under it, the change, the short reason
+        table.add_column("ticket", no_wrap=True, overflow="ellipsis", max_width=18)
+        table.add_column("write", no_wrap=True, overflow="ellipsis", max_width=24)
+        table.add_column("reason", overflow="fold", min_width=20)
+        for write in planned.writes[:limit]:
+            where = Text(write.ticket_id)
+            where.append("\n" + write.source, style="dim")
+            table.add_row(where, Text(_what(write, short=True)), Text(short_reason(write.reason)))
+    else:
+        for col in ("source", "ticket", "write", "reason"):
+            table.add_column(col, overflow="fold")
+        for write in planned.writes[:limit]:
+            reason = write.reason if is_wide(console) else short_reason(write.reason)
+            table.add_row(escape(write.source), escape(write.ticket_id), escape(_what(write)), escape(reason))
     console.print(table)
     if len(planned.writes) > limit:
         console.print(f"…and {len(planned.writes) - limit} more")
     if planned.skipped:
         console.print("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(planned.skipped.items())))
+
+
+def _what(write: PlannedWrite, *, short: bool = False) -> str:
+    """``tag +deskpulse_distress`` (``+deskpulse_distress`` when short), ``tag -…``, or ``field <name>``."""
+    if write.action in ("add_tag", "remove_tag"):
+        sign = "+" if write.action == "add_tag" else "-"
+        return f"{sign}{write.value}" if short else f"tag {sign}{write.value}"
+    return f"field {write.value.split('=', 1)[0]}"
 
 
 def run_writeback(actx: AppContext, settings: Settings, *, do_apply: bool,
@@ -67,6 +86,7 @@ def register(app: typer.Typer) -> None:
         if fmt == "json":
             actx.console.print_json(json.dumps({
                 "planned": [w.__dict__ for w in planned.writes], "skipped": planned.skipped,
+                "flagged": [f.__dict__ for f in planned.flagged],
                 "cdi": None if planned.cdi is None else planned.cdi.__dict__,
                 "applied": None if report is None else report.__dict__}))
             if report is not None and report.failed:
