@@ -94,17 +94,19 @@ SHORT_HEADERS = {"messages": "msgs", "organizations": "orgs", "ticket_events": "
 
 
 def _print_counts(actx: AppContext, db: Path, sources: list[str]) -> dict[str, dict[str, int]]:
-    table = Table(title="what is in the store", title_justify="left", show_edge=False)
-    columns = ("tickets", "messages", "people", "organizations", "ratings", "ticket_events", "quarantine")
+    """The store's row counts per source. Narrow: short headers, and the quarantine column only when a record
+    was quarantined (a source name is never cut)."""
+    with Store(db) as store:
+        counts = {source: store.counts(source) for source in sources}
     narrow = is_narrow(actx.console)
-    table.add_column("source", no_wrap=True)  # a source name is never cut: the headers shorten instead
+    columns = [c for c in ("tickets", "messages", "people", "organizations", "ratings", "ticket_events", "quarantine")
+               if not (narrow and c == "quarantine" and not any(n[c] for n in counts.values()))]
+    table = Table(title="what is in the store", title_justify="left", show_edge=False)
+    table.add_column("source", no_wrap=True)
     for col in columns:
         table.add_column(SHORT_HEADERS.get(col, col) if narrow else col, justify="right", no_wrap=True)
-    counts: dict[str, dict[str, int]] = {}
-    with Store(db) as store:
-        for source in sources:
-            counts[source] = store.counts(source)
-            table.add_row(source, *(f"{counts[source][c]:,}" for c in columns))
+    for source in sources:
+        table.add_row(escape(source), *(f"{counts[source][c]:,}" for c in columns))
     actx.console.print(table)
     return counts
 

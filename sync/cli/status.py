@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from config.errors import UsageError
 from kpi_engine import fact_store, quality
@@ -24,7 +25,7 @@ FORMATS = ("table", "json")
 def _when(epoch: int | None, *, seconds: bool = True) -> str:
     if not epoch:
         return "never"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ" if seconds else "%Y-%m-%d %H:%MZ")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ" if seconds else "%Y-%m-%d %H:%M")
 
 
 def _cursor_text(raw: str | None) -> str:
@@ -98,18 +99,21 @@ def show_status(actx: AppContext) -> None:
         console.print(f"Nothing synced yet into {escape(str(actx.store_path()))}. "
                       "Run 'deskpulse sync' (or 'deskpulse demo').")
     else:
-        table = Table(title=f"sync state ({escape(str(actx.store_path()))})", title_justify="left", show_edge=False)
         narrow, wide = is_narrow(console), is_wide(console)
+        table = Table(title=f"sync state ({escape(str(actx.store_path()))}{', times in UTC' if narrow else ''})",
+                      title_justify="left", show_edge=False)
         # narrow: one line per stream (names cut with an ellipsis, no cursor); below WIDE: the errors go under the
         # table, whole, instead of folding into a column a few characters wide. All of it: --format json.
         columns = ["source", "stream", "status", "last success", "rows"] + ([] if narrow else ["cursor"]) \
             + (["last error"] if wide else [])
         for col in columns:
             if narrow and col in ("source", "stream"):
-                table.add_column(col, no_wrap=True, overflow="ellipsis", max_width=20)
-            else:
+                # the only columns Rich may shrink (a name is one word: cut with an ellipsis, not wrapped), so
+                # the figures beside them are never cut
+                table.add_column(col, overflow="ellipsis", max_width=20)
+            else:  # wider: the cursor (cells cut with an ellipsis) and the error are the columns that give way
                 table.add_column(col, justify="right" if col == "rows" else "left",
-                                 no_wrap=narrow, overflow="fold")
+                                 no_wrap=col not in ("cursor", "last error"), overflow="fold")
         errors: list[str] = []
         for row in data["streams"]:
             colour = {"ok": "green", "error": "red", "running": "yellow"}.get(row["status"] or "", "white")
@@ -118,7 +122,7 @@ def show_status(actx: AppContext) -> None:
             cells = [escape(row["source"]), escape(row["stream"]), f"[{colour}]{escape(row['status'] or '')}[/]",
                      _when(row["last_success_at"], seconds=not narrow), f"{row['rows_total'] or 0:,}"]
             if not narrow:
-                cells.append(escape(_cursor_text(row["cursor"])))
+                cells.append(Text(_cursor_text(row["cursor"]), no_wrap=True, overflow="ellipsis"))
             if wide:
                 cells.append(escape(error or ""))
             elif error:
@@ -126,8 +130,7 @@ def show_status(actx: AppContext) -> None:
             table.add_row(*cells)
         console.print(table)
         for line in errors:
-            console.print("[red]error[/] ", end="")
-            console.print(line, markup=False, highlight=False)
+            console.print(Text.assemble(("error", "red"), " ", line), highlight=False)  # one print: wraps as one line
     if data["quarantine"]:
         total = sum(r["n"] for r in data["quarantine"])
         console.print(f"[yellow]{total} quarantined record(s)[/]: "

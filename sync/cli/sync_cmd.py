@@ -12,11 +12,12 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from config.errors import UsageError
 from config.settings import Settings
 from sync.cli.context import AppContext, get_ctx
-from sync.cli.fit import is_narrow
+from sync.cli.fit import is_narrow, is_wide
 from sync.engine import SourceReport
 from sync.pipeline import sync_and_refresh
 
@@ -58,10 +59,10 @@ def run_sync(actx: AppContext, *, only: str | None = None, full: bool = False,
 
 
 def print_reports(actx: AppContext, reports: list[SourceReport]) -> None:
-    """One row per source. Below :data:`~sync.cli.fit.NARROW` columns a failure's text goes under the table, whole
-    (a result column a few characters wide would fold it over many lines); wider, it stays in its row."""
+    """One row per source. Below :data:`~sync.cli.fit.WIDE` columns a failure's text goes under the table, whole
+    (a result column a few dozen characters wide would fold it over many lines); wider, it stays in its row."""
     console = actx.console
-    narrow = is_narrow(console)
+    narrow, errors_below = is_narrow(console), not is_wide(console)
     table = Table(title="sync", title_justify="left", show_edge=False)
     for col in ("source", "kind", "rows", "requests", "seconds", "result"):
         table.add_column(col, justify="right" if col in ("rows", "requests", "seconds") else "left",
@@ -73,7 +74,7 @@ def print_reports(actx: AppContext, reports: list[SourceReport]) -> None:
         # error text comes from servers and exceptions: escaped, or a "[/x]" in it breaks the table (MarkupError)
         if rep.ok:
             result = "[green]ok[/]"
-        elif narrow:
+        elif errors_below:
             result = "[red]failed (below)[/]"
             below.append(f"{rep.source}: {error_text}")
         else:
@@ -85,8 +86,7 @@ def print_reports(actx: AppContext, reports: list[SourceReport]) -> None:
                       "" if rep.requests is None else f"{rep.requests:,}", f"{rep.seconds:.1f}", result)
     console.print(table)
     for line in below:
-        console.print("[red]failed[/] ", end="")
-        console.print(line, markup=False, highlight=False)
+        console.print(Text.assemble(("failed", "red"), " ", line), highlight=False)  # one print: wraps as one line
 
 
 def register(app: typer.Typer) -> None:
