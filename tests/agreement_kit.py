@@ -37,6 +37,7 @@ from sync.engine import SyncEngine
 from sync.registry import build_connector, plugin
 from sync.simulators import build_simulator
 from sync.store import Store
+from tests.fake_time import FakeTime
 
 DAY = 86400
 NOW = 1_790_000_000  # the world's "now", fixed: every run talks about the same tickets
@@ -65,19 +66,7 @@ def agreement_world() -> World:
     return generate_world(seed=SEED, tickets=TICKETS, now=NOW, days=HISTORY_DAYS)
 
 
-class _Clock:
-    """A clock that only moves when something sleeps: shared by simulators and HTTP clients."""
-
-    def __init__(self, now: float) -> None:
-        self.now = float(now)
-        self._lock = threading.Lock()
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.now += max(0.0, seconds)
+_Clock = FakeTime  # the one fake clock (tests/fake_time.py)
 
 
 def _build_http(kind: str) -> Any:

@@ -1,26 +1,11 @@
-"""One fake clock for every test that paces, retries or backs off: time moves only when something sleeps."""
+"""The one fake clock of the test suite: time moves only when something sleeps or a test moves it.
+
+It is the public contract kit's (``connectors.testing.clock``), so plugin packages and deskpulse's own tests
+share one implementation.
+"""
 
 from __future__ import annotations
 
-import threading
+from connectors.testing.clock import FakeTime
 
-
-class FakeTime:
-    """A thread-safe clock; ``sleep`` records the wait and advances time, ``advance`` moves it by hand."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = float(now)
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += max(0.0, seconds)
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.now += seconds
+__all__ = ["FakeTime"]

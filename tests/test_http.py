@@ -25,27 +25,13 @@ from connectors.errors import (
 from connectors.http import Budget, HttpClient, classify_status, vendor_code
 from connectors.intercom.ratelimit import intercom_rate_headers
 from connectors.zendesk.ratelimit import zendesk_rate_headers
+from tests.fake_time import FakeTime
 
 BASE = "https://acme.example.com"
 URL = f"{BASE}/api/v2/tickets.json"
 
 
-class FakeClock:
-    """A clock that only moves when something sleeps; thread-safe; remembers every sleep."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += seconds
+FakeClock = FakeTime  # the one fake clock (tests/fake_time.py)
 
 
 @pytest.fixture

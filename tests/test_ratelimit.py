@@ -19,6 +19,7 @@ from connectors.ratelimit import (
     parse_retry_after,
 )
 from connectors.zendesk.ratelimit import zendesk_rate_headers
+from tests.fake_time import FakeTime
 
 NOW = 1_700_000_000.0
 
@@ -178,17 +179,8 @@ def test_header_pacer_only_counts_what_the_vendor_counts():
 
 
 # -- the Pacer ----------------------------------------------------------------------------------------
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+def Clock() -> FakeTime:  # noqa: N802  # the one fake clock (tests/fake_time.py)
+    return FakeTime(NOW)
 
 
 def test_pacer_enforces_budget_with_one_sleep_of_the_right_length():

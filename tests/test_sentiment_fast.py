@@ -56,16 +56,6 @@ def test_identical_on_long_texts_with_but() -> None:
     assert [FAST.compound(t) for t in texts] == [REF.polarity_scores(t)["compound"] for t in texts]
 
 
-def test_long_paste_with_but_is_fast() -> None:
-    """VADER's own _but_check is quadratic (minutes for a pasted 60,000-word log); ours is not."""
-    import time
-
-    text = "but " + "awful great ok " * 20_000
-    start = time.perf_counter()
-    FAST.compound(text)
-    assert time.perf_counter() - start < 2.0
-
-
 @pytest.mark.parametrize("text", [
     "", "   ", "VADER is smart, handsome, and funny!", "VADER is VERY SMART, uber handsome, and FRIGGIN FUNNY!!!",
     "The book was only kind of good.", "The plot was good, but the characters are uncompelling and the dialog is "

@@ -231,12 +231,6 @@ def test_messages_false_keeps_the_history_without_text() -> None:
     assert all(t.created_at <= t.updated_at <= NOW for t in w.tickets)
 
 
-def test_generation_is_fast_enough() -> None:
-    started = time.process_time()
-    generate_world(seed=2, tickets=10_000, now=NOW)
-    assert time.process_time() - started < 6.0  # ~0.6 s here; 100k tickets stay well under 60 s
-
-
 def test_rejects_nonsense_sizes() -> None:
     with pytest.raises(ValueError, match="tickets"):
         generate_world(tickets=-1)

@@ -28,12 +28,7 @@ TOKEN = "xoxb-sim"
 HISTORY = "/api/conversations.history"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+Clock = FakeTime  # the one fake clock (tests/fake_time.py)
 
 
 @pytest.fixture

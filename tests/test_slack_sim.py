@@ -10,16 +10,12 @@ import pytest
 
 from connectors.sim.base import Fault, SimRequest, SimResponse
 from connectors.sim.slack import MAX_CUMULATIVE, SlackSim, cumulative_size, validate_blocks
+from tests.fake_time import FakeTime
 
 HOOK = "/services/T000/B000/XXXX"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+Clock = FakeTime  # the one fake clock (tests/fake_time.py)
 
 
 @pytest.fixture

@@ -17,6 +17,10 @@ class FakeTime:
     def clock(self) -> float:
         return self.now
 
+    def __call__(self) -> float:
+        """The clock itself, for code that takes a ``clock`` callable."""
+        return self.now
+
     def sleep(self, seconds: float) -> None:
         with self._lock:
             self.sleeps.append(seconds)
