@@ -11,6 +11,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich.console import JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -95,8 +96,10 @@ def _narrow_rows(table: Table, shown: list[AccountCdi]) -> None:
 
 def _full_rows(table: Table, shown: list[AccountCdi], *, long_reasons: bool) -> None:
     """Every column; the reasons in the engine's words only where they fit (:data:`~sync.cli.fit.WIDE`)."""
-    for col, justify in (("#", "right"), ("account", "left"), ("source", "left"), ("CDI", "right"),
-                         ("band", "left"), ("trend", "center"), ("priority", "right"), ("top reasons", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("#", "right"), ("account", "left"), ("source", "left"), ("CDI", "right"), ("band", "left"),
+        ("trend", "center"), ("priority", "right"), ("top reasons", "left"))
+    for col, justify in columns:
         table.add_column(col, justify=justify, overflow="fold")
     for rank, acct in enumerate(shown, start=1):
         # account names come from the helpdesk: escaped, or Rich eats "[beta]" and fails on "[/x]";

@@ -119,8 +119,9 @@ def show_status(actx: AppContext) -> None:
             colour = {"ok": "green", "error": "red", "running": "yellow"}.get(row["status"] or "", "white")
             error = row["last_error"] if row["status"] == "error" else ""
             # stored text (names, cursors, server errors) is escaped: Rich would eat "[kpi]" or choke on "[/x]"
-            cells = [escape(row["source"]), escape(row["stream"]), f"[{colour}]{escape(row['status'] or '')}[/]",
-                     _when(row["last_success_at"], seconds=not narrow), f"{row['rows_total'] or 0:,}"]
+            cells: list[str | Text] = [
+                escape(row["source"]), escape(row["stream"]), f"[{colour}]{escape(row['status'] or '')}[/]",
+                _when(row["last_success_at"], seconds=not narrow), f"{row['rows_total'] or 0:,}"]
             if not narrow:
                 cells.append(Text(_cursor_text(row["cursor"]), no_wrap=True, overflow="ellipsis"))
             if wide:
