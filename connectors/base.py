@@ -57,7 +57,7 @@ class Page:
 class Stream(ABC):
     """One resumable feed of records (tickets, users, ...)."""
 
-    name: ClassVar[str] = ""
+    name: str = ""  # a class attribute for fixed streams, set per instance by generic ones
 
     @abstractmethod
     def pages(self, cursor: Any | None) -> Iterator[Page]:

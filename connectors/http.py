@@ -499,7 +499,7 @@ class HttpClient:
         kwargs: dict[str, Any] = {"status": status, "source": self.source, "endpoint": shown}
         exc = RetriableAPIError(message, retry_after=retry_after, **kwargs) if cls is RetriableAPIError \
             else cls(message, **kwargs)
-        exc.vendor_code = label  # type: ignore[attr-defined]
+        exc.vendor_code = label
         return exc
 
     # -- retry policy ---------------------------------------------------------------------------------
@@ -591,7 +591,10 @@ class HttpClient:
         if self._auth is not None:  # whatever the auth class, see what it would put on a request
             try:
                 probe = self._auth(requests.Request("GET", self.base_url).prepare())
-                found |= {probe.headers[name] for name in ("Authorization", "Cookie") if name in probe.headers}
+                for name in ("Authorization", "Cookie"):
+                    header = probe.headers.get(name)  # requests allows bytes values: HTTP headers are latin-1
+                    if header is not None:
+                        found.add(header.decode("latin-1") if isinstance(header, bytes) else header)
             except Exception:  # noqa: BLE001 - a custom auth that cannot be probed just loses this extra net
                 logger.debug("source %s: auth not probed for secret scrubbing", self.source)
         for value in list(found):

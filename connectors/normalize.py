@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
@@ -58,7 +59,7 @@ def to_number(value: Any) -> float | None:
         return None
 
 
-def require(record: dict[str, Any], key: str) -> Any:
+def require(record: Mapping[str, Any], key: str) -> Any:
     """A field the record cannot be stored without; missing means quarantine."""
     value = record.get(key)
     if value is None:

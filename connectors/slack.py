@@ -133,7 +133,7 @@ class _SendRecorder(requests.Session):
         super().__init__()
         self.never_sent = False
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         self.never_sent = False
         try:
             return super().send(request, **kwargs)
@@ -243,10 +243,10 @@ class SlackClient:
             logger.info("digest posted via %s", WEBHOOK)
             return PostResult(ok=True, via="webhook")
         try:
-            body = resp.json()
+            answer: Any = resp.json()
         except ValueError:  # a proxy's HTML page, an empty body: not Slack's answer
-            body = None
-        return self._web_api_result(body, resp.status_code)
+            answer = None
+        return self._web_api_result(answer, resp.status_code)
 
     def find_message(self, marker: str, *, oldest: float, channel: str | None = None,
                      max_pages: int = 20) -> PostResult | None:

@@ -48,7 +48,7 @@ class DeclaredStream(Stream):
     """Runs one :class:`StreamSpec`: the single request loop (fetch, map, advance, yield) every vendor shares."""
 
     def __init__(self, spec: StreamSpec, http: HttpClient, source: str) -> None:
-        self.name = spec.name  # type: ignore[misc]  # instances of one class serve every spec
+        self.name = spec.name  # instances of one class serve every spec
         self.spec, self.http, self.source = spec, http, source
 
     # -- hooks a vendor overrides -------------------------------------------------------------------------

@@ -340,7 +340,7 @@ def map_company(company: Mapping[str, Any], value_field: str) -> dict[str, Any]:
         raise ParseError("custom_fields is not an object")
     raw_value = custom.get(value_field)
     try:
-        value = None if raw_value in (None, "") else float(raw_value)
+        value = None if raw_value is None or raw_value == "" else float(raw_value)
     except (TypeError, ValueError):
         value = None  # a non-numeric value field is the account's data, not a broken record
     return {

@@ -169,7 +169,7 @@ def map_priority(value: Any) -> str | None:
     return PRIORITY_ALIASES.get(text.lower(), text) if text is not None else None
 
 
-def _parts(conv: Mapping[str, Any]) -> tuple[list[dict[str, Any]], bool, int | None]:
+def _parts(conv: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], bool, int | None]:
     """The parts in time order, whether Intercom cut older ones off, and the total it reports."""
     block = _obj(conv.get("conversation_parts"))
     raw_parts = block.get("conversation_parts") or []

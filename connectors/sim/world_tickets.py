@@ -166,6 +166,7 @@ class TicketFactory:
     def _customer_text(self, st: _State, kind: str, fmt: dict[str, object]) -> str:
         rng = self.rng
         neg = NEG_BASE[st.level]
+        pool: tuple[str, ...]
         if st.waited > DAY:
             neg += 0.2 if st.waited < 3 * DAY else 0.35
         if st.reopened:

@@ -54,7 +54,7 @@ RATING_SWEEP_EVERY = 6 * 3600
 class MapContext:
     """What a mapper may need besides the record: the page's side-loaded metric sets, settings."""
 
-    metrics: dict[str, dict[str, Any]]
+    metrics: Mapping[str, Mapping[str, Any]]
     value_field: str
     time_field: str | None = None
 

@@ -51,6 +51,7 @@ def writeback_step(actx: AppContext, settings: Settings, sims: list) -> dict[str
 
 
 def digest_step(actx: AppContext, settings: Settings, sims: list) -> dict[str, Any]:
+    from connectors.sim.slack import SlackSim
     from connectors.slack import SlackClient
     from kpi_engine.digest import render_terminal
     from sync.digest_job import build_payload, last_complete_week
@@ -70,7 +71,9 @@ def digest_step(actx: AppContext, settings: Settings, sims: list) -> dict[str, A
                            "limits. 'deskpulse digest --post' sends it to your channel, once per week.")
     finally:
         slack.server.stop()
-    return {"digest": payload, "slack_messages": list(slack.sim.messages)}
+    sim = slack.sim
+    assert isinstance(sim, SlackSim), sim  # what start_simulator("slack") builds
+    return {"digest": payload, "slack_messages": list(sim.messages)}
 
 
 def report_step(actx: AppContext, settings: Settings, sims: list) -> dict[str, Any]:

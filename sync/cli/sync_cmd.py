@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -35,7 +35,7 @@ def run_sync(actx: AppContext, *, only: str | None = None, full: bool = False,
                         TextColumn("{task.fields[stream]:<22}"), BarColumn(bar_width=None),
                         TextColumn("{task.fields[rows]:>9,} rows"), TimeElapsedColumn(),
                         console=console, transient=False, disable=not console.is_terminal)
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
     totals: dict[str, int] = {}
     last: dict[tuple[str, str], int] = {}
 

@@ -156,7 +156,8 @@ def conversations(world: World, tk: Ticket, *, vendor_extras: bool = True) -> li
 def conversation(world: World, tk: Ticket, message: Message) -> dict[str, Any] | None:
     if message.role == "bot":
         return None
-    body, user_id, private = message.body, message.author_id, not message.public
+    body, private = message.body, not message.public
+    user_id: int | None = message.author_id
     html_body: str | None = None
     if message.role == "system":
         if tk.merged_into is None or "merged into" not in message.body:

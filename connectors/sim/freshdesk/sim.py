@@ -118,8 +118,8 @@ class FreshdeskSim(Simulator):
         self.agents = Listing([((p.id,), p) for p in sorted(world.people, key=lambda p: p.id) if p.role == "agent"])
         self.companies = Listing([((o.id,), o) for o in sorted(world.orgs, key=lambda o: o.id)])
         self.groups = Listing([((g.id,), g) for g in sorted(world.groups, key=lambda g: g.id)])
-        rated = sorted((t for t in world.tickets if t.rating is not None), key=lambda t: (t.rating.created_at, t.id))
-        self.ratings = Listing([((t.rating.created_at, t.id), t) for t in rated])  # type: ignore[union-attr]
+        self.ratings = Listing(sorted((((t.rating.created_at, t.id), t) for t in world.tickets if t.rating is not None),
+                                      key=lambda entry: entry[0]))
         timed = sorted((t for t in world.tickets if t.time_spent_s), key=lambda t: (render.time_entry_at(t), t.id))
         self.time_entries = Listing([((render.time_entry_at(t), t.id), t) for t in timed])
         self.route("GET", r"/api/v2/tickets", self._list_tickets)
@@ -295,10 +295,11 @@ class FreshdeskSim(Simulator):
         if self.index_lag_s or self._lags:
             now = self.clock()
             checks.append(lambda t: t.updated_at + self._lags.get(t.id, self.index_lag_s) <= now)
-        if req.arg("requester_id"):
-            checks.append(lambda t, v=req.arg("requester_id"): str(t.requester_id) == v)
-        if req.arg("company_id"):
-            checks.append(lambda t, v=req.arg("company_id"): str(t.org_id) == v)
+        requester_id, company_id = req.arg("requester_id"), req.arg("company_id")
+        if requester_id:
+            checks.append(lambda t: str(t.requester_id) == requester_id)
+        if company_id:
+            checks.append(lambda t: str(t.org_id) == company_id)
         if filt == "new_and_my_open":
             checks.append(lambda t: t.status in ("new", "open"))
         if filt == "watching":

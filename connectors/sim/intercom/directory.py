@@ -138,7 +138,7 @@ class DirectoryRoutes:
     def _page_params(self, req: SimRequest, body: dict[str, Any] | None, default: int = 20,
                      cap: int = 150) -> tuple[int, str | None]:
         pagination = (body or {}).get("pagination") or {}
-        raw = pagination.get("per_page", req.arg("per_page", str(default)))
+        raw: Any = pagination.get("per_page", req.arg("per_page", str(default)))  # JSON or query text
         try:
             per_page = int(raw)
         except (TypeError, ValueError):

@@ -261,7 +261,7 @@ class Renderer:
             elif c.field in ("assignee_id", "assignee", "group_id", "group"):
                 team = c.field.startswith("group")
                 if c.new:
-                    target = {"type": "team" if team else "admin", "id": str(c.new)}
+                    target: dict[str, Any] = {"type": "team" if team else "admin", "id": str(c.new)}
                 else:
                     target = {"type": "team", "id": None} if team else {"type": "nobody_admin", "id": None}
                 part = self._part(pid, "assignment", None, c.at, self.author(c.actor_id, self.role_of(c.actor_id)),

@@ -443,10 +443,10 @@ def _api_payload(ctype: str, body: bytes, form: dict[str, list[str]]) -> dict[st
     """chat.postMessage arguments from a JSON or form body, or the Slack error code for a malformed one."""
     if ctype == "application/json":
         try:
-            payload = json.loads(body.decode("utf-8"))
+            decoded = json.loads(body.decode("utf-8"))
         except ValueError:
             return "invalid_json"
-        return payload if isinstance(payload, dict) else "invalid_arguments"
+        return decoded if isinstance(decoded, dict) else "invalid_arguments"
     payload: dict[str, Any] = {k: v[0] for k, v in form.items() if k != "token"}
     if "blocks" in payload:
         try:

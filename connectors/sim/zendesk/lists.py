@@ -92,7 +92,7 @@ class ZendeskLists:
             except (ValueError, binascii.Error):
                 return SimResponse.json({"error": "InvalidPaginationParameter", "description": "invalid cursor"}, 400)
             i = max(lo, bisect.bisect_right(keys, after))
-        chunk: list[int] = []
+        chunk = []
         has_more = False
         while i < hi:
             if match is None or match(i):

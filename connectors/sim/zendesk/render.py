@@ -142,7 +142,7 @@ def ticket_tags(ticket: Ticket) -> list[str]:
 # Ticket and metric JSON are written from templates rather than dicts + json.dumps: a 1000-ticket export
 # page with metric sets must render in tens of milliseconds at 100k tickets, and the template is about
 # three times faster. The template is the single source: ``render_ticket``/``render_metrics`` parse it.
-_str = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]  # C-accelerated JSON string
+_str = json.encoder.encode_basestring_ascii  # C-accelerated JSON string
 
 
 def _val(value: Any) -> str:

@@ -140,7 +140,7 @@ class ZendeskWrites:
             return []
         value = item.get("value")
         if fid == TIME_FIELD_ID:
-            new_time = None if value in (None, "") else int(float(value))
+            new_time = None if value is None or value == "" else int(float(value))
             if new_time == ticket.time_spent_s:
                 return []
             old_time, ticket.time_spent_s = ticket.time_spent_s, new_time
