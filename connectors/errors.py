@@ -25,8 +25,9 @@ class APIError(DeskpulseError):
 class RetriableAPIError(APIError):
     """Transient: 429, 5xx, timeouts, dropped connections. The HTTP layer retries these."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None,
+                 source: str | None = None, endpoint: str | None = None, vendor_code: str | None = None) -> None:
+        super().__init__(message, status=status, source=source, endpoint=endpoint, vendor_code=vendor_code)
         self.retry_after = retry_after
 
 

@@ -215,7 +215,8 @@ def plan(store: Store, settings: Settings, *, now: float | None = None,
     """
     now = time.time() if now is None else now
     tag = settings.distress.tag
-    result = Plan(flagged=flagged_accounts(store, settings), wanted_keys=set())
+    wanted_keys: set[str] = set()
+    result = Plan(flagged=flagged_accounts(store, settings), wanted_keys=wanted_keys)
     configured = {s.name for s in settings.sources}
     flagged_sources = sorted({t[0] for a in result.flagged for t in a.targets() if t[0] in configured})
     field_keys = resolve_fields(settings, flagged_sources, connectors, result.skipped)
@@ -223,7 +224,7 @@ def plan(store: Store, settings: Settings, *, now: float | None = None,
     outbox = {r["key"]: r for r in store.query("SELECT key, status, next_attempt_at FROM outbox WHERE kind='ticket'")}
 
     def consider(write: PlannedWrite) -> None:
-        result.wanted_keys.add(write.key)  # type: ignore[union-attr]
+        wanted_keys.add(write.key)
         prior = outbox.get(write.key)
         if prior is not None and prior["status"] == "dead":
             result.skipped["refused or gone earlier"] = result.skipped.get("refused or gone earlier", 0) + 1

@@ -98,8 +98,8 @@ class TicketStream(Stream):
         agents = self.ctx.known_agents() if self.with_conversations else set()
         page_no = 1
         pool = ThreadPoolExecutor(self.ctx.workers, thread_name_prefix=f"fd-{self.ctx.source}") \
-            if self.with_conversations else nullcontext()
-        with pool:
+            if self.with_conversations else None
+        with pool if pool is not None else nullcontext():
             while True:
                 since = state.since
                 try:
@@ -125,8 +125,8 @@ class TicketStream(Stream):
                     yield Page({}, state.cursor(), done=False)
                     continue
                 rows, bad, fresh, page_newest = self._map_page(records, state)
-                if fresh and self.with_conversations:
-                    self._add_conversations(pool, fresh, agents, rows, bad)  # type: ignore[arg-type]
+                if fresh and pool is not None:  # a pool exactly when conversations are wanted
+                    self._add_conversations(pool, fresh, agents, rows, bad)
                 done = nxt is None or not records
                 if page_newest is not None and page_newest > since:
                     state.advance(page_newest)

@@ -96,7 +96,8 @@ def rendering(version: str | None, default: str = RENDERINGS[-1]) -> str:
     key = version_key(version or "") or version_key(default)
     chosen = RENDERINGS[0]
     for name in RENDERINGS:
-        if key is not None and version_key(name) <= key:  # type: ignore[operator]
+        named = version_key(name)
+        if key is not None and named is not None and named <= key:
             chosen = name
     return chosen
 
