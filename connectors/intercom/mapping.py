@@ -81,8 +81,8 @@ SOCIAL = frozenset({"facebook", "twitter", "instagram", "whatsapp", "sms"})
 
 
 # -- helpers ------------------------------------------------------------------------------------------
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, Mapping) else {}  # type: ignore[return-value]
+def _obj(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -56,6 +56,8 @@ class ZendeskLists:
     lock: threading.RLock
     csat: str = "legacy"  # "legacy" | "new" (empty listing) | "off" (403): see the module notes
     ratings_version: int = 0  # bumped by writes that change a rating (the index is rebuilt)
+    # (ticket count, ratings_version) it was built for, the (offered_at, record id) keys, the rated tickets
+    _ratings_cache: tuple[tuple[int, int], list[tuple[int, int]], list[Ticket]] | None = None
 
     def _base(self) -> str:  # provided by ZendeskSim
         raise NotImplementedError
@@ -118,20 +120,19 @@ class ZendeskLists:
 
         Only surveys offered by the world's ``now`` exist (the world is generated up to then).
         """
-        cached = getattr(self, "_ratings_cache", None)
+        cached = self._ratings_cache
         stamp = (len(self.world.tickets), self.ratings_version)
         if cached is None or cached[0] != stamp:
             now = self.world.now
-            records = []
+            records: list[tuple[int, int, Ticket]] = []
             for t in self.world.tickets:
                 offered = survey_offered_at(t)
                 if offered is not None and offered <= now:
-                    records.append((offered, rating_record_id(t), t.id))
-            records.sort()
-            tickets = [self.world.ticket(tid) for _, _, tid in records]
-            cached = (stamp, [(c, r) for c, r, _ in records], tickets)
+                    records.append((offered, rating_record_id(t), t))
+            records.sort(key=lambda rec: (rec[0], rec[1], rec[2].id))
+            cached = (stamp, [(c, r) for c, r, _ in records], [t for _, _, t in records])
             self._ratings_cache = cached
-        return cached[1], cached[2]  # type: ignore[return-value]
+        return cached[1], cached[2]
 
     @staticmethod
     def _score_match(score: str, ticket: Ticket) -> bool:
