@@ -15,7 +15,13 @@ SINCE, UNTIL = "2026-06-29", "2026-09-21"  # twelve whole ISO weeks, all before 
 CONFIG = """
 [kpi]
 timezone = "Europe/Berlin"
-business_hours = { mon = "09:00-17:00", tue = "09:00-17:00", wed = "09:00-17:00", thu = "09:00-17:00", fri = "09:00-17:00" }
+
+[kpi.business_hours]
+mon = "09:00-17:00"
+tue = "09:00-17:00"
+wed = "09:00-17:00"
+thu = "09:00-17:00"
+fri = "09:00-17:00"
 
 [sla]
 first_reply = { 3 = 60, 2 = 240, 1 = 480 }

@@ -67,7 +67,8 @@ def test_every_chart_renders_offline_without_console_errors(page_file: tuple[Pat
             page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning")
                     else None)
             page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
-            page.on("request", lambda r: None if r.url.startswith(("file:", "data:", "blob:")) else outside.append(r.url))
+            page.on("request", lambda r: None if r.url.startswith(("file:", "data:", "blob:"))
+                    else outside.append(r.url))
             page.goto(path.as_uri())
             page.wait_for_function("document.documentElement.dataset.chartsReady === 'yes'", timeout=30_000)
             charts = page.evaluate(
