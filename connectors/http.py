@@ -90,6 +90,18 @@ def http_counts() -> dict[str, dict[str, int]]:
         return {source: dict(counts) for source, counts in _COUNTS.items()}
 
 
+def source_options(source: Any) -> dict[str, Any]:
+    """The HttpClient options every helpdesk source configures the same way (name, timeouts, deadline, retries).
+
+    Each vendor's ``build_http`` adds what is its own (base URL, auth, rate-limit headers, budgets); one place
+    for the shared part, so a new per-source setting reaches every connector (a vendor that missed
+    ``request_deadline`` once would have hung on a trickling server).
+    """
+    return {"source": source.name, "timeout": (source.timeout_connect, source.timeout_read),
+            "request_deadline": source.request_deadline, "max_retries": source.max_retries,
+            "max_retry_wait": source.max_retry_wait}
+
+
 def classify_status(status: int) -> type[APIError] | None:
     """The error class for an HTTP status (None for 2xx): the whole retry/skip/stop policy in one table."""
     if 200 <= status < 300:

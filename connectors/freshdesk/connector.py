@@ -26,7 +26,7 @@ from connectors.freshdesk.ratelimit import freshdesk_rate_headers
 from connectors.freshdesk.settings import FreshdeskSource
 from connectors.freshdesk.streams import FullListStream, ListContext, Rows, SinceListStream
 from connectors.freshdesk.tickets import TICKETS_PATH, TicketStream
-from connectors.http import Budget, HttpClient, json_object
+from connectors.http import Budget, HttpClient, json_object, source_options
 
 logger = logging.getLogger("deskpulse.connectors.freshdesk")
 
@@ -50,14 +50,10 @@ def build_http(source: FreshdeskSource, *, clock: Callable[[], float] = time.tim
         # Only the list call counts against the plan's Tickets List sub-limit, not /tickets/{id}/...
         budgets.append(Budget("freshdesk-tickets-list", r"/api/v2/tickets/?$", source.tickets_list_per_minute, 60.0))
     return HttpClient(
-        source=source.name,
+        **source_options(source),
         base_url=source.base_url,
         auth=_FreshdeskAuth(source.api_key.get_secret_value(), "X"),
         headers={"Accept": "application/json", "Content-Type": "application/json"},
-        timeout=(source.timeout_connect, source.timeout_read),
-        request_deadline=source.request_deadline,
-        max_retries=source.max_retries,
-        max_retry_wait=source.max_retry_wait,
         rate_headers=freshdesk_rate_headers,
         budgets=budgets,
         requests_per_minute=source.requests_per_minute,

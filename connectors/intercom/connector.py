@@ -28,7 +28,7 @@ import requests
 from config.errors import ConfigError
 from connectors.base import Connector, Stream, WriteRequest, WriteResult
 from connectors.errors import AuthenticationError, FatalAPIError, SkippableAPIError
-from connectors.http import HttpClient, vendor_code
+from connectors.http import HttpClient, source_options, vendor_code
 from connectors.intercom.ratelimit import intercom_rate_headers
 from connectors.intercom.settings import IntercomSource
 from connectors.intercom.streams import (
@@ -62,17 +62,13 @@ def build_http(source: IntercomSource, *, clock: Callable[[], float] = time.time
     """The client for one workspace. The token travels only in the Authorization header, which the HTTP
     layer knows to scrub from every message."""
     return HttpClient(
-        source=source.name,
+        **source_options(source),
         base_url=check_base_url(source),
         headers={
             "Authorization": f"Bearer {source.access_token.get_secret_value()}",
             "Intercom-Version": source.intercom_version,
             "Accept": "application/json",
         },
-        timeout=(source.timeout_connect, source.timeout_read),
-        request_deadline=source.request_deadline,
-        max_retries=source.max_retries,
-        max_retry_wait=source.max_retry_wait,
         rate_headers=functools.partial(intercom_rate_headers, window_s=window_s),
         requests_per_minute=source.requests_per_minute,
         sleep=sleep,

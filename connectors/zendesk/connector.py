@@ -18,7 +18,7 @@ import requests
 
 from connectors.base import Connector, Stream, WriteRequest, WriteResult
 from connectors.errors import SkippableAPIError
-from connectors.http import Budget, HttpClient, json_object
+from connectors.http import Budget, HttpClient, json_object, source_options
 from connectors.normalize import to_number
 from connectors.zendesk.mapping import (
     Rows,
@@ -125,14 +125,10 @@ def build_http(source: ZendeskSource, *, clock: Callable[[], float] = time.time,
         token = source.api_token.get_secret_value() if source.api_token is not None else ""
         auth = requests.auth.HTTPBasicAuth(f"{source.email}/token", token)  # email+token: ZendeskSource validates
     return HttpClient(
-        source=source.name,
+        **source_options(source),
         base_url=source.base_url,
         auth=auth,
         headers={"Accept": "application/json", "Content-Type": "application/json"},
-        timeout=(source.timeout_connect, source.timeout_read),
-        request_deadline=source.request_deadline,
-        max_retries=source.max_retries,
-        max_retry_wait=source.max_retry_wait,
         rate_headers=zendesk_rate_headers,
         budgets=[Budget("zendesk-incremental-exports", r"/api/v2/incremental/",
                         source.export_requests_per_minute, 60.0)],

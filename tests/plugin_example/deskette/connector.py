@@ -17,7 +17,7 @@ import requests
 
 from connectors.base import Connector, Page, Quarantined, Stream, WriteRequest, WriteResult, time_bookmark
 from connectors.errors import APIError
-from connectors.http import HttpClient
+from connectors.http import HttpClient, source_options
 from deskette.settings import DesketteSource
 
 Row = dict[str, Any]
@@ -40,10 +40,8 @@ class BearerAuth(requests.auth.AuthBase):
 def build_http(source: DesketteSource, *, clock: Callable[[], float] = time.time,
                sleep: Callable[[float], None] = time.sleep) -> HttpClient:
     """deskpulse's HTTP client (retries, Retry-After, deadline, redaction) with Deskette's auth."""
-    return HttpClient(source=source.name, base_url=source.base_url,
+    return HttpClient(**source_options(source), base_url=source.base_url,
                       auth=BearerAuth(source.api_key.get_secret_value()),
-                      timeout=(source.timeout_connect, source.timeout_read), request_deadline=source.request_deadline,
-                      max_retries=source.max_retries, max_retry_wait=source.max_retry_wait,
                       requests_per_minute=source.requests_per_minute, sleep=sleep, clock=clock)
 
 
