@@ -28,13 +28,15 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import contextvars
+import functools
 import logging
 import math
 import socket
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -62,8 +64,8 @@ from connectors.ratelimit import (
 )
 from connectors.redact import install_log_redaction, is_sensitive_name, redact_path, redact_text, redact_url, scrub
 
-__all__ = ["Budget", "HttpClient", "RateHeaderParser", "RateLimitInfo", "classify_status", "http_counts", "redact_url",
-           "vendor_code"]
+__all__ = ["Budget", "HttpClient", "RateHeaderParser", "RateLimitInfo", "classify_status", "counting_as", "http_counts",
+           "in_current_context", "redact_url", "vendor_code"]
 
 logger = logging.getLogger("deskpulse.http")
 
@@ -72,22 +74,62 @@ _REDIRECTS = {301, 302, 303, 307, 308}
 _MAX_REDIRECTS = 5
 _STOP_POLL_S = 0.1  # how often an attempt in flight looks at the stop handle
 DEFAULT_REQUEST_DEADLINE_S = 300.0
-#: Process-wide counts per source name since the process started: requests sent, 429 answers, retries. The
-#: daemon's /metrics reads them (sync.health); kept here, the one place every request and retry passes.
-_COUNTS: dict[str, dict[str, int]] = {}
+#: Process-wide counts per (source name, stream label) since the process started: requests sent, 429 answers,
+#: retries. The daemon's /metrics reads them (sync.health); kept here, the one place every request and retry
+#: passes. The client knows its source; the stream is whatever :func:`counting_as` says while the request runs.
+_COUNTS: dict[tuple[str, str], dict[str, int]] = {}
 _COUNTS_LOCK = threading.Lock()
+#: The label requests are counted under; "" outside any :func:`counting_as` (e.g. ``deskpulse check``).
+_COUNTING_AS: contextvars.ContextVar[str] = contextvars.ContextVar("deskpulse_http_counting_as", default="")
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def _count(source: str, what: str) -> None:
+    key = (source, _COUNTING_AS.get())
     with _COUNTS_LOCK:
-        bucket = _COUNTS.setdefault(source, {"requests": 0, "throttled": 0, "retries": 0})
+        bucket = _COUNTS.setdefault(key, {"requests": 0, "throttled": 0, "retries": 0})
         bucket[what] += 1
 
 
-def http_counts() -> dict[str, dict[str, int]]:
-    """A copy of the per-source counts (``requests``, ``throttled`` = 429 answers, ``retries``) of this process."""
+def http_counts() -> dict[tuple[str, str], dict[str, int]]:
+    """A copy of the counts (``requests``, ``throttled`` = 429 answers, ``retries``) of this process, keyed by
+    (source, stream label): the stream a request was made for (:func:`counting_as`), "" when none was said."""
     with _COUNTS_LOCK:
-        return {source: dict(counts) for source, counts in _COUNTS.items()}
+        return {key: dict(counts) for key, counts in _COUNTS.items()}
+
+
+@contextlib.contextmanager
+def counting_as(stream: str) -> Iterator[None]:
+    """Count the HTTP requests, 429s and retries made meanwhile (in this thread or context) under ``stream``.
+
+    The client cannot know which stream a request serves, only whoever drives the stream can: the sync engine
+    wraps each stream's run in it, the daemon its write-back (``writeback``) and digest (``digest``) jobs. A
+    context variable, so concurrent runs in other threads keep their own label; work handed to a thread pool
+    carries it only when wrapped by :func:`in_current_context`.
+    """
+    token = _COUNTING_AS.set(stream)
+    try:
+        yield
+    finally:
+        _COUNTING_AS.reset(token)
+
+
+def in_current_context(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``fn`` bound to the caller's context (:func:`counting_as` included), for ``pool.map``/``pool.submit``.
+
+    An executor's thread runs work in its own context, so a request made there would otherwise count under
+    no stream. Each call runs in a fresh copy of the captured context: one ``Context`` cannot be entered by
+    two threads at once, and a copy keeps what a task sets from leaking into the next.
+    """
+    captured = contextvars.copy_context()
+
+    @functools.wraps(fn)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        return captured.copy().run(fn, *args, **kwargs)
+
+    return run
 
 
 def source_options(source: Any) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from config.errors import DeskpulseError
 from config.settings import Settings
 from connectors.base import Connector, Page, Stream
 from connectors.errors import FatalAPIError, PaginationLoopError, Stopped
+from connectors.http import counting_as
 from sync.redaction import Redactor
 from sync.registry import build_connector
 from sync.store import Store, StoreError
@@ -123,7 +124,8 @@ class SyncEngine:
                 if self.stop.is_set():
                     report.stopped = True
                     break
-                stream_report = self._run_stream(source, stream, full=full)
+                with counting_as(stream.name):  # its requests (pooled ones too) count under its name
+                    stream_report = self._run_stream(source, stream, full=full)
                 report.streams.append(stream_report)
                 if stream_report.fatal:
                     report.error = stream_report.error

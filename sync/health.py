@@ -6,7 +6,9 @@ survive a restart, and a second reader cannot disagree with ``deskpulse status``
 opens its own read-only connection per scrape, so a scrape never writes, never takes the writer's lock, and
 never shares the job thread's connection. What only this process knows (HTTP requests, 429 answers and
 retries since start, job durations and outcomes) comes from in-process counters: ``connectors.http``
-counts every request and retry; :class:`TimedPipeline` times every job body.
+counts every request and retry per source and stream (the sync engine labels each stream's requests with its
+name; :class:`TimedPipeline` labels the write-back's ``writeback`` and the digest's ``digest``);
+:class:`TimedPipeline` times every job body.
 
 ``/healthz`` is 200 when every source succeeded within ``[daemon] healthy_within`` sync intervals and the
 scheduler runs; otherwise 503 with a small JSON body naming the late or failing sources (stored errors are
@@ -44,7 +46,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from config.settings import Settings
-from connectors.http import http_counts
+from connectors.http import counting_as, http_counts
 from sync.redaction import Redactor
 
 log = logging.getLogger("deskpulse.health")
@@ -106,7 +108,12 @@ class DaemonMetrics:
 
 class TimedPipeline:
     """Wraps the daemon's pipeline: every job body (``sync:<source>``, ``refresh``, ``digest``) is timed and
-    its outcome counted; everything else is passed through unchanged."""
+    its outcome counted; everything else is passed through unchanged.
+
+    The HTTP requests of ``refresh`` (only its write-back talks to a helpdesk) count under the stream label
+    ``writeback``, those of ``digest`` (Slack, source ``slack``) under ``digest``: no sync stream runs there to
+    name them, and ``deskpulse_http_*`` should still say which job spent a helpdesk's rate limit.
+    """
 
     def __init__(self, inner: Any, metrics: DaemonMetrics) -> None:
         self._inner = inner
@@ -129,12 +136,14 @@ class TimedPipeline:
         return self._timed(f"sync:{source}", lambda: self._inner.sync(source), lambda ok: ok is False)
 
     def refresh(self, **kwargs: Any) -> Any:
-        return self._timed("refresh", lambda: self._inner.refresh(**kwargs),
-                           lambda n: isinstance(n, int) and not isinstance(n, bool) and n > 0)
+        with counting_as("writeback"):
+            return self._timed("refresh", lambda: self._inner.refresh(**kwargs),
+                               lambda n: isinstance(n, int) and not isinstance(n, bool) and n > 0)
 
     def digest(self) -> Any:
-        return self._timed("digest", self._inner.digest,
-                           lambda out: isinstance(out, str) and out.startswith("not posted"))
+        with counting_as("digest"):
+            return self._timed("digest", self._inner.digest,
+                               lambda out: isinstance(out, str) and out.startswith("not posted"))
 
 
 # -- the store, read at scrape time -----------------------------------------------------------------------
@@ -173,15 +182,17 @@ class StoreCollector(Collector):
     @staticmethod
     def _http() -> Iterator[Metric]:
         counts = http_counts()
+        by = ("by source and stream (writeback: the write-back; digest: the Slack digest, source slack; "
+              "empty: outside any stream or job)")
         for name, key, doc in (
                 ("deskpulse_http_requests", "requests", "HTTP requests sent since the daemon started, retries "
-                                                        "and redirect hops included, by source"),
-                ("deskpulse_http_throttled", "throttled", "HTTP 429 answers since the daemon started, by source"),
+                                                        f"and redirect hops included, {by}"),
+                ("deskpulse_http_throttled", "throttled", f"HTTP 429 answers since the daemon started, {by}"),
                 ("deskpulse_http_retries", "retries", "HTTP retries (after a 429, 5xx or transport error) since "
-                                                      "the daemon started, by source")):
-            family = CounterMetricFamily(name, doc, labels=["source"])
-            for source in sorted(counts):
-                family.add_metric([source], counts[source][key])
+                                                      f"the daemon started, {by}")):
+            family = CounterMetricFamily(name, doc, labels=["source", "stream"])
+            for source, stream in sorted(counts):
+                family.add_metric([source, stream], counts[source, stream][key])
             yield family
 
     def _store(self, conn: sqlite3.Connection) -> Iterator[Metric]:

@@ -165,7 +165,7 @@ def test_refused_credentials_make_healthz_503_and_show_in_metrics(tmp_path: Path
     assert BAD_TOKEN not in body and zendesk.source["api_token"] not in body
     assert missing_status == 404
 
-    # /metrics: per stream from the store, per source from the HTTP layer, jobs from the process
+    # /metrics: per stream from the store and from the HTTP layer, jobs from the process
     assert value(metrics, "deskpulse_source_healthy", source="zd") == 1
     assert value(metrics, "deskpulse_source_healthy", source="zd-bad") == 0
     assert value(metrics, "deskpulse_sync_errors_total", source="zd-bad", stream="ticket_fields") == 1
@@ -179,11 +179,16 @@ def test_refused_credentials_make_healthz_503_and_show_in_metrics(tmp_path: Path
         assert value(metrics, "deskpulse_sync_errors_total", source="zd", stream=stream) == 0
         assert value(metrics, "deskpulse_sync_last_success_timestamp_seconds", source="zd", stream=stream) > 0
     assert rows["tickets"] == 40
-    assert value(metrics, "deskpulse_http_throttled_total", source="zd") == 2
-    assert value(metrics, "deskpulse_http_retries_total", source="zd") == 2
-    assert value(metrics, "deskpulse_http_requests_total", source="zd") > 2
-    assert value(metrics, "deskpulse_http_requests_total", source="zd-bad") == 1  # a 401 is not retried
-    assert value(metrics, "deskpulse_http_throttled_total", source="zd-bad") == 0
+    for stream in rows:  # the HTTP layer's counts, per source and stream: the two 429s met the tickets stream
+        assert value(metrics, "deskpulse_http_requests_total", source="zd", stream=stream) > 0
+        met = 2 if stream == "tickets" else 0
+        assert value(metrics, "deskpulse_http_throttled_total", source="zd", stream=stream) == met
+        assert value(metrics, "deskpulse_http_retries_total", source="zd", stream=stream) == met
+    assert value(metrics, "deskpulse_http_requests_total", source="zd", stream="tickets") > 2
+    assert value(metrics, "deskpulse_http_requests_total", source="zd-bad", stream="ticket_fields") == 1  # no retry
+    assert value(metrics, "deskpulse_http_throttled_total", source="zd-bad", stream="ticket_fields") == 0
+    assert value(metrics, "deskpulse_http_requests_total", source="slack", stream="digest") >= 1
+    assert {dict(k)["stream"] for k in metrics["deskpulse_http_requests_total"]} == {*rows, "digest"}
     assert value(metrics, "deskpulse_digest_last_posted_info", week=week) == 1
     assert value(metrics, "deskpulse_kpi_dirty_tickets") == dirty
     assert value(metrics, "deskpulse_job_duration_seconds_count", job="sync:zd") == 1

@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import sync.registry  # noqa: F401 - hands the installed helpdesks' source models to config
 from config.settings import Settings
 from connectors.errors import AuthenticationError
-from connectors.http import HttpClient, http_counts
+from connectors.http import HttpClient, counting_as, http_counts
 from sync import health
 from sync.store import Store
 from tests.fake_time import FakeTime
@@ -143,10 +143,10 @@ def test_an_unreadable_store_is_unhealthy(tmp_path: Path) -> None:
 
 
 # -- the HTTP layer's counts ----------------------------------------------------------------------------------
-def test_the_http_client_counts_requests_429s_and_retries_per_source() -> None:
+def test_the_http_client_counts_requests_429s_and_retries_per_source_and_stream() -> None:
     time = FakeTime(T0)
     url = "https://count.example.com/api/v2/tickets.json"
-    before = http_counts().get("counted", {"requests": 0, "throttled": 0, "retries": 0})
+    before = http_counts().get(("counted", "tickets"), {"requests": 0, "throttled": 0, "retries": 0})
     with responses.RequestsMock() as mock:
         mock.add(responses.GET, url, status=429, headers={"Retry-After": "2"})
         mock.add(responses.GET, url, status=503)
@@ -154,10 +154,11 @@ def test_the_http_client_counts_requests_429s_and_retries_per_source() -> None:
         mock.add(responses.GET, url, status=401)
         client = HttpClient(source="counted", base_url="https://count.example.com", sleep=time.sleep,
                             clock=time.clock)
-        assert client.get_json("/api/v2/tickets.json") == {"ok": True}
-        with pytest.raises(AuthenticationError):
-            client.get_json("/api/v2/tickets.json")
-    after = http_counts()["counted"]
+        with counting_as("tickets"):
+            assert client.get_json("/api/v2/tickets.json") == {"ok": True}
+            with pytest.raises(AuthenticationError):
+                client.get_json("/api/v2/tickets.json")
+    after = http_counts()[("counted", "tickets")]
     assert {k: after[k] - before[k] for k in after} == {"requests": 4, "throttled": 1, "retries": 2}
 
 

@@ -66,6 +66,7 @@ from connectors.freshdesk.mapping import (
     map_ticket,
 )
 from connectors.freshdesk.streams import CLOCK_SKEW_S, ListContext
+from connectors.http import in_current_context
 from connectors.mapping import MAPPING_ERRORS, Rows, not_an_object, quarantined
 from connectors.normalize import id_str, to_epoch, to_iso
 
@@ -222,7 +223,8 @@ class TicketStream(Stream):
                            rows: Rows, bad: list[Quarantined]) -> None:
         """Every changed ticket's conversations, fetched a few at a time, into this same page."""
         tickets = {row["id"]: row for row in rows["tickets"]}
-        results = pool.map(lambda item: self._conversations(item[0], item[1], agents), fresh)
+        fetch = in_current_context(self._conversations)  # the pool's threads count under this stream too
+        results = pool.map(lambda item: fetch(item[0], item[1], agents), fresh)
         for (ticket_id, _requester), result in zip(fresh, results, strict=True):
             if result is None:
                 continue

@@ -57,7 +57,7 @@ from typing import Any
 
 from connectors.base import Page, Quarantined, Stream, time_bookmark
 from connectors.errors import APIError, AuthenticationError, FatalAPIError, SkippableAPIError
-from connectors.http import HttpClient, vendor_code
+from connectors.http import HttpClient, in_current_context, vendor_code
 from connectors.intercom.mapping import (
     Rows,
     contact_company,
@@ -447,7 +447,7 @@ class ConversationsStream(_SearchStream):
                 continue
             if seen.get(cid) != updated and cid not in todo:
                 todo.append(cid)
-        results = list(pool.map(self._fetch, todo)) if pool is not None and len(todo) > 1 \
+        results = list(pool.map(in_current_context(self._fetch), todo)) if pool is not None and len(todo) > 1 \
             else [self._fetch(cid) for cid in todo]
         records: Rows = {"tickets": [], "messages": [], "ticket_events": [], "ratings": [], "time_entries": []}
         for cid, outcome in zip(todo, results, strict=True):
