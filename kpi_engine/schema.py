@@ -24,6 +24,7 @@ What lives here (see :mod:`kpi_engine.fact_store` for what the facts mean):
 ``kpi_dirty``           tickets changed since their facts were computed, filled by triggers on ``tickets``,
                         ``messages`` and ``ticket_events`` (read by the daemon's health metrics too)
 ``kpi_facts_meta``      the fingerprint the stored facts were computed with
+``sentiment_pending``   messages whose sentiment is still to score, filled by triggers on ``messages``
 """
 
 from __future__ import annotations
@@ -184,8 +185,31 @@ V5_NAMED_FACTS = Step(
      "DELETE FROM kpi_facts_meta WHERE key = 'fingerprint'",  # no facts: the next computation rebuilds them
      *_v5_ddl("main")))
 
+# -- v6: the messages sentiment has yet to score, logged by triggers ------------------------------------------
+
+#: which messages :func:`kpi_engine.sentiment.score_pending` scores: public customer messages
+_SCORED = "NEW.author_role = 'customer' AND NEW.public = 1"
+_QUEUE = ("INSERT INTO sentiment_pending (message_rowid) SELECT NEW.rowid WHERE NOT EXISTS "
+          "(SELECT 1 FROM sentiment_pending WHERE message_rowid = NEW.rowid);")
+
+V6_SENTIMENT_QUEUE = Step(
+    "v6_sentiment_queue",
+    "Messages waiting for a sentiment score, logged by triggers (finding them was a scan of every message).", (
+        "CREATE TABLE IF NOT EXISTS sentiment_pending (message_rowid INTEGER PRIMARY KEY)",
+        # a re-synced message is upserted unchanged: only a new text, role or visibility needs a new score
+        f"CREATE TRIGGER IF NOT EXISTS sentiment_pending_insert AFTER INSERT ON messages WHEN {_SCORED} "
+        f"BEGIN {_QUEUE} END",
+        f"CREATE TRIGGER IF NOT EXISTS sentiment_pending_update AFTER UPDATE OF body, author_role, public ON messages "
+        f"WHEN {_SCORED} AND (OLD.body IS NOT NEW.body OR OLD.author_role IS NOT NEW.author_role "
+        f"OR OLD.public IS NOT NEW.public) BEGIN {_QUEUE} END",
+        # what the scan used to find: every public customer message without a score
+        "INSERT OR IGNORE INTO sentiment_pending (message_rowid) SELECT m.rowid FROM messages AS m "
+        "WHERE m.author_role = 'customer' AND m.public = 1 AND NOT EXISTS "
+        "(SELECT 1 FROM message_sentiment AS s WHERE s.source = m.source AND s.message_id = m.id)",
+    ))
+
 #: every kpi_engine step, oldest first (sync/store.py MIGRATIONS lists each at its place among the store's own)
-MIGRATIONS: tuple[Step, ...] = (V2_ANALYTICS, V3_KPI_INDEXES, V4_FACTS, V5_NAMED_FACTS)
+MIGRATIONS: tuple[Step, ...] = (V2_ANALYTICS, V3_KPI_INDEXES, V4_FACTS, V5_NAMED_FACTS, V6_SENTIMENT_QUEUE)
 
 # -- the facts tables as the newest step leaves them --------------------------------------------------------------
 
