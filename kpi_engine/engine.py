@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from collections.abc import Collection
 from typing import Any
 
 from config.settings import CostSettings, CustomerSettings, KpiSettings, SlaSettings
@@ -31,22 +32,37 @@ logger = logging.getLogger("deskpulse.kpi")
 
 def _finalize(part: dict[str, Any], *, ws: Workspace, view: Period | None, month_part: dict[str, Any],
               history_start: int | None, cdi: dict[str, Any] | None,
-              partial_before: dict[str, int] | None = None) -> dict[str, Any]:
+              partial_before: dict[str, int] | None = None,
+              names: tuple[str, ...] = NAMES) -> dict[str, Any]:
     finish = Finish(business=ws.business, costs=ws.costs, view=view, period=ws.period, month_part=month_part,
                     history_start=history_start, now=ws.now, partial_before=partial_before, cdi=cdi)
+    wanted = {BY_NAME[name].family for name in names}
     values: dict[str, Any] = {}
     strays: list[str] = []
     for family in FAMILIES:
+        if family.name not in wanted:
+            continue
         for name, value in family.finalize(part, finish).items():
             entry = BY_NAME.get(name)
             if entry is None or entry.family != family.name:
                 strays.append(f"{name} ({family.name})")
             values[name] = value
-    missing = set(NAMES) - set(values)
+    missing = set(names) - set(values)
     if missing or strays:  # pragma: no cover - guarded by tests; a family and the registry disagree
         raise RuntimeError(f"KPI catalog mismatch: missing {sorted(missing)}, not in the catalog under that "
                            f"family: {sorted(strays)}")
-    return {name: values[name] for name in NAMES}
+    return {name: values[name] for name in names}
+
+
+def _selection(kpis: Collection[str] | None) -> tuple[tuple[str, ...], frozenset[str] | None]:
+    """The KPI names to return, in catalog order, and the families that measure them (None: every one)."""
+    if kpis is None:
+        return NAMES, None
+    unknown = sorted(set(kpis) - set(BY_NAME))
+    if unknown:
+        raise ValueError(f"unknown KPI {', '.join(unknown)} (deskpulse kpi --list names them)")
+    names = tuple(name for name in NAMES if name in set(kpis))
+    return names, frozenset(BY_NAME[name].family for name in names)
 
 
 def _total(parts: Parts, by: str | None) -> dict[str, Any]:
@@ -68,7 +84,8 @@ def _total(parts: Parts, by: str | None) -> dict[str, Any]:
 def compute(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, costs: CostSettings,
             since: int, until: int, source: str | None = None, by: str | None = None,
             now: int | None = None, workers: int | None = None,
-            customers: CustomerSettings | CustomerMap | None = None) -> dict[str, Any]:
+            customers: CustomerSettings | CustomerMap | None = None,
+            kpis: Collection[str] | None = None) -> dict[str, Any]:
     """The KPI catalog over [since, until) (epochs), optionally for one source and broken down ``by``.
 
     Returns ``{"period": {...}, "kpis": {NAME: value}}`` plus ``"breakdown": [{"key", "kpis"}]`` when
@@ -77,17 +94,24 @@ def compute(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, cos
     ``workers``: shards in separate processes (default: automatic for large periods on a file database).
     ``--by organization`` rows are customers (``customers``: ``[customers]``, None = its defaults): a
     customer on several helpdesks is one row, keyed like its CDI account, with its ``name`` and ``sources``.
+    ``kpis``: only these KPIs, in catalog order (None: the whole catalog). Only the families that measure them
+    run, and a family may skip a pass only unasked KPIs need, so a view that shows two KPIs per row (the
+    report's SLA chart) does not pay for forty; each value equals the full run's. A breakdown then
+    lists the keys those families measured something for: a key only another family saw (an agent with
+    backlog but no activity, for ``tickets_created``) is left out rather than shown empty.
     """
     if by is not None and by not in DIMENSIONS:
         raise ValueError(f"unknown breakdown '{by}' (use one of: {', '.join(DIMENSIONS)})")
     if until <= since:
         raise ValueError("the period is empty: until must be after since")
+    names, families = _selection(kpis)
     started = time.perf_counter()
     now = int(time.time()) if now is None else int(now)
     period = Period(int(since), int(until), kpi.timezone)
     sources = [source] if source else list_sources(conn)
     args: dict[str, Any] = {"kpi": kpi, "sla": sla, "costs": costs, "period": period, "sources": sources, "by": by,
-                            "now": now, "source": source}
+                            "now": now, "source": source, "families": families,
+                            "kpis": None if families is None else frozenset(names)}
     facts_at = fact_store.prepare(conn, kpi, now=now) if sources else fact_store.STORED
     try:
         # shard workers read the stored facts: only when they are current for every connection
@@ -103,9 +127,9 @@ def compute(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, cos
     history_start = None
     if sources:
         history_start = conn.execute(f"SELECT MIN(created_at) FROM tickets WHERE source IN {ws.src}").fetchone()[0]
-    cdi = effort.cdi_bands(ws, source)
+    cdi = effort.cdi_bands(ws, source) if families is None or "distress" in families else None
     total = _total(parts, by)
-    common: dict[str, Any] = {"ws": ws, "history_start": history_start,
+    common: dict[str, Any] = {"ws": ws, "history_start": history_start, "names": names,
               "partial_before": volume.partial_history(conn, sources) if sources else None}
     result: dict[str, Any] = {
         "period": period.as_json(),
@@ -117,7 +141,9 @@ def compute(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, cos
                                for row in _breakdown(ws, parts, total, common)]
     elif by is not None:
         result["breakdown"] = _breakdown(ws, parts, total, common)
-    reason = quality.csat_reason(quality.csat_unavailable(conn, sources, now), result["kpis"]["csat_pct"])
+    reason = None
+    if "csat_pct" in names:
+        reason = quality.csat_reason(quality.csat_unavailable(conn, sources, now), result["kpis"]["csat_pct"])
     if reason is not None:  # e.g. Zendesk on the newer CSAT: null with its reason, never a silent null or 0%
         result["reasons"] = {"csat_pct": reason}
     logger.debug("kpi catalog computed in %.2fs (by=%s, sources=%s, shards=%d)", time.perf_counter() - started, by,

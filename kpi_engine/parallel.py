@@ -93,7 +93,8 @@ def _shard_command() -> list[str]:
 
 def run_sharded(conn: sqlite3.Connection, shards: list[Shard], *, kpi: KpiSettings, sla: SlaSettings,
                 costs: CostSettings, period: Period, sources: list[str], by: str | None, now: int,
-                source: str | None) -> Parts:
+                source: str | None, families: frozenset[str] | None = None,
+                kpis: frozenset[str] | None = None) -> Parts:
     """The last shard in this process on ``conn``, the others in worker processes; merged partials.
 
     The last shard holds the newest tickets, which cost least over a long period (measured: the older
@@ -107,7 +108,7 @@ def run_sharded(conn: sqlite3.Connection, shards: list[Shard], *, kpi: KpiSettin
     path = database_file(conn)
     assert path is not None
     job = {"path": path, "kpi": kpi, "sla": sla, "costs": costs, "period": period, "sources": sources, "by": by,
-           "now": now, "source": source}
+           "now": now, "source": source, "families": families, "kpis": kpis}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     procs = []
     try:
@@ -120,7 +121,8 @@ def run_sharded(conn: sqlite3.Connection, shards: list[Shard], *, kpi: KpiSettin
             procs.append(proc)
         with cache_size(conn, CACHE_KIB):
             parts = collect_parts(conn, kpi=kpi, sla=sla, costs=costs, period=period, sources=sources, by=by,
-                                  now=now, source=source, shard=shards[-1])
+                                  now=now, source=source, shard=shards[-1], families=families,
+                                  kpis=kpis)
         for proc in procs:
             assert proc.stdout is not None and proc.stderr is not None
             try:  # unpickled from the pipe as it arrives: the whole pickle is never held as bytes too

@@ -8,6 +8,7 @@ lives in :mod:`kpi_engine.report_html`; this module has no HTML and no charting 
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -23,6 +24,8 @@ BREAKDOWNS = (("agent", "Agent"), ("group", "Group"), ("channel", "Channel"))
 #: the KPIs shown for each breakdown row (all of them are in ``deskpulse kpi --by X --format json``)
 BREAKDOWN_KPIS = ("tickets_created", "tickets_solved", "first_response_time_median_s",
                   "full_resolution_time_median_s", "fcr_pct", "csat_pct", "sla_adherence_pct")
+#: the KPIs of the SLA chart's rows (only their families run for every customer)
+SLA_VIEW_KPIS = ("tickets_created", "sla_adherence_pct")
 #: worst accounts shown in the SLA chart; top accounts shown in the CDI table and line chart
 SLA_ACCOUNTS = 15
 CDI_TABLE_ACCOUNTS = 10
@@ -116,9 +119,10 @@ def _cdi_lines(conn: sqlite3.Connection, distress: CdiResult, *, kpi: KpiSetting
 
 def _distress_view(distress: CdiResult) -> dict[str, Any]:
     """``deskpulse distress --format json`` with the accounts cut to the report's table (the page stays small)."""
-    doc = distress.to_dict()
+    shown = dataclasses.replace(distress, accounts=distress.accounts[:CDI_TABLE_ACCOUNTS])
+    doc = shown.to_dict()
+    doc["bands"] = distress.band_counts()  # of every account, not only those shown
     doc["total_accounts"] = len(distress.accounts)
-    doc["accounts"] = doc["accounts"][:CDI_TABLE_ACCOUNTS]
     return doc
 
 
@@ -145,7 +149,7 @@ def build_report(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings
                            for row in result.get("breakdown", [])]
         breakdowns[dim].sort(key=lambda r: -(r["tickets_created"] or 0))
     by_org = compute(conn, kpi=kpi, sla=sla, costs=costs, since=since, until=until, source=source,
-                     by="organization", now=now, customers=customers)
+                     by="organization", now=now, customers=customers, kpis=SLA_VIEW_KPIS)
     sla_rows = [{"key": row["key"], "account": row.get("name") or row["key"], "sources": row.get("sources", []),
                  "sla_adherence_pct": row["kpis"]["sla_adherence_pct"],
                  "tickets_created": row["kpis"]["tickets_created"]}

@@ -18,17 +18,21 @@ from kpi_engine.workspace import Shard, Workspace
 
 def collect_parts(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, costs: CostSettings,
                   period: Period, sources: list[str], by: str | None, now: int, source: str | None,
-                  shard: Shard | None = None) -> Parts:
+                  shard: Shard | None = None, families: frozenset[str] | None = None,
+                  kpis: frozenset[str] | None = None) -> Parts:
     """Every family's partials for one shard of the tickets, from the facts ``fact_store.prepare`` made current.
 
     With no ticket source at all only the families that need no tickets run (survey responses).
+    ``families``: only these (by name; None: all), for a caller that asked for the KPIs ``kpis`` only.
     """
     ws = Workspace(conn, kpi=kpi, sla=sla, costs=costs, period=period, sources=sources, by=by, now=now, shard=shard,
-                   source=source)
+                   source=source, families=families, kpis=kpis)
     try:
         if sources:
             ws.open_facts()
         for family in FAMILIES:
+            if families is not None and family.name not in families:
+                continue
             if sources or not family.needs_tickets:
                 family.collect(ws)
     finally:

@@ -58,10 +58,20 @@ def resolution_terms(ws: Workspace) -> dict[str, str]:
 
 
 def collect(ws: Workspace) -> None:
-    """The counts themselves are summed by the first-reply and solved-ticket passes (see above)."""
+    """The counts are summed by the first-reply and solved-ticket passes (see above); when a computation
+    asked for none of those families' KPIs (``compute(kpis=...)``), by a pass of the same terms of its own."""
     sla = ws.sla
     if sla.business_hours and not ws.business and (sla.first_reply or sla.resolution):
         logger.info("[sla] business_hours is set but no [kpi] business_hours schedule: SLA in calendar time")
+    for family, column, terms in (("responsiveness", "k.first_reply_at", first_reply_terms(ws)),
+                                  ("resolution", "k.solved_at", resolution_terms(ws))):
+        if ws.running(family) or not terms:
+            continue
+        sums = "".join(f", SUM({expr})" for expr in terms.values())
+        for key_value, *counts in ws.rows(f"""SELECT {ws.key(column)} AS key{sums} FROM _kpi_period_facts k
+                WHERE {ws.during(column)} GROUP BY key"""):
+            for name, value in zip(terms, counts, strict=True):
+                ws.parts.add(key_value, name, value or 0)
 
 
 def finalize(part: dict[str, Any], finish: Finish) -> dict[str, Any]:

@@ -98,7 +98,7 @@ def collect(ws: Workspace) -> None:
         ws.parts.add(key_value, "set_org", sets[key_value][1])
     for key_value, months in per_month.items():
         ws.parts.add(key_value, "month_in", months)
-    if inside:
+    if inside and ws.wants("monthly_ticket_volume"):  # its MoM/YoY bases: up to 13 months before the period
         needed = sorted({m2 for b in inside for m in [date.fromisoformat(b.label + "-01")]
                          for m2 in (m, month_shift(m, -1), month_shift(m, -12))})
         _full_months(ws, [_month_bucket(m, tz) for m in needed], per_month)

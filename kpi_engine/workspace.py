@@ -97,7 +97,8 @@ class Workspace:
 
     def __init__(self, conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, costs: CostSettings,
                  period: Period, sources: Sequence[str], by: str | None, now: int,
-                 shard: Shard | None = None, source: str | None = None) -> None:
+                 shard: Shard | None = None, source: str | None = None,
+                 families: frozenset[str] | None = None, kpis: frozenset[str] | None = None) -> None:
         self.conn = conn
         self.kpi = kpi
         self.sla = sla
@@ -123,6 +124,17 @@ class Workspace:
         self.shard = shard or Shard()
         #: SQL selecting the tickets rowids to build facts for (None: the tickets the period needs)
         self.selection: str | None = None
+        #: the families collecting and the KPIs asked for (None: all of them, ``compute(kpis=None)``)
+        self.families = families
+        self.kpis = kpis
+
+    def running(self, family: str) -> bool:
+        """Whether ``family`` collects in this computation (a family riding on another's pass asks)."""
+        return self.families is None or family in self.families
+
+    def wants(self, kpi: str) -> bool:
+        """Whether ``kpi`` was asked for: a family may skip a pass that only that KPI needs."""
+        return self.kpis is None or kpi in self.kpis
 
     # -- SQL helpers ----------------------------------------------------------------------------------
     @property
