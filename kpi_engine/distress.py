@@ -23,7 +23,7 @@ import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -73,7 +73,13 @@ class AccountCdi:
     members: list[str] = field(default_factory=list)  # a merged customer's helpdesk accounts (source:kind:id)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every field; containers copied one level deep (their items are numbers and strings), which
+        ``dataclasses.asdict``'s recursive deep copy made the slowest part of a 25k-account JSON dump."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.copy() if isinstance(value, dict | list) else value
+        return out
 
 
 @dataclass(slots=True)
