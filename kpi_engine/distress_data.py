@@ -18,12 +18,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kpi_engine.customers import MEMBERS_TABLE, CustomerMap
+from kpi_engine.customers import MEMBERS_TABLE, CustomerMap, account_key
 from kpi_engine.distress_rank import DAY, MONTH_S
+from kpi_engine.workspace import ticket_set
 
 UNSOLVED = ("new", "open", "pending", "on_hold")
 NEGATIVE_MAX = -0.05  # same convention as kpi_engine.sentiment (kept literal so this module stays SQL-only)
 _TEMP = "dp_cdi_tickets"
+_FILERS = "dp_cdi_filers"  # every (source, kind, id) with a ticket: whose records name the accounts
 
 
 @dataclass(slots=True)
@@ -44,14 +46,34 @@ class AccountData:
     members: list[str] = field(default_factory=list)  # merged customer: its helpdesk accounts (source:org:id)
 
 
-def _build_tickets(conn: sqlite3.Connection, as_of: int, source: str | None,
-                   customers: CustomerMap | None = None) -> None:
-    """The ticket set, each ticket with its account: its customer's key when ``customers`` merged it."""
+def _own_key(org: str, user: str) -> str:
+    """SQL: the account of a ticket whose organization (or, without one, requester) is ``org`` / ``user``."""
+    return f"CASE WHEN {org} IS NOT NULL THEN b.source || ':org:' || {org} ELSE b.source || ':user:' || {user} END"
+
+
+def _build_tickets(conn: sqlite3.Connection, as_of: int, source: str | None, customers: CustomerMap | None,
+                   reach: int, optional: frozenset[str] = frozenset()) -> None:
+    """The tickets that can make an account active or move a component, each with its account and whether
+    it was open at ``as_of``: created or solved after ``reach`` (the oldest window start a component uses),
+    unsolved now, or updated after it (a ticket touched since may have been open at ``as_of``, and a customer
+    message always bumps ``updated_at``). Every other ticket was created and solved before the windows,
+    is solved now and untouched since: closed at ``as_of`` and only counted in its account's lifetime
+    (:func:`_lifetime`). On the bench store that is one ticket in eight, so this table, its account keys
+    and its index cost an eighth of building them for every ticket. The optional 30-day counts also take
+    the tickets with a rating or a status change in their window (an imported survey answer does not
+    touch its ticket).
+    """
     unsolved = ", ".join(f"'{s}'" for s in UNSOLVED)
     where_source = "AND t.source = :source" if source is not None else ""
+    touched = ""
+    for name, rows in (("low_csat_30d", "ratings AS x WHERE x.created_at > :d30 AND x.created_at <= :as_of"),
+                       ("reopens_30d", "ticket_events AS x WHERE x.field = 'status' AND x.created_at > :d30 "
+                                       "AND x.created_at <= :as_of")):
+        if name in optional:
+            touched += (f" OR t.rowid IN (SELECT y.rowid FROM {rows.split(' WHERE ')[0]} JOIN tickets AS y "
+                        f"ON y.source = x.source AND y.id = x.ticket_id WHERE {rows.split(' WHERE ')[1]})")
     conn.execute(f"DROP TABLE IF EXISTS temp.{_TEMP}")
-    own_key = ("CASE WHEN b.org_id IS NOT NULL THEN b.source || ':org:' || b.org_id "
-               "ELSE b.source || ':user:' || b.user_id END")
+    own_key = _own_key("b.org_id", "b.user_id")
     account, join = own_key, ""
     if customers is not None and customers.by_member:
         customers.install(conn)
@@ -76,15 +98,66 @@ def _build_tickets(conn: sqlite3.Connection, as_of: int, source: str | None,
                       ORDER BY e.created_at DESC, e.id DESC LIMIT 1),
                      NOT (t.solved_at IS NOT NULL AND t.solved_at <= :as_of))
                  END AS is_open
-          FROM tickets AS t LEFT JOIN people AS p ON p.source = t.source AND p.id = t.requester_id
-          WHERE COALESCE(t.status, '') != 'deleted' AND COALESCE(t.is_spam, 0) = 0
-            AND COALESCE(t.is_merged, 0) = 0 AND t.created_at <= :as_of {where_source}
+          FROM tickets AS t NOT INDEXED LEFT JOIN people AS p ON p.source = t.source AND p.id = t.requester_id
+          WHERE {ticket_set('t')} AND t.created_at <= :as_of {where_source}
+            AND (t.created_at > :reach OR t.solved_at > :reach OR t.status IN ({unsolved})
+                 OR t.updated_at > :reach OR t.updated_at IS NULL OR t.solved_at IS NULL{touched})
         ) AS b {join}
         WHERE b.org_id IS NOT NULL OR NULLIF(b.user_id, '') IS NOT NULL
-    """, {"as_of": as_of, "source": source})
+    """, {"as_of": as_of, "source": source, "reach": reach, "d30": as_of - 30 * DAY})
     if join:
         CustomerMap.drop(conn)
     conn.execute(f"CREATE INDEX temp.{_TEMP}_key ON {_TEMP}(source, id)")
+
+
+@dataclass(slots=True)
+class _Lifetime:
+    """One account's tickets created by ``as_of`` (all of them, not only the windows' ones)."""
+
+    tickets: int = 0
+    first: int | None = None
+    sources: set[str] = field(default_factory=set)
+
+
+def _lifetime(conn: sqlite3.Connection, as_of: int, source: str | None, customers: CustomerMap | None,
+              ) -> tuple[dict[str, _Lifetime], list[tuple[str, str, str]]]:
+    """Per account: tickets created by ``as_of``, the first one's time and the helpdesks they came from;
+    plus every (source, kind, id) that filed them (whose records give names, values and tenure).
+
+    One scan of the tickets grouped by organization or requester (``NOT INDEXED``: through the organization
+    index SQLite would look every ticket up again), then the requester's organization for the tickets that
+    name none, and the customer map in Python over tens of thousands of groups, not a million tickets.
+    """
+    where_source = "AND t.source = :source" if source is not None else ""
+    rows = conn.execute(f"""
+        SELECT g.source, COALESCE(g.org, NULLIF(p.organization_id, '')) AS org_id,
+               CASE WHEN COALESCE(g.org, NULLIF(p.organization_id, '')) IS NULL THEN g.user END AS user_id,
+               SUM(g.n), MIN(g.first)
+        FROM (SELECT t.source, NULLIF(t.organization_id, '') AS org,
+                     CASE WHEN NULLIF(t.organization_id, '') IS NULL THEN t.requester_id END AS user,
+                     COUNT(*) AS n, MIN(t.created_at) AS first
+              FROM tickets AS t NOT INDEXED
+              WHERE {ticket_set('t')} AND t.created_at <= :as_of {where_source}
+              GROUP BY 1, 2, 3) AS g
+        LEFT JOIN people AS p ON g.org IS NULL AND p.source = g.source AND p.id = g.user
+        GROUP BY 1, 2, 3
+    """, {"as_of": as_of, "source": source}).fetchall()
+    out: dict[str, _Lifetime] = {}
+    filers: list[tuple[str, str, str]] = []
+    for src, org_id, user_id, count, first in rows:
+        if org_id is not None:
+            kind, ident = "org", str(org_id)
+        elif user_id not in (None, ""):
+            kind, ident = "user", str(user_id)
+        else:
+            continue
+        filers.append((src, kind, ident))
+        acct = customers.account(src, kind, ident) if customers is not None else account_key(src, kind, ident)
+        life = out.setdefault(acct, _Lifetime())
+        life.tickets += int(count)
+        life.first = int(first) if life.first is None else min(life.first, int(first))
+        life.sources.add(src)
+    return out, filers
 
 
 def _sla_case(first_reply_minutes: Mapping[int, int]) -> str:
@@ -113,7 +186,11 @@ def load_accounts(
     the pooled tickets, not averages of per-helpdesk averages), so percentiles rank customers.
     """
     params = {"as_of": as_of, "d30": as_of - 30 * DAY, "d90": as_of - 90 * DAY}
-    _build_tickets(conn, as_of, source, customers)
+    reach = params["d90"]
+    if "sla_breaches_30d" in optional and first_reply_minutes:  # tickets whose first-reply target falls due
+        reach = min(reach, params["d30"] - max(first_reply_minutes.values()) * 60)
+    lifetimes, filers = _lifetime(conn, as_of, source, customers)
+    _build_tickets(conn, as_of, source, customers, reach, optional)
     try:
         accounts: dict[str, AccountData] = {}
         first_ticket: dict[str, int] = {}
@@ -122,36 +199,32 @@ def load_accounts(
                    SUM(created_at > :d30), SUM(is_open),
                    AVG(CASE WHEN is_open THEN :as_of - created_at END),
                    AVG(CASE WHEN NOT is_open AND solved_at > :d90 AND solved_at <= :as_of
-                            THEN solved_at - created_at END),
-                   COUNT(*), MIN(created_at)
+                            THEN solved_at - created_at END)
             FROM {_TEMP} GROUP BY account
             HAVING MAX(created_at > :d90 OR is_open OR (solved_at > :d90 AND solved_at <= :as_of))
         """, params).fetchall()
         merged = {} if customers is None else customers.customers
-        if merged:
-            present: dict[str, set[str]] = {}
-            for acct, src in conn.execute(f"SELECT DISTINCT account, source FROM {_TEMP}"):
-                present.setdefault(acct, set()).add(src)
-        for acct, src, org_id, user_id, t30, open_n, open_age, ttc, lifetime, first in rows:
+        for acct, src, org_id, user_id, t30, open_n, open_age, ttc in rows:
+            life = lifetimes[acct]
             data = AccountData(acct, src, org_id, user_id, sources=[src])
             customer = merged.get(acct)
             if customer is not None:  # the primary member speaks for it; every member is listed
                 src, kind, ident = customer.primary
                 data.source = src
                 data.organization_id, data.requester_id = (ident, None) if kind == "org" else (None, ident)
-                data.sources = sorted(present.get(acct, {src}))
+                data.sources = sorted(life.sources)
                 data.members = [f"{s}:{k}:{i}" for s, k, i in customer.members]
                 data.name = customer.name
             data.components = {
                 "tickets_30d": float(t30), "open_tickets": float(open_n),
                 "avg_open_age_s": None if open_age is None else float(open_age),
                 "avg_time_to_close_s": None if ttc is None else float(ttc),
-                "_lifetime": float(lifetime),
+                "_lifetime": float(life.tickets),
             }
-            first_ticket[acct] = int(first)
+            first_ticket[acct] = int(life.first or 0)
             accounts[acct] = data
         _add_tone(conn, accounts, params)
-        _add_identity(conn, accounts, first_ticket, as_of, customers)
+        _add_identity(conn, accounts, first_ticket, as_of, customers, filers)
         if "reopens_30d" in optional:
             _add_count(conn, accounts, "reopens_30d", f"""
                 SELECT t.account, COUNT(*) FROM {_TEMP} AS t JOIN ticket_events AS e
@@ -228,7 +301,7 @@ def _pick(how: Any, a: Any, b: Any) -> Any:
 
 
 def _add_identity(conn: sqlite3.Connection, accounts: dict[str, AccountData], first_ticket: dict[str, int],
-                  as_of: int, customers: CustomerMap | None = None) -> None:
+                  as_of: int, customers: CustomerMap | None, filers: list[tuple[str, str, str]]) -> None:
     """Name, value and tenure; then tickets per tenure month.
 
     A customer on several helpdesks: its value is the largest its records give (each helpdesk records
@@ -240,14 +313,19 @@ def _add_identity(conn: sqlite3.Connection, accounts: dict[str, AccountData], fi
     account cannot have filed a ticket before it existed (Intercom companies, for one, are often
     created in the helpdesk long after the customer's first conversation).
     """
-    orgs = conn.execute(f"""
-        SELECT o.source, 'org', o.id, o.name, o.value, o.created_at
-        FROM (SELECT DISTINCT source, org_id FROM {_TEMP} WHERE org_id IS NOT NULL) AS a
-        JOIN organizations AS o ON o.source = a.source AND o.id = a.org_id""").fetchall()
-    people = conn.execute(f"""
-        SELECT p.source, 'user', p.id, COALESCE(NULLIF(p.name, ''), p.email), NULL, p.created_at
-        FROM (SELECT DISTINCT source, user_id FROM {_TEMP} WHERE user_id IS NOT NULL) AS a
-        JOIN people AS p ON p.source = a.source AND p.id = a.user_id""").fetchall()
+    conn.execute(f"DROP TABLE IF EXISTS temp.{_FILERS}")
+    conn.execute(f"CREATE TEMP TABLE {_FILERS} (source TEXT, kind TEXT, id TEXT)")
+    try:
+        conn.executemany(f"INSERT INTO temp.{_FILERS} VALUES (?, ?, ?)", filers)
+        orgs = conn.execute(f"""
+            SELECT o.source, 'org', o.id, o.name, o.value, o.created_at FROM temp.{_FILERS} AS a
+            JOIN organizations AS o ON o.source = a.source AND o.id = a.id WHERE a.kind = 'org'""").fetchall()
+        people = conn.execute(f"""
+            SELECT p.source, 'user', p.id, COALESCE(NULLIF(p.name, ''), p.email), NULL, p.created_at
+            FROM temp.{_FILERS} AS a JOIN people AS p ON p.source = a.source AND p.id = a.id
+            WHERE a.kind = 'user'""").fetchall()
+    finally:
+        conn.execute(f"DROP TABLE IF EXISTS temp.{_FILERS}")
     known: dict[str, tuple[Any, Any, Any]] = {}
     for src, kind, ident, name, value, created in sorted([*orgs, *people], key=lambda r: (r[0], r[1], str(r[2]))):
         acct = customers.account(src, kind, str(ident)) if customers is not None else f"{src}:{kind}:{ident}"
