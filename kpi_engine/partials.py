@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import chain
 from typing import Any
 
@@ -139,16 +139,30 @@ class Parts:
         out: dict[str, Any] = {}
         for part in self.by_key.values():
             for name, value in part.items():
-                if isinstance(value, Dist):  # copied: merging into the total must not grow a key's own
-                    dist_copy = Dist()
-                    dist_copy.merge(value)
-                    value = dist_copy
-                elif isinstance(value, IdSet):
-                    ids_copy = IdSet()
-                    ids_copy.merge(value)
-                    value = ids_copy
-                out[name] = merge_value(out.get(name), value)
+                out[name] = merge_value(out.get(name), _copy(value))
         return out
+
+    def regrouped(self, new_key: Callable[[Any], Any]) -> Parts:
+        """The partials merged by ``new_key(key)`` (e.g. one dimension of a combined key); this one unchanged."""
+        out = Parts()
+        for key, part in self.by_key.items():
+            target = new_key(key)
+            for name, value in part.items():
+                out.add(target, name, _copy(value))
+        return out
+
+
+def _copy(value: Any) -> Any:
+    """A merge target of its own: merging grows a Dist or IdSet in place, which must not grow a key's own."""
+    if isinstance(value, Dist):
+        dist_copy = Dist()
+        dist_copy.merge(value)
+        return dist_copy
+    if isinstance(value, IdSet):
+        ids_copy = IdSet()
+        ids_copy.merge(value)
+        return ids_copy
+    return value
 
 
 def num(part: dict[str, Any], name: str) -> float:

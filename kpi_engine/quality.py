@@ -41,7 +41,7 @@ def collect(ws: Workspace) -> None:
     """Ratings of the period (of ``ws.source`` when one source is asked, else every source, survey imports
     included), per breakdown key and kind."""
     source = ws.source
-    key = ws.key("r.created_at", _DIMS.get(ws.by or "", "NULL"))
+    key = ws.key("r.created_at", ws.dimension_of(_DIMS))
     people = ("LEFT JOIN people p ON p.source = COALESCE(json_extract(r.raw, '$.person_source'), r.source) "
               "AND p.id = r.requester_id" if ws.by == "organization" else "")
     where_source = "AND r.source = :source" if source is not None else ""

@@ -40,6 +40,11 @@ TICKET_DIMENSIONS = {
     "organization": "organization_id",
 }
 DIMENSIONS = TIME_DIMENSIONS + tuple(TICKET_DIMENSIONS)
+#: dimensions that several breakdowns of one pass can combine (``engine.compute_tables``): the organization
+#: is left out (its keys are merged per customer), and so are the time buckets (a ticket is in several)
+TABLE_DIMENSIONS = tuple(d for d in TICKET_DIMENSIONS if d != "organization")
+#: joins the dimensions of a combined breakdown (``by="agent+group+channel"``); its key is a JSON array
+COMBINED = "+"
 NONE_KEY = "(none)"
 #: a period creating more than this share of all tickets is read by scanning the facts, not through indexes
 WIDE_SHARE = 0.3
@@ -124,6 +129,8 @@ class Workspace:
         self.shard = shard or Shard()
         #: SQL selecting the tickets rowids to build facts for (None: the tickets the period needs)
         self.selection: str | None = None
+        #: a combined breakdown's dimensions (``by="agent+group"``; empty otherwise)
+        self.dims = tuple(by.split(COMBINED)) if by and COMBINED in by else ()
         #: the families collecting and the KPIs asked for (None: all of them, ``compute(kpis=None)``)
         self.families = families
         self.kpis = kpis
@@ -176,9 +183,16 @@ class Workspace:
         """
         if self.by in TIME_DIMENSIONS:
             return bucket_case(time_expr, self.buckets)
-        if self.by in TICKET_DIMENSIONS:
+        if self.by in TICKET_DIMENSIONS or self.dims:
             return dim_expr
         return "NULL"
+
+    def dimension_of(self, exprs: dict[str, str]) -> str:
+        """The breakdown key from per-dimension SQL ``exprs`` (a family reading other tables than the facts):
+        the expression of ``by``, a JSON array of each dimension's for a combined breakdown, else NULL."""
+        if self.dims:
+            return f"json_array({', '.join(exprs[d] for d in self.dims)})"
+        return exprs.get(self.by or "", "NULL")
 
     def dim_sql(self, alias: str = "k") -> str:
         """The ticket-dimension value of a kpi_facts row (``(none)`` when missing), or NULL.
@@ -188,6 +202,8 @@ class Workspace:
         """
         if self.by == "organization":
             return f"COALESCE({alias}.source || ':org:' || NULLIF({alias}.organization_id, ''), '{NONE_KEY}')"
+        if self.dims:
+            return self.dimension_of({d: f"COALESCE({alias}.{c}, '{NONE_KEY}')" for d, c in TICKET_DIMENSIONS.items()})
         if self.by in TICKET_DIMENSIONS:
             return f"COALESCE({alias}.{TICKET_DIMENSIONS[self.by]}, '{NONE_KEY}')"
         return "NULL"

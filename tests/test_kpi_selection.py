@@ -11,7 +11,7 @@ from datetime import date
 import pytest
 
 from kpi_engine import registry
-from kpi_engine.engine import compute
+from kpi_engine.engine import compute, compute_tables
 from kpi_engine.periods import Period
 from sync.store import Store
 from tests.test_kpi_breakdown import COSTS, END, KPI, SLA, TZ, generated
@@ -73,3 +73,39 @@ def test_families_not_asked_for_do_not_run(store: Store, monkeypatch: pytest.Mon
 def test_an_unknown_kpi_is_named(store: Store) -> None:
     with pytest.raises(ValueError, match="unknown KPI nope"):
         run(store, kpis=("tickets_created", "nope"))
+
+
+@pytest.mark.parametrize("dims", [("agent", "group", "channel"), ("priority", "source")])
+@pytest.mark.parametrize("names", [None, PICKS[1]])
+def test_tables_from_one_pass_equal_their_own_computations(store: Store, dims: tuple[str, ...],
+                                                           names: tuple[str, ...] | None) -> None:
+    tables = compute_tables(store.conn, dims=dims, kpi=KPI, sla=SLA, costs=COSTS, now=END, kpis=names,
+                            **_period())
+    assert list(tables) == list(dims)
+    for dim in dims:
+        assert tables[dim] == run(store, by=dim, kpis=names), dim  # rows, keys, order, values, overall figures
+
+
+def test_tables_from_one_pass_take_survey_answers_and_ratings_by_their_own_dimension(store: Store) -> None:
+    # an agent-rated CSAT on a ticket of another assignee counts for the rating's agent (quality's own key)
+    ticket = store.query("SELECT source, id, assignee_id FROM tickets WHERE assignee_id IS NOT NULL LIMIT 1")[0]
+    store.upsert("ratings", [{"source": ticket["source"], "id": "sel-r1", "ticket_id": ticket["id"], "kind": "csat",
+                              "score_1_5": 1.0, "assignee_id": "agent-who-rated", "created_at": END - 20 * 86400}])
+    try:
+        tables = compute_tables(store.conn, dims=("agent", "channel"), kpi=KPI, sla=SLA, costs=COSTS, now=END,
+                                **_period())
+        assert tables["agent"] == run(store, by="agent")
+        assert "agent-who-rated" in {r["key"] for r in tables["agent"]["breakdown"]}
+    finally:
+        store.conn.execute("DELETE FROM ratings WHERE id = 'sel-r1'")
+
+
+@pytest.mark.parametrize("dims", [("agent",), ("agent", "organization"), ("agent", "week"), ("agent", "agent")])
+def test_tables_need_two_distinct_ticket_dimensions(store: Store, dims: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError, match="two or more"):
+        compute_tables(store.conn, dims=dims, kpi=KPI, sla=SLA, costs=COSTS, now=END, **_period())
+
+
+def _period() -> dict[str, int]:
+    p = Period.from_dates(date(2026, 2, 1), date(2026, 4, 15), TZ)
+    return {"since": p.since, "until": p.until}
