@@ -91,6 +91,11 @@ def _shard_command() -> list[str]:
     return [sys.executable, "-m", "kpi_engine.parallel"]
 
 
+def worker_env() -> dict[str, str]:
+    """A worker's environment: this one, with this process's import path (a checkout run without installing)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+
+
 def run_sharded(conn: sqlite3.Connection, shards: list[Shard], *, kpi: KpiSettings, sla: SlaSettings,
                 costs: CostSettings, period: Period, sources: list[str], by: str | None, now: int,
                 source: str | None, families: frozenset[str] | None = None,
@@ -109,7 +114,7 @@ def run_sharded(conn: sqlite3.Connection, shards: list[Shard], *, kpi: KpiSettin
     assert path is not None
     job = {"path": path, "kpi": kpi, "sla": sla, "costs": costs, "period": period, "sources": sources, "by": by,
            "now": now, "source": source, "families": families, "kpis": kpis}
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    env = worker_env()
     procs = []
     try:
         for shard in shards[:-1]:

@@ -15,15 +15,23 @@ from datetime import date, timedelta
 from typing import Any
 
 from config.settings import CostSettings, CustomerSettings, KpiSettings, SlaSettings
+from kpi_engine.background import Background
 from kpi_engine.customers import CustomerMap
-from kpi_engine.distress import DAY, CdiResult, compute_cdi, customer_map, day_of, record_history
-from kpi_engine.engine import compute
+from kpi_engine.distress import DAY, CdiResult, compute_cdi, customer_map, day_of, record_history, refresh
+from kpi_engine.engine import compute, compute_tables
+from kpi_engine.registry import BY_NAME, NAMES
 
 #: the ticket dimensions the report breaks down, and the label of their key column
 BREAKDOWNS = (("agent", "Agent"), ("group", "Group"), ("channel", "Channel"))
 #: the KPIs shown for each breakdown row (all of them are in ``deskpulse kpi --by X --format json``)
 BREAKDOWN_KPIS = ("tickets_created", "tickets_solved", "first_response_time_median_s",
                   "full_resolution_time_median_s", "fcr_pct", "csat_pct", "sla_adherence_pct")
+#: what a breakdown table computes: its KPIs, and the backlog, so that its rows are exactly those of
+#: ``kpi --by X`` (every family but effort, whose keys are a subset of resolution's, and the CDI counts)
+TABLE_KPIS = (*BREAKDOWN_KPIS, "backlog_size")
+#: the CDI band counts (read from the CDI history) and every other KPI of the period
+CDI_KPIS = tuple(name for name in NAMES if BY_NAME[name].family == "distress")
+NOT_CDI = tuple(name for name in NAMES if name not in CDI_KPIS)
 #: the KPIs of the SLA chart's rows (only their families run for every customer)
 SLA_VIEW_KPIS = ("tickets_created", "sla_adherence_pct")
 #: worst accounts shown in the SLA chart; top accounts shown in the CDI table and line chart
@@ -126,40 +134,65 @@ def _distress_view(distress: CdiResult) -> dict[str, Any]:
     return doc
 
 
-def build_report(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, costs: CostSettings,
-                 distress_settings: Any, distress: CdiResult, since: int, until: int, now: int,
-                 source: str | None = None, title: str = "Support report",
-                 customers: CustomerSettings | CustomerMap | None = None) -> ReportData:
-    """Compute every number the report shows over ``[since, until)``; ``distress`` is today's CDI result.
+def distress_part(conn: sqlite3.Connection, *, settings: Any, kpi: KpiSettings, sla: SlaSettings | None,
+                  customers: CustomerSettings | None, now: int, distress: CdiResult | None = None,
+                  ) -> tuple[CdiResult, list[dict[str, Any]]]:
+    """Today's CDI (``distress``, else refreshed and recorded as ``deskpulse distress`` does) and its
+    12-week line: what :func:`build_report` runs in a worker process (:mod:`kpi_engine.background`)."""
+    cmap = customer_map(conn, customers)
+    if distress is None:
+        distress = refresh(conn, settings=settings, as_of=now, tz=kpi.timezone, sla=sla, customers=cmap)
+    return distress, _cdi_lines(conn, distress, kpi=kpi, settings=settings, sla=sla, customers=cmap)
 
-    ``customers`` (``[customers]``; None: its defaults) must be what ``distress`` was computed with: the SLA
-    chart and the CDI lines then show one row per customer, as ``kpi --by organization`` and ``distress`` do.
-    """
-    customers = customer_map(conn, customers)
-    weekly = compute(conn, kpi=kpi, sla=sla, costs=costs, since=since, until=until, source=source, by="week",
-                     now=now)
-    breakdowns: dict[str, list[dict[str, Any]]] = {}
-    labels = {"agent": _names(conn, "people", source), "group": _names(conn, "groups", source)}
-    for dim, _ in BREAKDOWNS:
-        result = compute(conn, kpi=kpi, sla=sla, costs=costs, since=since, until=until, source=source, by=dim,
-                         now=now)
-        names = labels.get(dim, {})
-        breakdowns[dim] = [{"key": row["key"], "label": names.get(row["key"], row["key"]),
-                            **{name: row["kpis"].get(name) for name in BREAKDOWN_KPIS}}
-                           for row in result.get("breakdown", [])]
-        breakdowns[dim].sort(key=lambda r: -(r["tickets_created"] or 0))
-    by_org = compute(conn, kpi=kpi, sla=sla, costs=costs, since=since, until=until, source=source,
-                     by="organization", now=now, customers=customers, kpis=SLA_VIEW_KPIS)
-    sla_rows = [{"key": row["key"], "account": row.get("name") or row["key"], "sources": row.get("sources", []),
-                 "sla_adherence_pct": row["kpis"]["sla_adherence_pct"],
-                 "tickets_created": row["kpis"]["tickets_created"]}
-                for row in by_org.get("breakdown", []) if row["kpis"].get("sla_adherence_pct") is not None]
-    sla_rows.sort(key=lambda r: (r["sla_adherence_pct"], -(r["tickets_created"] or 0), r["account"]))
-    sla_rows = sla_rows[:SLA_ACCOUNTS]
-    shown = [r["account"] for r in sla_rows]
-    for row in sla_rows:  # the same name in two helpdesks, not matched as one customer: say which is which
+
+def _sla_rows(by_org: dict[str, Any]) -> list[dict[str, Any]]:
+    """The SLA_ACCOUNTS customers with the lowest SLA adherence (most tickets first on a tie)."""
+    rows = [{"key": row["key"], "account": row.get("name") or row["key"], "sources": row.get("sources", []),
+             "sla_adherence_pct": row["kpis"]["sla_adherence_pct"], "tickets_created": row["kpis"]["tickets_created"]}
+            for row in by_org.get("breakdown", []) if row["kpis"].get("sla_adherence_pct") is not None]
+    rows.sort(key=lambda r: (r["sla_adherence_pct"], -(r["tickets_created"] or 0), r["account"]))
+    rows = rows[:SLA_ACCOUNTS]
+    shown = [r["account"] for r in rows]
+    for row in rows:  # the same name in two helpdesks, not matched as one customer: say which is which
         if shown.count(row["account"]) > 1 and row["sources"]:
             row["account"] += f" ({', '.join(row['sources'])})"
+    return rows
+
+
+def build_report(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, costs: CostSettings,
+                 distress_settings: Any, since: int, until: int, now: int, distress: CdiResult | None = None,
+                 source: str | None = None, title: str = "Support report",
+                 customers: CustomerSettings | None = None) -> ReportData:
+    """Compute every number the report shows over ``[since, until)``.
+
+    The CDI (:func:`distress_part`: refreshed unless the caller passes today's ``distress``, and its 12-week
+    line) runs in a worker process while this one computes the KPIs (about as long, on the bench store);
+    the period's CDI band counts are then read from the history it recorded, as ``deskpulse kpi`` reads
+    them. ``customers`` (``[customers]``; None: its defaults): one row per customer, as
+    ``kpi --by organization`` and ``distress`` show them.
+    """
+    with Background(conn, "kpi_engine.report:distress_part", settings=distress_settings, kpi=kpi, sla=sla,
+                    customers=customers, now=now, distress=distress) as job:
+        # every KPI but the CDI band counts, which come from the history the CDI is recording meanwhile
+        weekly = compute(conn, kpi=kpi, sla=sla, costs=costs, since=since, until=until, source=source, by="week",
+                         now=now, kpis=NOT_CDI)
+        breakdowns: dict[str, list[dict[str, Any]]] = {}
+        labels = {"agent": _names(conn, "people", source), "group": _names(conn, "groups", source)}
+        tables = compute_tables(conn, dims=[dim for dim, _ in BREAKDOWNS], kpi=kpi, sla=sla, costs=costs,
+                                since=since, until=until, source=source, now=now, kpis=TABLE_KPIS)
+        for dim, _ in BREAKDOWNS:
+            result = tables[dim]
+            names = labels.get(dim, {})
+            breakdowns[dim] = [{"key": row["key"], "label": names.get(row["key"], row["key"]),
+                                **{name: row["kpis"].get(name) for name in BREAKDOWN_KPIS}}
+                               for row in result.get("breakdown", [])]
+            breakdowns[dim].sort(key=lambda r: -(r["tickets_created"] or 0))
+        by_org = compute(conn, kpi=kpi, sla=sla, costs=costs, since=since, until=until, source=source,
+                         by="organization", now=now, customers=customer_map(conn, customers), kpis=SLA_VIEW_KPIS)
+        distress, lines = job.result()
+    cdi = compute(conn, kpi=kpi, sla=sla, costs=costs, since=since, until=until, source=source, now=now,
+                  kpis=CDI_KPIS)
+    kpis = {name: {**weekly["kpis"], **cdi["kpis"]}[name] for name in NAMES}
     notes = []
     if not weekly.get("breakdown"):
         notes.append("No tickets in this period.")
@@ -167,8 +200,5 @@ def build_report(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings
     period["last_day"] = (date.fromisoformat(period["until"]) - timedelta(days=1)).isoformat()
     return ReportData(
         title=title, period=period, source=source, generated_at=now, currency=costs.currency,
-        kpis=weekly["kpis"], weeks=_week_rows(weekly), breakdowns=breakdowns, sla_by_account=sla_rows,
-        distress=_distress_view(distress), cdi_lines=_cdi_lines(conn, distress, kpi=kpi, settings=distress_settings,
-                                                          sla=sla, customers=customers),
-        notes=notes)
-
+        kpis=kpis, weeks=_week_rows(weekly), breakdowns=breakdowns, sla_by_account=_sla_rows(by_org),
+        distress=_distress_view(distress), cdi_lines=lines, notes=notes)

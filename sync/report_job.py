@@ -16,7 +16,6 @@ from typing import Any
 from config.errors import DeskpulseError
 from config.settings import Settings
 from kpi_engine.digest_input import iso_week_bounds
-from kpi_engine.distress import customer_map, refresh
 from kpi_engine.periods import Period
 from kpi_engine.report import ReportData, build_report
 from kpi_engine.report_html import render
@@ -35,14 +34,12 @@ def weeks_ending(last_monday: date, until: date, timezone: str) -> Period:
 
 def build(store: Store, settings: Settings, period: Period, *, now: int, source: str | None = None,
           console: Any = None) -> ReportData:
-    """Refresh what the report reads (KPI facts, sentiment, CDI history), then compute every number it shows."""
+    """Refresh the KPI facts, then compute every number the report shows (the CDI, with its sentiment scores
+    and history, refreshed beside the KPIs: :func:`kpi_engine.report.build_report`)."""
     refresh_kpi_facts(store, settings.kpi, console, now=now)
-    customers = customer_map(store.conn, settings.customers)  # resolved once for the CDI and the breakdowns
-    distress = refresh(store.conn, settings=settings.distress, as_of=now, tz=settings.kpi.timezone, sla=settings.sla,
-                       customers=customers)
     return build_report(store.conn, kpi=settings.kpi, sla=settings.sla, costs=settings.costs,
-                        distress_settings=settings.distress, distress=distress, since=period.since,
-                        until=period.until, now=now, source=source, customers=customers)
+                        distress_settings=settings.distress, since=period.since, until=period.until, now=now,
+                        source=source, customers=settings.customers)
 
 
 def write_atomically(path: Path, text: str) -> None:
