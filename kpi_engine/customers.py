@@ -42,6 +42,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from config.settings import PERSONAL_DOMAINS, CustomerSettings
+from kpi_engine.transactions import savepoint
 
 __all__ = ["MEMBERS_TABLE", "Customer", "CustomerMap", "account_key", "is_personal", "resolve"]
 
@@ -112,11 +113,13 @@ class CustomerMap:
 
     def install(self, conn: sqlite3.Connection, table: str = MEMBERS_TABLE) -> None:
         """(Re)create ``temp.<table>`` (source, kind, id, account) for SQL that groups by customer."""
-        conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
-        conn.execute(f"CREATE TEMP TABLE {table} (source TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, "
-                     "account TEXT NOT NULL, PRIMARY KEY (source, kind, id)) WITHOUT ROWID")
-        conn.executemany(f"INSERT INTO temp.{table} VALUES (?, ?, ?, ?)",
-                         [(*member, customer.key) for member, customer in self.by_member.items()])
+        # one transaction of the temp database: statement by statement, a refill took 0.95 s instead of 0.08
+        with savepoint(conn, "dp_customer_members"):
+            conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+            conn.execute(f"CREATE TEMP TABLE {table} (source TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, "
+                         "account TEXT NOT NULL, PRIMARY KEY (source, kind, id)) WITHOUT ROWID")
+            conn.executemany(f"INSERT INTO temp.{table} VALUES (?, ?, ?, ?)",
+                             [(*member, customer.key) for member, customer in self.by_member.items()])
 
     @staticmethod
     def drop(conn: sqlite3.Connection, table: str = MEMBERS_TABLE) -> None:

@@ -21,7 +21,6 @@ import json
 import logging
 import sqlite3
 import time
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
@@ -209,28 +208,33 @@ def _scale(data: Mapping[str, AccountData], used: Mapping[str, float], method: s
 
 
 def _add_trends(conn: sqlite3.Connection, result: CdiResult, settings: DistressSettings) -> None:
-    """Trend: mean of the last 7 daily CDIs (today's from this result) vs the 7 before, ±5 dead band."""
+    """Trend: mean of the last 7 daily CDIs (today's from this result) vs the 7 before, ±5 dead band.
+
+    Summed per account in SQL (count and sum of each window, the CDI a week ago): a quarter of a million
+    history rows stay in SQLite instead of becoming Python objects.
+    """
     today = date.fromisoformat(result.day)
     first = (today - timedelta(days=2 * TREND_WINDOW_DAYS - 1)).isoformat()
-    sql = "SELECT account, day, cdi FROM cdi_history WHERE day >= ? AND day < ?"
-    params: list[Any] = [first, result.day]
-    if result.source is not None:
-        sql += " AND source = ?"
-        params.append(result.source)
-    history: dict[str, dict[str, int]] = defaultdict(dict)
-    for acct, day, cdi in conn.execute(sql, params):
-        history[acct][day] = int(cdi)
     week_ago = (today - timedelta(days=TREND_WINDOW_DAYS)).isoformat()
     recent_start = (today - timedelta(days=TREND_WINDOW_DAYS - 1)).isoformat()
+    where = "day >= :first AND day < :today" + (" AND source = :source" if result.source is not None else "")
+    windows: dict[str, tuple[int, int, int, int, int | None]] = {}
+    for acct, n_recent, s_recent, n_prior, s_prior, then in conn.execute(f"""
+            SELECT account, SUM(day >= :recent), SUM(CASE WHEN day >= :recent THEN CAST(cdi AS INTEGER) ELSE 0 END),
+                   SUM(day < :recent), SUM(CASE WHEN day < :recent THEN CAST(cdi AS INTEGER) ELSE 0 END),
+                   MAX(CASE WHEN day = :week_ago THEN CAST(cdi AS INTEGER) END)
+            FROM cdi_history WHERE {where} GROUP BY account""",
+            {"first": first, "today": result.day, "source": result.source, "recent": recent_start,
+             "week_ago": week_ago}):
+        windows[acct] = (int(n_recent), int(s_recent), int(n_prior), int(s_prior), then)
     for acct in result.accounts:
-        past = history.get(acct.account, {})
-        recent = [cdi for day, cdi in past.items() if day >= recent_start] + [acct.cdi]
-        prior = [cdi for day, cdi in past.items() if day < recent_start]
-        if week_ago in past:
-            acct.rise_7d = acct.cdi - past[week_ago]
+        n_recent, s_recent, n_prior, s_prior, then = windows.get(acct.account, (0, 0, 0, 0, None))
+        n_recent, s_recent = n_recent + 1, s_recent + acct.cdi  # today's
+        if then is not None:
+            acct.rise_7d = acct.cdi - int(then)
             acct.rising = acct.rise_7d >= settings.rise_points
-        if len(recent) >= TREND_MIN_DAYS and len(prior) >= TREND_MIN_DAYS:
-            delta = sum(recent) / len(recent) - sum(prior) / len(prior)
+        if n_recent >= TREND_MIN_DAYS and n_prior >= TREND_MIN_DAYS:
+            delta = s_recent / n_recent - s_prior / n_prior
             acct.trend_delta = round(delta, 2)
             acct.trend = "↑" if delta > TREND_DEAD_BAND else ("↓" if delta < -TREND_DEAD_BAND else "→")
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from kpi_engine.customers import MEMBERS_TABLE, CustomerMap, account_key
 from kpi_engine.distress_rank import DAY, MONTH_S
+from kpi_engine.transactions import savepoint
 from kpi_engine.workspace import ticket_set
 
 UNSOLVED = ("new", "open", "pending", "on_hold")
@@ -313,10 +314,11 @@ def _add_identity(conn: sqlite3.Connection, accounts: dict[str, AccountData], fi
     account cannot have filed a ticket before it existed (Intercom companies, for one, are often
     created in the helpdesk long after the customer's first conversation).
     """
-    conn.execute(f"DROP TABLE IF EXISTS temp.{_FILERS}")
-    conn.execute(f"CREATE TEMP TABLE {_FILERS} (source TEXT, kind TEXT, id TEXT)")
-    try:
+    with savepoint(conn, "dp_cdi_filers"):  # one transaction of the temp database (see customers.install)
+        conn.execute(f"DROP TABLE IF EXISTS temp.{_FILERS}")
+        conn.execute(f"CREATE TEMP TABLE {_FILERS} (source TEXT, kind TEXT, id TEXT)")
         conn.executemany(f"INSERT INTO temp.{_FILERS} VALUES (?, ?, ?)", filers)
+    try:
         orgs = conn.execute(f"""
             SELECT o.source, 'org', o.id, o.name, o.value, o.created_at FROM temp.{_FILERS} AS a
             JOIN organizations AS o ON o.source = a.source AND o.id = a.id WHERE a.kind = 'org'""").fetchall()
