@@ -125,20 +125,21 @@ def _lifetime(conn: sqlite3.Connection, as_of: int, source: str | None, customer
     """Per account: tickets created by ``as_of``, the first one's time and the helpdesks they came from;
     plus every (source, kind, id) that filed them (whose records give names, values and tenure).
 
-    One scan of the tickets grouped by organization or requester (``NOT INDEXED``: through the organization
-    index SQLite would look every ticket up again), then the requester's organization for the tickets that
-    name none, and the customer map in Python over tens of thousands of groups, not a million tickets.
+    One pass over the tickets in account order (``idx_tickets_account``, a covering index: no sort of a
+    million rows), then the requester's organization for the tickets that name none, and the customer map
+    in Python over tens of thousands of groups, not a million tickets.
     """
     where_source = "AND t.source = :source" if source is not None else ""
     rows = conn.execute(f"""
         SELECT g.source, COALESCE(g.org, NULLIF(p.organization_id, '')) AS org_id,
                CASE WHEN COALESCE(g.org, NULLIF(p.organization_id, '')) IS NULL THEN g.user END AS user_id,
                SUM(g.n), MIN(g.first)
-        FROM (SELECT t.source, NULLIF(t.organization_id, '') AS org,
-                     CASE WHEN NULLIF(t.organization_id, '') IS NULL THEN t.requester_id END AS user,
-                     COUNT(*) AS n, MIN(t.created_at) AS first
-              FROM tickets AS t NOT INDEXED
-              WHERE {ticket_set('t')} AND t.created_at <= :as_of {where_source}
+        FROM (SELECT source, NULLIF(organization_id, '') AS org,
+                     CASE WHEN NULLIF(organization_id, '') IS NULL THEN requester_id END AS user,
+                     SUM(n) AS n, MIN(first) AS first
+              FROM (SELECT t.source, t.organization_id, t.requester_id, COUNT(*) AS n, MIN(t.created_at) AS first
+                    FROM tickets AS t WHERE {ticket_set('t')} AND t.created_at <= :as_of {where_source}
+                    GROUP BY t.source, t.organization_id, t.requester_id)
               GROUP BY 1, 2, 3) AS g
         LEFT JOIN people AS p ON g.org IS NULL AND p.source = g.source AND p.id = g.user
         GROUP BY 1, 2, 3

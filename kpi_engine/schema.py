@@ -16,6 +16,7 @@ What lives here (see :mod:`kpi_engine.fact_store` for what the facts mean):
 ``kpi_snapshots``       the catalog of each ISO week (:mod:`kpi_engine.snapshots`)
 ``cdi_history``         the daily CDI per account (:mod:`kpi_engine.distress`)
 ``idx_*_kpi``           covering indexes on synced tables for the per-ticket passes (:mod:`kpi_engine.facts`)
+``idx_tickets_account`` the tickets in account order, for the CDI's lifetime counts (:mod:`kpi_engine.distress_data`)
 
 ``kpi_facts``           one row per ticket in the KPI ticket set, keyed by the ticket's rowid
 ``kpi_responses``       one row per response (a reply answering a run of customer messages)
@@ -208,8 +209,20 @@ V6_SENTIMENT_QUEUE = Step(
         "(SELECT 1 FROM message_sentiment AS s WHERE s.source = m.source AND s.message_id = m.id)",
     ))
 
+# -- v7: tickets in account order --------------------------------------------------------------------------------
+
+V7_ACCOUNT_INDEX = Step(
+    "v7_tickets_by_account",
+    "A covering index of the tickets by organization and requester (measured with bench/bench_report.py).", (
+        # the CDI's lifetime counts (kpi_engine.distress_data._lifetime) group every ticket by its account: read
+        # in this order they need no sort of a million rows (2.0 -> 0.7 s on the bench store)
+        "CREATE INDEX IF NOT EXISTS idx_tickets_account ON tickets "
+        "(source, organization_id, requester_id, created_at, status, is_spam, is_merged)",
+    ))
+
 #: every kpi_engine step, oldest first (sync/store.py MIGRATIONS lists each at its place among the store's own)
-MIGRATIONS: tuple[Step, ...] = (V2_ANALYTICS, V3_KPI_INDEXES, V4_FACTS, V5_NAMED_FACTS, V6_SENTIMENT_QUEUE)
+MIGRATIONS: tuple[Step, ...] = (V2_ANALYTICS, V3_KPI_INDEXES, V4_FACTS, V5_NAMED_FACTS, V6_SENTIMENT_QUEUE,
+                                V7_ACCOUNT_INDEX)
 
 # -- the facts tables as the newest step leaves them --------------------------------------------------------------
 
