@@ -45,7 +45,8 @@ def _finalize(part: dict[str, Any], *, ws: Workspace, view: Period | None, month
               partial_before: dict[str, int] | None = None,
               names: tuple[str, ...] = NAMES) -> dict[str, Any]:
     finish = Finish(business=ws.business, costs=ws.costs, view=view, period=ws.period, month_part=month_part,
-                    history_start=history_start, now=ws.now, partial_before=partial_before, cdi=cdi)
+                    history_start=history_start, now=ws.now, partial_before=partial_before, cdi=cdi,
+                    kpis=None if names is NAMES else frozenset(names))
     wanted = {BY_NAME[name].family for name in names}
     values: dict[str, Any] = {}
     strays: list[str] = []

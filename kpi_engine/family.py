@@ -38,6 +38,11 @@ class Finish:
     now: int
     partial_before: dict[str, int] | None = None
     cdi: dict[str, int | None] | None = None
+    kpis: frozenset[str] | None = None  # the KPIs asked for (None: all); the others' values are dropped
+
+    def wants(self, kpi: str) -> bool:
+        """Whether ``kpi`` was asked for: a family may skip finishing a value nobody reads."""
+        return self.kpis is None or kpi in self.kpis
 
 
 @dataclass(frozen=True)

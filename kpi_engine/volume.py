@@ -78,9 +78,12 @@ def collect(ws: Workspace) -> None:
     per_month: dict[object, dict[str, int]] = {}
     totals: dict[object, list[int]] = {}
     sets: dict[object, tuple[IdSet, IdSet]] = {}
+    # the distinct requesters and organizations (as joined integer ids) only for the KPIs that count them
+    req_ids = "group_concat(k.requester_number)" if ws.wants("tickets_per_customer") else "NULL"
+    org_ids = "group_concat(k.organization_number)" if ws.wants("tickets_per_organization") else "NULL"
     for row in ws.rows(f"""SELECT {ws.key('k.created_at')} AS key, {bucket_case('k.created_at', inside)} AS mb,
             COUNT(*), SUM(k.severity), SUM(k.requester_id IS NOT NULL), SUM(k.organization_id IS NOT NULL),
-            SUM(k.escalated), group_concat(k.requester_number), group_concat(k.organization_number)
+            SUM(k.escalated), {req_ids}, {org_ids}
             FROM _kpi_period_facts k WHERE {ws.during('k.created_at')} GROUP BY key, mb"""):
         key_value, mb, *counts, reqs, orgs = row
         sums = totals.setdefault(key_value, [0] * len(counts))
@@ -180,7 +183,8 @@ def finalize(part: dict[str, Any], finish: Finish) -> dict[str, Any]:
         "tickets_per_organization": rounded(ratio(num(part, "with_org"), len(orgs))),
         "escalation_rate_pct": rounded(pct(num(part, "escalated"), created)),
         "monthly_ticket_volume": monthly_volume(part, finish.month_part, finish.view or finish.period,
-                                                finish.history_start, finish.now, finish.partial_before),
+                                                finish.history_start, finish.now, finish.partial_before)
+        if finish.wants("monthly_ticket_volume") else None,
     }
 
 
