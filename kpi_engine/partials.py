@@ -146,9 +146,11 @@ class Parts:
         """The partials merged by ``new_key(key)`` (e.g. one dimension of a combined key); this one unchanged."""
         out = Parts()
         for key, part in self.by_key.items():
-            target = new_key(key)
+            target = out.by_key.setdefault(new_key(key), {})
             for name, value in part.items():
-                out.add(target, name, _copy(value))
+                had = target.get(name)
+                # copied once, when a value first lands in the new partial; merged into that copy after
+                target[name] = _copy(value) if had is None else merge_value(had, value)
         return out
 
 

@@ -20,9 +20,12 @@ from kpi_engine.customers import CustomerMap
 from kpi_engine.distress import DAY, CdiResult, compute_cdi, customer_map, day_of, record_history, refresh
 from kpi_engine.engine import compute, compute_tables
 from kpi_engine.registry import BY_NAME, NAMES
+from kpi_engine.workspace import NONE_KEY
 
 #: the ticket dimensions the report breaks down, and the label of their key column
 BREAKDOWNS = (("agent", "Agent"), ("group", "Group"), ("channel", "Channel"))
+#: where a breakdown key's display name is (a channel is its own name)
+LABEL_TABLES = {"agent": "people", "group": "groups"}
 #: the KPIs shown for each breakdown row (all of them are in ``deskpulse kpi --by X --format json``)
 BREAKDOWN_KPIS = ("tickets_created", "tickets_solved", "first_response_time_median_s",
                   "full_resolution_time_median_s", "fcr_pct", "csat_pct", "sla_adherence_pct")
@@ -66,14 +69,27 @@ class ReportData:
                 "distress": self.distress, "cdi_lines": self.cdi_lines, "notes": self.notes}
 
 
-def _names(conn: sqlite3.Connection, table: str, source: str | None) -> dict[str, str]:
-    """id -> display name for organizations, people (agents) or groups; the first source wins on a shared id."""
-    where, params = ("WHERE source = ?", [source]) if source else ("", [])
+def _names(conn: sqlite3.Connection, table: str, source: str | None, ids: list[str]) -> dict[str, str]:
+    """id -> display name of the agents (people) or groups ``ids``; the first source wins on a shared id.
+
+    Only the ids a table shows are looked up (a store has hundreds of thousands of people, a report tens of
+    agents)."""
+    wanted = [i for i in ids if i != NONE_KEY]
+    if not wanted:
+        return {}
+    where, params = ("AND source = ?", [source]) if source else ("", [])
+    out: dict[str, str] = {}
     try:
-        rows = conn.execute(f"SELECT id, name FROM {table} {where} ORDER BY source DESC", params).fetchall()
+        for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit is 999 on older builds
+            chunk = wanted[start:start + 500]
+            rows = conn.execute(f"SELECT id, name FROM {table} WHERE id IN ({','.join('?' * len(chunk))}) {where} "
+                                "ORDER BY source", [*chunk, *params]).fetchall()
+            for ident, name in rows:
+                if name and str(ident) not in out:
+                    out[str(ident)] = str(name)
     except sqlite3.OperationalError:  # a store without that table (older schema): ids stay ids
         return {}
-    return {str(r[0]): str(r[1]) for r in rows if r[1]}
+    return out
 
 
 def _week_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -177,12 +193,12 @@ def build_report(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings
         weekly = compute(conn, kpi=kpi, sla=sla, costs=costs, since=since, until=until, source=source, by="week",
                          now=now, kpis=NOT_CDI)
         breakdowns: dict[str, list[dict[str, Any]]] = {}
-        labels = {"agent": _names(conn, "people", source), "group": _names(conn, "groups", source)}
         tables = compute_tables(conn, dims=[dim for dim, _ in BREAKDOWNS], kpi=kpi, sla=sla, costs=costs,
                                 since=since, until=until, source=source, now=now, kpis=TABLE_KPIS)
         for dim, _ in BREAKDOWNS:
             result = tables[dim]
-            names = labels.get(dim, {})
+            keys = [row["key"] for row in result.get("breakdown", [])]
+            names = _names(conn, LABEL_TABLES[dim], source, keys) if dim in LABEL_TABLES else {}
             breakdowns[dim] = [{"key": row["key"], "label": names.get(row["key"], row["key"]),
                                 **{name: row["kpis"].get(name) for name in BREAKDOWN_KPIS}}
                                for row in result.get("breakdown", [])]
