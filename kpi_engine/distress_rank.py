@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import lru_cache
 
 from config.errors import ConfigError
 
@@ -133,7 +134,11 @@ def ordinal(n: int) -> str:
 
 def describe(component: str, scaled: float, method: str) -> str:
     """``open tickets 95th pct`` (percentile) or ``open tickets 80% of ref`` (min-max fallback)."""
-    pct = round_half_up(scaled * 100)
+    return _words(component, round_half_up(scaled * 100), method)
+
+
+@lru_cache(maxsize=4096)  # a few hundred distinct phrases, asked for three times per account
+def _words(component: str, pct: int, method: str) -> str:
     if method == "minmax":
         return f"{LABELS[component]} {pct}% of ref"
     return f"{LABELS[component]} {ordinal(pct)} pct"
