@@ -281,6 +281,10 @@ class Store:
             )
         for index in range(version, len(MIGRATIONS)):
             with self.transaction():
+                # under the write lock now: another process opening the same new store may have run this
+                # step since the version was read above (a step run twice fails: v4's index on a v5 table)
+                if self.schema_version > index:
+                    continue
                 MIGRATIONS[index](self.db)
                 self.conn.execute(f"PRAGMA user_version = {index + 1}")
         return self.schema_version

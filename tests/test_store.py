@@ -91,3 +91,24 @@ def test_quarantine_dedups_by_record_id_or_payload_hash() -> None:
         store.quarantine("a", "tickets", "7", "bad date", {"id": 7})
         store.quarantine("a", "tickets", None, "no id", {"x": 1})
     assert store.scalar("SELECT count(*) FROM quarantine") == 2
+
+
+def test_a_step_another_process_ran_meanwhile_is_not_run_again(tmp_path: Path) -> None:
+    """Two processes opening one new store at once (two ``digest`` commands, say): the second read the version
+    before the first took the write lock; once it holds the lock it must see the steps already done."""
+    path = tmp_path / "s.db"
+    late = Store(path, migrate=False)  # read version 0 ...
+    with Store(path):  # ... while another process migrated the store to the latest version
+        pass
+
+    class Stale(Store):
+        reads = 0
+
+        @property
+        def schema_version(self) -> int:  # the first read is the stale one taken before the lock
+            Stale.reads += 1
+            return 0 if Stale.reads == 1 else super().schema_version
+
+    late.__class__ = Stale
+    assert late.migrate() == len(MIGRATIONS)  # before the fix: "no such column: c" (v4 re-run on v5 tables)
+    late.close()
