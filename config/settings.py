@@ -213,13 +213,25 @@ class EscalationSettings(_Model):
     tags: list[str] = Field(default_factory=lambda: ["escalated"])
 
 
+#: ``[kpi] severity_map`` when the configuration has none: each kind's vendor priority -> severity map as its
+#: connector plugin declares it (``ConnectorPlugin.severity_map``). Empty until the caller registers them (sync
+#: does, with the source models, see :func:`use_severity_defaults`): config names no vendor's priorities.
+_SEVERITY_DEFAULTS: dict[str, dict[str, int]] = {}
+
+
+def use_severity_defaults(maps: Mapping[str, Mapping[str, int]]) -> None:
+    """Make ``maps`` (kind -> priority -> severity) the default ``[kpi] severity_map`` of settings built from now on.
+
+    A configured ``[kpi] severity_map`` (file or environment) still replaces the whole default, as it always
+    did: the defaults fill in only when the user configured no map at all.
+    """
+    wanted = {kind: dict(mapping) for kind, mapping in sorted(maps.items())}
+    _SEVERITY_DEFAULTS.clear()
+    _SEVERITY_DEFAULTS.update(wanted)
+
+
 def _default_severity_map() -> dict[str, dict[str, int]]:
-    return {
-        "zendesk": {"urgent": 3, "high": 2, "normal": 1, "low": 1},
-        "freshdesk": {"4": 3, "3": 2, "2": 1, "1": 1},
-        # 2.11: priority / not_priority; 2.16: none (stored as not_priority), low, medium, high, urgent
-        "intercom": {"priority": 2, "not_priority": 1, "urgent": 3, "high": 2, "medium": 1, "low": 1},
-    }
+    return {kind: dict(mapping) for kind, mapping in _SEVERITY_DEFAULTS.items()}
 
 
 class KpiSettings(_Model):
@@ -228,7 +240,9 @@ class KpiSettings(_Model):
     timezone: str = "UTC"
     business_hours: dict[str, str] = Field(default_factory=dict)
     holidays: list[date] = Field(default_factory=list)
-    severity_map: dict[str, dict[str, int]] = Field(default_factory=_default_severity_map)
+    severity_map: dict[str, dict[str, int]] = Field(
+        default_factory=_default_severity_map,
+        description="kind -> vendor priority -> severity; replaces the plugins' defaults as a whole")
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
 
     @field_validator("timezone")
@@ -618,14 +632,19 @@ def load_settings(
     required: bool = True,
     overrides: dict[str, Any] | None = None,
     source_models: Mapping[str, type[SourceBase]] | None = None,
+    severity_maps: Mapping[str, Mapping[str, int]] | None = None,
 ) -> Settings:
     """Read, merge and validate the configuration; raise :class:`ConfigError` with one line on failure.
 
     ``source_models``: the kinds a ``[[sources]]`` entry may have (kind -> settings model), normally the
     installed connector plugins' models, handed in by sync (see :func:`use_source_models`).
+    ``severity_maps``: the default ``[kpi] severity_map`` (kind -> priority -> severity), normally what the
+    installed plugins declare, handed in by sync (see :func:`use_severity_defaults`).
     """
     if source_models is not None:
         use_source_models(source_models)
+    if severity_maps is not None:
+        use_severity_defaults(severity_maps)
     env = os.environ if env is None else env
     target = config_path(path, env)
     doc: dict[str, Any] = {}

@@ -25,6 +25,8 @@ from config.errors import ConfigError
 from config.settings import SourceBase
 
 ENTRY_POINT_GROUP = "deskpulse.connectors"
+#: the highest severity (KPIS.md: severities are 1..3; ``[kpi.escalation] top_severity`` defaults to it)
+MAX_SEVERITY = 3
 
 #: Credentials the local simulators accept. Not secrets: they only open a simulator on 127.0.0.1.
 SIM_EMAIL = "demo@deskpulse.invalid"
@@ -77,6 +79,13 @@ class ConnectorPlugin:
     ``writes``: whether the connector implements ``write()`` (distress write-back).
     ``contract``: the ``connectors.testing.ContractSpec`` the public contract kit runs this plugin with (the
     simulator's test hooks, page sizes, the requests of a quiet run), or None.
+    ``severity_map``: vendor priority (as the connector stores it in ``tickets.priority``) -> severity 1..3, the
+    default of ``[kpi.severity_map.<kind>]``. Sync hands every plugin's map to config
+    (``config.settings.use_severity_defaults``), so config keeps no vendor's values and a new helpdesk's
+    tickets get real severities without any configuration; a priority it does not list is severity 1.
+    ``history_note``: a line ``deskpulse status`` prints for each source of this kind about history the API
+    cannot show (Freshdesk: tickets archived before the first sync), or None. ``{source}`` is replaced by the
+    source's name, ``{since}`` by the date of its first sync (``YYYY-MM-DD``, or "the first sync").
     """
 
     kind: str
@@ -88,6 +97,8 @@ class ConnectorPlugin:
     writes: bool = False
     contract: Any = None  # "module:attr" or a connectors.testing.ContractSpec
     description: str = ""
+    severity_map: Mapping[str, int] = field(default_factory=dict)
+    history_note: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def load_connector(self) -> Callable[..., Any]:
@@ -135,7 +146,33 @@ def _check(name: str, obj: Any) -> ConnectorPlugin:
         raise PluginError(f"entry point '{name}' of group {ENTRY_POINT_GROUP} describes kind '{obj.kind}'")
     if not (isinstance(obj.settings, type) and issubclass(obj.settings, SourceBase)):
         raise PluginError(f"plugin '{name}': settings must subclass config.settings.SourceBase")
+    _check_severity_map(name, obj.severity_map)
+    _check_history_note(name, obj.history_note)
     return obj
+
+
+def _check_severity_map(name: str, severity_map: Any) -> None:
+    """Refuse at discovery a map the engine and the KPI facts could not use (found late, as wrong numbers)."""
+    if not isinstance(severity_map, Mapping):
+        raise PluginError(f"plugin '{name}': severity_map must map priorities to severities 1..{MAX_SEVERITY}")
+    for priority, severity in severity_map.items():
+        if not isinstance(priority, str) or not priority:
+            raise PluginError(f"plugin '{name}': severity_map key {priority!r} is not a priority name")
+        if isinstance(severity, bool) or not isinstance(severity, int) or not 1 <= severity <= MAX_SEVERITY:
+            raise PluginError(f"plugin '{name}': severity_map['{priority}'] must be a severity 1..{MAX_SEVERITY}")
+
+
+def _check_history_note(name: str, note: Any) -> None:
+    """A note must format with ``{source}`` and ``{since}`` only: a stray brace would crash ``deskpulse status``."""
+    if note is None:
+        return
+    if not isinstance(note, str) or not note.strip():
+        raise PluginError(f"plugin '{name}': history_note must be a non-empty text or None")
+    try:
+        note.format(source="source", since="since")
+    except (KeyError, IndexError, ValueError):
+        raise PluginError(f"plugin '{name}': history_note may only use the placeholders {{source}} and "
+                          "{since} (write a literal brace as {{ or }})") from None
 
 
 @cache
@@ -160,3 +197,9 @@ def installed() -> dict[str, ConnectorPlugin]:
 
 def installed_kinds() -> list[str]:
     return list(installed())
+
+
+def severity_defaults(plugins: Mapping[str, ConnectorPlugin]) -> dict[str, dict[str, int]]:
+    """kind -> the priority -> severity map each plugin declares; kinds that declare none are left out, so a
+    plugin without a map leaves the default ``[kpi] severity_map`` (and the KPI facts' fingerprint) as it was."""
+    return {kind: dict(plugin.severity_map) for kind, plugin in plugins.items() if plugin.severity_map}

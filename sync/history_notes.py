@@ -1,10 +1,9 @@
-"""``deskpulse status`` lines about history a helpdesk API cannot show (Freshdesk's archive).
+"""``deskpulse status`` lines about history a helpdesk API cannot show.
 
-Freshdesk archives closed, inactive tickets (120 days by default, Freshworks KB article 212901) and its
-API lists no archived ticket: one can be read by id, none can be found (API-NOTES 6.3). deskpulse keeps
-what it synced before a ticket was archived (nothing is deleted when a ticket leaves the listings), but
-what Freshdesk had archived before the first sync is out of reach. The first sync is the
-``history_partial_before`` marker of the source's ``tickets`` cursor (:func:`kpi_engine.volume.partial_history`).
+A connector plugin declares such a gap as ``ConnectorPlugin.history_note`` (Freshdesk's: closed tickets it
+archived before the first sync can no longer be listed, so that history may be partial); this module only
+fills in each configured source's name and the date of its first sync, the ``history_partial_before`` marker
+of the source's ``tickets`` cursor (:func:`kpi_engine.volume.partial_history`). No vendor is named here.
 """
 
 from __future__ import annotations
@@ -14,17 +13,21 @@ from datetime import UTC, datetime
 
 from config.settings import Settings
 from kpi_engine.volume import partial_history
+from sync.registry import plugins
 
 
 def archive_lines(settings: Settings, conn: sqlite3.Connection) -> list[str]:
-    """One line per configured Freshdesk source."""
-    firsts = partial_history(conn)
+    """One line per configured source whose plugin declares a history note."""
+    installed = plugins()
+    firsts: dict[str, int] | None = None
     lines = []
     for source in settings.sources:
-        if source.kind != "freshdesk":
+        found = installed.get(source.kind)
+        if found is None or found.history_note is None:
             continue
+        if firsts is None:
+            firsts = partial_history(conn)
         first = firsts.get(source.name)
         when = datetime.fromtimestamp(first, UTC).strftime("%Y-%m-%d") if first is not None else "the first sync"
-        lines.append(f"{source.name}: closed tickets archived by Freshdesk before the first sync are not visible "
-                     f"via the API; history before {when} may be partial")
+        lines.append(found.history_note.format(source=source.name, since=when))
     return lines

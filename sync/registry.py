@@ -2,8 +2,9 @@
 
 Every helpdesk, the built-in three included, is a ``connectors.plugin.ConnectorPlugin`` found through the
 ``deskpulse.connectors`` entry point group, so adding one never edits deskpulse. Importing this module
-hands the installed plugins' source models to config (``config.settings.use_source_models``): config
-itself discovers nothing and imports no connector.
+hands what the installed plugins declare for config to it: their source models
+(``config.settings.use_source_models``) and their priority -> severity maps, the default ``[kpi] severity_map``
+(``config.settings.use_severity_defaults``). config itself discovers nothing and imports no connector.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from config.errors import ConfigError
-from config.settings import Settings, SourceBase, use_source_models
+from config.settings import Settings, SourceBase, use_severity_defaults, use_source_models
 from connectors.base import Connector
 from connectors.plugin import ConnectorPlugin, PluginError, installed, load_path
+from connectors.plugin import severity_defaults as plugin_severity_defaults
 
 
 def plugins() -> dict[str, ConnectorPlugin]:
@@ -26,9 +28,16 @@ def source_models() -> dict[str, type[SourceBase]]:
     return {kind: plugin.settings for kind, plugin in plugins().items()}
 
 
+def severity_defaults() -> dict[str, dict[str, int]]:
+    """kind -> priority -> severity as the installed plugins declare it: the default ``[kpi] severity_map``."""
+    return plugin_severity_defaults(plugins())
+
+
 def register_source_models() -> None:
-    """Make ``Settings`` validate sources against the installed plugins (idempotent)."""
+    """Make ``Settings`` validate sources against the installed plugins, and default ``[kpi] severity_map`` to
+    their maps (idempotent)."""
     use_source_models(source_models())
+    use_severity_defaults(severity_defaults())
 
 
 def plugin(kind: str) -> ConnectorPlugin:

@@ -184,4 +184,11 @@ def _simulator_setup(speedup: int) -> SimulatorSetup:
 PLUGIN = ConnectorPlugin(
     kind="freshdesk", settings=FreshdeskSource, connector=FreshdeskConnector, http=build_http,
     simulator="connectors.sim.freshdesk:FreshdeskSim", simulator_setup=_simulator_setup, writes=True,
-    contract="connectors.testing.builtin:FRESHDESK", description="Freshdesk")
+    contract="connectors.testing.builtin:FRESHDESK", description="Freshdesk",
+    # priority as Freshdesk sends it: 1 low, 2 medium, 3 high, 4 urgent (KPIS.md)
+    severity_map={"4": 3, "3": 2, "2": 1, "1": 1},
+    # Freshdesk archives closed, inactive tickets (120 days by default, Freshworks KB article 212901) and its
+    # API lists no archived ticket: one can be read by id, none can be found (API-NOTES 6.3). deskpulse keeps
+    # what it synced before a ticket was archived, but what was archived before the first sync is out of reach.
+    history_note="{source}: closed tickets archived by Freshdesk before the first sync are not visible via the "
+                 "API; history before {since} may be partial")

@@ -208,4 +208,6 @@ def _simulator_setup(speedup: int) -> SimulatorSetup:
 PLUGIN = ConnectorPlugin(
     kind="intercom", settings=IntercomSource, connector=IntercomConnector, http=build_http,
     simulator="connectors.sim.intercom:IntercomSim", simulator_setup=_simulator_setup, writes=True,
-    contract="connectors.testing.builtin:INTERCOM", description="Intercom")
+    contract="connectors.testing.builtin:INTERCOM", description="Intercom",
+    # 2.11: priority / not_priority; 2.16: none (stored as not_priority), low, medium, high, urgent
+    severity_map={"priority": 2, "not_priority": 1, "urgent": 3, "high": 2, "medium": 1, "low": 1})

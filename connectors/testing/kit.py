@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from config.settings import Settings, use_source_models
+from config.settings import Settings, use_severity_defaults, use_source_models
 from connectors.base import Connector
-from connectors.plugin import ConnectorPlugin, installed
+from connectors.plugin import ConnectorPlugin, installed, severity_defaults
 from connectors.sim.base import SimServer, Simulator, serve
 from connectors.sim.model import Ticket, World
 from connectors.sim.world import generate_world
@@ -216,6 +216,7 @@ class Harness:
         self.fake = FakeTime()
         # Settings validates [[sources]] against the installed plugins' models (as sync hands them to config)
         use_source_models({kind: plugin.settings for kind, plugin in installed().items()})
+        use_severity_defaults(severity_defaults(installed()))  # and their priority -> severity maps
         self.plugin = desk.plugin
         self.sim, source = self.plugin.build_simulator(copy.deepcopy(world), speedup=SPEEDUP)
         self.sim.clock = self.fake.clock

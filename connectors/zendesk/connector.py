@@ -240,4 +240,5 @@ def _simulator_setup(speedup: int) -> SimulatorSetup:
 PLUGIN = ConnectorPlugin(
     kind="zendesk", settings=ZendeskSource, connector=ZendeskConnector, http=build_http,
     simulator="connectors.sim.zendesk:ZendeskSim", simulator_setup=_simulator_setup, writes=True,
-    contract="connectors.testing.builtin:ZENDESK", description="Zendesk Support")
+    contract="connectors.testing.builtin:ZENDESK", description="Zendesk Support",
+    severity_map={"urgent": 3, "high": 2, "normal": 1, "low": 1})  # KPIS.md

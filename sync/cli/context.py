@@ -40,9 +40,11 @@ class AppContext:
     def settings(self, *, required: bool = True) -> Settings:
         """Load once; ``required=False`` gives defaults when no config file exists."""
         if self._settings is None:
-            from sync.registry import source_models  # the installed connector plugins' [[sources]] models
+            # the installed connector plugins' [[sources]] models and default [kpi] severity_map
+            from sync.registry import severity_defaults, source_models
 
-            self.use_settings(load_settings(self.config_path, required=required, source_models=source_models()))
+            self.use_settings(load_settings(self.config_path, required=required, source_models=source_models(),
+                                            severity_maps=severity_defaults()))
         assert self._settings is not None
         return self._settings
 
