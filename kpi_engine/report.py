@@ -15,9 +15,10 @@ from datetime import date, timedelta
 from typing import Any
 
 from config.settings import CostSettings, CustomerSettings, KpiSettings, SlaSettings
+from kpi_engine import distress_latest
 from kpi_engine.background import Background
 from kpi_engine.customers import CustomerMap
-from kpi_engine.distress import DAY, CdiResult, compute_cdi, customer_map, day_of, record_history, refresh
+from kpi_engine.distress import DAY, CdiResult, compute_cdi, customer_map, day_of, record_history
 from kpi_engine.engine import compute, compute_tables
 from kpi_engine.registry import BY_NAME, NAMES
 from kpi_engine.workspace import NONE_KEY
@@ -151,13 +152,12 @@ def _distress_view(distress: CdiResult) -> dict[str, Any]:
 
 
 def distress_part(conn: sqlite3.Connection, *, settings: Any, kpi: KpiSettings, sla: SlaSettings | None,
-                  customers: CustomerSettings | None, now: int, distress: CdiResult | None = None,
-                  ) -> tuple[CdiResult, list[dict[str, Any]]]:
-    """Today's CDI (``distress``, else refreshed and recorded as ``deskpulse distress`` does) and its
+                  customers: CustomerSettings | None, now: int) -> tuple[CdiResult, list[dict[str, Any]]]:
+    """Today's CDI, refreshed and recorded as ``deskpulse distress`` does (and kept as the latest), and its
     12-week line: what :func:`build_report` runs in a worker process (:mod:`kpi_engine.background`)."""
-    cmap = customer_map(conn, customers)
-    if distress is None:
-        distress = refresh(conn, settings=settings, as_of=now, tz=kpi.timezone, sla=sla, customers=cmap)
+    cmap = customer_map(conn, customers)  # resolved once for both
+    distress = distress_latest.refresh(conn, settings=settings, as_of=now, tz=kpi.timezone, sla=sla,
+                                       customers=customers, resolved=cmap)
     return distress, _cdi_lines(conn, distress, kpi=kpi, settings=settings, sla=sla, customers=cmap)
 
 
@@ -175,39 +175,54 @@ def _sla_rows(by_org: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def kpi_part(conn: sqlite3.Connection, **args: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The weekly KPIs (all but the CDI band counts, read once the CDI is recorded) and the agent, group and
+    channel tables: what :func:`build_report` runs in a worker process when the CDI is already in hand."""
+    weekly = compute(conn, by="week", kpis=NOT_CDI, **args)
+    return weekly, compute_tables(conn, dims=[dim for dim, _ in BREAKDOWNS], kpis=TABLE_KPIS, **args)
+
+
 def build_report(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings, costs: CostSettings,
                  distress_settings: Any, since: int, until: int, now: int, distress: CdiResult | None = None,
                  source: str | None = None, title: str = "Support report",
                  customers: CustomerSettings | None = None) -> ReportData:
     """Compute every number the report shows over ``[since, until)``.
 
-    The CDI (:func:`distress_part`: refreshed unless the caller passes today's ``distress``, and its 12-week
-    line) runs in a worker process while this one computes the KPIs (about as long, on the bench store);
-    the period's CDI band counts are then read from the history it recorded, as ``deskpulse kpi`` reads
-    them. ``customers`` (``[customers]``; None: its defaults): one row per customer, as
-    ``kpi --by organization`` and ``distress`` show them.
+    The CDI is ``distress`` if the caller has it, else the latest one while it is current (computed today, after
+    the last sync, with these settings: :mod:`kpi_engine.distress_latest`; the daemon's report follows its
+    distress job), else refreshed as ``deskpulse distress`` does. Two processes share the work
+    (:mod:`kpi_engine.background`): a CDI to compute runs in the worker (:func:`distress_part`) while this
+    process computes the KPIs; with the CDI in hand, the worker computes the weeks and tables (:func:`kpi_part`)
+    and this process the customers' SLA and the CDI line. The period's CDI band counts are then read from the
+    history, as ``deskpulse kpi`` reads them. ``customers`` (``[customers]``; None: its defaults): one row per
+    customer, as ``kpi --by organization`` and ``distress`` show them.
     """
-    with Background(conn, "kpi_engine.report:distress_part", settings=distress_settings, kpi=kpi, sla=sla,
-                    customers=customers, now=now, distress=distress) as job:
-        # every KPI but the CDI band counts, which come from the history the CDI is recording meanwhile
-        weekly = compute(conn, kpi=kpi, sla=sla, costs=costs, since=since, until=until, source=source, by="week",
-                         now=now, kpis=NOT_CDI)
-        breakdowns: dict[str, list[dict[str, Any]]] = {}
-        tables = compute_tables(conn, dims=[dim for dim, _ in BREAKDOWNS], kpi=kpi, sla=sla, costs=costs,
-                                since=since, until=until, source=source, now=now, kpis=TABLE_KPIS)
-        for dim, _ in BREAKDOWNS:
-            result = tables[dim]
-            keys = [row["key"] for row in result.get("breakdown", [])]
-            names = _names(conn, LABEL_TABLES[dim], source, keys) if dim in LABEL_TABLES else {}
-            breakdowns[dim] = [{"key": row["key"], "label": names.get(row["key"], row["key"]),
-                                **{name: row["kpis"].get(name) for name in BREAKDOWN_KPIS}}
-                               for row in result.get("breakdown", [])]
-            breakdowns[dim].sort(key=lambda r: -(r["tickets_created"] or 0))
-        by_org = compute(conn, kpi=kpi, sla=sla, costs=costs, since=since, until=until, source=source,
-                         by="organization", now=now, customers=customer_map(conn, customers), kpis=SLA_VIEW_KPIS)
-        distress, lines = job.result()
-    cdi = compute(conn, kpi=kpi, sla=sla, costs=costs, since=since, until=until, source=source, now=now,
-                  kpis=CDI_KPIS)
+    args: dict[str, Any] = {"kpi": kpi, "sla": sla, "costs": costs, "since": since, "until": until, "source": source,
+                            "now": now}
+    if distress is None:
+        distress = distress_latest.kept(conn, settings=distress_settings, as_of=now, tz=kpi.timezone, sla=sla,
+                                        customers=customers)
+    if distress is None:
+        with Background(conn, "kpi_engine.report:distress_part", settings=distress_settings, kpi=kpi, sla=sla,
+                        customers=customers, now=now) as job:
+            weekly, tables = kpi_part(conn, **args)
+            by_org = compute(conn, by="organization", customers=customer_map(conn, customers), kpis=SLA_VIEW_KPIS,
+                             **args)
+            distress, lines = job.result()
+    else:
+        with Background(conn, "kpi_engine.report:kpi_part", **args) as job:
+            cmap = customer_map(conn, customers)
+            lines = _cdi_lines(conn, distress, kpi=kpi, settings=distress_settings, sla=sla, customers=cmap)
+            by_org = compute(conn, by="organization", customers=cmap, kpis=SLA_VIEW_KPIS, **args)
+            weekly, tables = job.result()
+    breakdowns: dict[str, list[dict[str, Any]]] = {}
+    for dim, _ in BREAKDOWNS:
+        rows = tables[dim].get("breakdown", [])
+        names = _names(conn, LABEL_TABLES[dim], source, [r["key"] for r in rows]) if dim in LABEL_TABLES else {}
+        breakdowns[dim] = [{"key": row["key"], "label": names.get(row["key"], row["key"]),
+                            **{name: row["kpis"].get(name) for name in BREAKDOWN_KPIS}} for row in rows]
+        breakdowns[dim].sort(key=lambda r: -(r["tickets_created"] or 0))
+    cdi = compute(conn, kpis=CDI_KPIS, **args)
     kpis = {name: {**weekly["kpis"], **cdi["kpis"]}[name] for name in NAMES}
     notes = []
     if not weekly.get("breakdown"):

@@ -26,6 +26,7 @@ What lives here (see :mod:`kpi_engine.fact_store` for what the facts mean):
                         ``messages`` and ``ticket_events`` (read by the daemon's health metrics too)
 ``kpi_facts_meta``      the fingerprint the stored facts were computed with
 ``sentiment_pending``   messages whose sentiment is still to score, filled by triggers on ``messages``
+``cdi_latest``          the latest CDI result whole (:mod:`kpi_engine.distress_latest`)
 """
 
 from __future__ import annotations
@@ -220,9 +221,18 @@ V7_ACCOUNT_INDEX = Step(
         "(source, organization_id, requester_id, created_at, status, is_spam, is_merged)",
     ))
 
+# -- v8: the latest CDI, whole ------------------------------------------------------------------------------------
+
+V8_CDI_LATEST = Step(
+    "v8_cdi_latest",
+    "The latest CDI result kept whole, reused while no sync has run since (kpi_engine.distress_latest).", (
+        "CREATE TABLE IF NOT EXISTS cdi_latest (scope TEXT PRIMARY KEY, day TEXT NOT NULL, "
+        "computed_at INTEGER NOT NULL, fingerprint TEXT NOT NULL, result TEXT NOT NULL)",
+    ))
+
 #: every kpi_engine step, oldest first (sync/store.py MIGRATIONS lists each at its place among the store's own)
 MIGRATIONS: tuple[Step, ...] = (V2_ANALYTICS, V3_KPI_INDEXES, V4_FACTS, V5_NAMED_FACTS, V6_SENTIMENT_QUEUE,
-                                V7_ACCOUNT_INDEX)
+                                V7_ACCOUNT_INDEX, V8_CDI_LATEST)
 
 # -- the facts tables as the newest step leaves them --------------------------------------------------------------
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from config.errors import UsageError
 from config.settings import Settings
-from kpi_engine import distress
+from kpi_engine import distress_latest
 from kpi_engine.distress import CdiResult
 from sync.store import Store
 
 
 def refresh_cdi(store: Store, settings: Settings, now: int) -> CdiResult:
-    """Score, backfill and record today's CDI over every active account of every source; returns it."""
-    return distress.refresh(store.conn, settings=settings.distress, as_of=now, tz=settings.kpi.timezone,
-                            sla=settings.sla, customers=settings.customers)
+    """Score, backfill and record today's CDI over every active account of every source, and keep it as the
+    latest (the report reuses it until the next sync); returns it."""
+    return distress_latest.refresh(store.conn, settings=settings.distress, as_of=now, tz=settings.kpi.timezone,
+                                   sla=settings.sla, customers=settings.customers)
 
 
 def distress_view(store: Store, settings: Settings, *, now: int, source: str | None = None) -> CdiResult:

@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from config.settings import Settings
 from connectors.base import Connector, WriteRequest, WriteResult
 from connectors.errors import APIError, FatalAPIError, Stopped
+from kpi_engine import distress_latest
 from sync.connector_pool import ConnectorPool
 from sync.distress_job import refresh_cdi
 from sync.store import Store
@@ -126,8 +127,7 @@ def ensure_fresh_cdi(store: Store, settings: Settings, *, now: float) -> CdiBasi
     stored one would tag by yesterday's distress, or find nothing at all on a fresh install. Fresh means
     recorded (``cdi_history.computed_at``) no earlier than the last sync activity of any stream.
     """
-    newest_sync = store.scalar("SELECT max(max(coalesce(last_run_at, 0), coalesce(last_success_at, 0), "
-                               "coalesce(last_error_at, 0))) FROM sync_state")
+    newest_sync = distress_latest.newest_sync(store.conn)
     day = store.scalar("SELECT max(day) FROM cdi_history")
     computed = store.scalar("SELECT max(computed_at) FROM cdi_history WHERE day = ?", [day]) if day else None
     if day is not None and computed is not None and int(computed) >= int(newest_sync or 0):
