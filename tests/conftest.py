@@ -13,10 +13,16 @@ DATA = SHARED / "data"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Install the example connector plugin (tests/plugin_example) before collection: tests/plugin_install.py."""
+    """Install the example connector plugin (tests/plugin_example) before collection: tests/plugin_install.py;
+    point the user cache folder (the report's script bundle) at a folder of this run, for it and its
+    subprocesses, so tests never write to the home folder."""
+    import os
+    import tempfile
+
     from tests.plugin_install import install_example_plugin
 
     config.stash[_PLUGIN_DIR] = install_example_plugin()
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="deskpulse-test-cache-")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
