@@ -11,24 +11,21 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import sqlite3
-import subprocess
 from collections.abc import Iterator, Mapping
-from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
 
 from config.errors import ConfigError
 from config.settings import KpiSettings, Settings, load_settings, use_severity_defaults
-from connectors.plugin import ENTRY_POINT_GROUP, PluginError, installed
+from connectors.plugin import installed
 from connectors.plugin import severity_defaults as plugin_severity_defaults
 from kpi_engine import fact_store
 from sync import history_notes
 from sync.registry import plugins, register_source_models, severity_defaults
-from sync.simulators import start_simulator
 from sync.store import Store
+from tests.plugin_kit import load_error, synced_deskette, toml_source
 
 REPO = Path(__file__).resolve().parents[1]
 BUILT_IN = ("freshdesk", "intercom", "zendesk")
@@ -49,17 +46,6 @@ def built_in_only() -> Iterator[None]:
         yield
     finally:
         register_source_models()
-
-
-def deskpulse(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DESKPULSE_")}
-    return subprocess.run(["deskpulse", *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=env,
-                          check=False)
-
-
-def toml_source(name: str, source: dict[str, object]) -> str:
-    lines = [f"{k} = {v!r}".replace("'", '"') for k, v in {"name": name, **source}.items()]
-    return "[[sources]]\n" + "\n".join(lines) + "\n"
 
 
 def severities(db: Path, source: str) -> dict[str, set[int]]:
@@ -120,16 +106,8 @@ def test_the_cli_loads_a_plugins_map_as_the_default(tmp_path: Path) -> None:
 
 def test_a_plugins_map_reaches_the_stored_severities_without_any_config(tmp_path: Path) -> None:
     """Before plugins declared maps, every ticket of a fourth helpdesk had severity 1."""
-    running = start_simulator("deskette", tickets=80, seed=5, name="desk1")
-    try:
-        config = tmp_path / "deskpulse.toml"
-        config.write_text(toml_source("desk1", {k: v for k, v in running.source.items() if k != "name"}),
-                          encoding="utf-8")
-        db = tmp_path / "d.db"
-        out = deskpulse("--config", str(config), "--db", str(db), "sync", cwd=tmp_path)
-        assert out.returncode == 0, (out.stdout, out.stderr)
-    finally:
-        running.server.stop()
+    with synced_deskette(tmp_path, tickets=80, seed=5) as (_running, _config, db):
+        pass
     assert severities(db, "desk1") == {p: {s} for p, s in DESKETTE_MAP.items()}
 
 
@@ -142,16 +120,9 @@ def test_a_configured_map_still_replaces_the_plugin_defaults_as_a_whole(tmp_path
     env = {"DESKPULSE_KPI__SEVERITY_MAP__ZENDESK__HIGH": "3"}
     assert load_settings(tmp_path / "none.toml", env=env, required=False).kpi.severity_map == {"zendesk": {"high": 3}}
 
-    running = start_simulator("deskette", tickets=80, seed=5, name="desk1")
-    try:
-        config.write_text("[kpi.severity_map.deskette]\nurgent = 2\n\n"
-                          + toml_source("desk1", {k: v for k, v in running.source.items() if k != "name"}),
-                          encoding="utf-8")
-        db = tmp_path / "d.db"
-        out = deskpulse("--config", str(config), "--db", str(db), "sync", cwd=tmp_path)
-        assert out.returncode == 0, (out.stdout, out.stderr)
-    finally:
-        running.server.stop()
+    with synced_deskette(tmp_path, tickets=80, seed=5, config_head="[kpi.severity_map.deskette]\nurgent = 2\n\n"
+                         ) as (_running, _config, db):
+        pass
     assert severities(db, "desk1") == {"urgent": {2}, "high": {1}, "normal": {1}, "low": {1}}
 
 
@@ -174,19 +145,9 @@ EMPTY_NOTE = dataclasses.replace(BASE, kind="brokendesk", history_note=" ")
 ])
 def test_a_plugin_declaring_an_unusable_map_or_note_is_refused_on_one_line(monkeypatch: pytest.MonkeyPatch,
                                                                             attr: str, problem: str) -> None:
-    import connectors.plugin as plugin_module
-
-    broken = EntryPoint(name="brokendesk", value=f"tests.test_plugin_defaults:{attr}", group=ENTRY_POINT_GROUP)
-    monkeypatch.setattr(plugin_module, "entry_points", lambda group: [broken])
-    installed.cache_clear()
-    try:
-        with pytest.raises(PluginError) as err:
-            installed()
-    finally:
-        monkeypatch.undo()
-        installed.cache_clear()
-    assert isinstance(err.value, ConfigError) and "\n" not in str(err.value)
-    assert str(err.value) == f"plugin 'brokendesk': {problem}"
+    error = load_error(monkeypatch, f"tests.test_plugin_defaults:{attr}")
+    assert isinstance(error, ConfigError) and "\n" not in str(error)
+    assert str(error) == f"plugin 'brokendesk': {problem}"
 
 
 # -- history notes come from the plugin ------------------------------------------------------------------

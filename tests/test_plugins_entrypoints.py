@@ -13,7 +13,7 @@ import os
 import signal
 import sqlite3
 import subprocess
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -21,23 +21,13 @@ import requests
 
 from config.errors import ConfigError
 from config.settings import Settings, load_settings, use_source_models
-from connectors.plugin import ENTRY_POINT_GROUP, ConnectorPlugin, PluginError, installed
+from connectors.plugin import ENTRY_POINT_GROUP, ConnectorPlugin, installed
 from sync.registry import plugin, source_models
-from sync.simulators import build_simulator, simulator_kinds, start_simulator
+from sync.simulators import build_simulator, simulator_kinds
+from tests.plugin_kit import deskpulse, load_error, synced_deskette, toml_source
 
 REPO = Path(__file__).resolve().parents[1]
 KINDS = ["deskette", "freshdesk", "intercom", "zendesk"]
-
-
-def deskpulse(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DESKPULSE_")}
-    return subprocess.run(["deskpulse", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env,
-                          check=False)
-
-
-def toml_source(name: str, source: dict[str, object]) -> str:
-    lines = [f"{k} = {v!r}".replace("'", '"') for k, v in {"name": name, **source}.items()]
-    return "[[sources]]\n" + "\n".join(lines) + "\n"
 
 
 # -- discovery --------------------------------------------------------------------------------------------
@@ -117,14 +107,7 @@ def test_cli_sim_with_an_unknown_kind_lists_the_installed_simulators(tmp_path: P
 
 
 def test_the_example_plugin_syncs_end_to_end_from_the_cli(tmp_path: Path) -> None:
-    running = start_simulator("deskette", tickets=120, seed=3, name="desk1")
-    try:
-        config = tmp_path / "deskpulse.toml"
-        config.write_text(toml_source("desk1", {k: v for k, v in running.source.items() if k != "name"}),
-                          encoding="utf-8")
-        db = tmp_path / "d.db"
-        out = deskpulse("--config", str(config), "--db", str(db), "sync", cwd=tmp_path)
-        assert out.returncode == 0, (out.stdout, out.stderr)
+    with synced_deskette(tmp_path, tickets=120, seed=3) as (running, config, db):
         truth = running.sim.ground_truth()  # type: ignore[attr-defined]
         conn = sqlite3.connect(db)
         try:
@@ -140,8 +123,6 @@ def test_the_example_plugin_syncs_end_to_end_from_the_cli(tmp_path: Path) -> Non
             conn.close()
         status = deskpulse("--config", str(config), "--db", str(db), "status", cwd=tmp_path)
         assert status.returncode == 0 and "desk1" in status.stdout, (status.stdout, status.stderr)
-    finally:
-        running.server.stop()
 
 
 def test_cli_sim_serves_the_example_plugins_simulator(tmp_path: Path) -> None:
@@ -177,18 +158,8 @@ def test_cli_sim_serves_the_example_plugins_simulator(tmp_path: Path) -> None:
 ])
 def test_a_broken_plugin_is_a_one_line_config_error(monkeypatch: pytest.MonkeyPatch, value: str,
                                                      problem: str) -> None:
-    import connectors.plugin as plugin_module
-
-    broken = EntryPoint(name="brokendesk", value=value, group=ENTRY_POINT_GROUP)
-    monkeypatch.setattr(plugin_module, "entry_points", lambda group: [broken])
-    installed.cache_clear()
-    try:
-        with pytest.raises(PluginError) as err:
-            installed()
-    finally:
-        monkeypatch.undo()
-        installed.cache_clear()
-    assert isinstance(err.value, ConfigError) and "\n" not in str(err.value)
-    assert "'brokendesk'" in str(err.value)
-    assert problem in str(err.value)
+    error = load_error(monkeypatch, value)
+    assert isinstance(error, ConfigError) and "\n" not in str(error)
+    assert "'brokendesk'" in str(error)
+    assert problem in str(error)
     assert list(installed()) == KINDS
