@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -181,22 +181,19 @@ def assert_counted_per_stream(report: Any, counts: Counts, served: dict[str, int
         assert c["throttled"] == c["retries"] == (2 if stream == met else 0), stream
 
 
-def test_freshdesk_conversations_fetched_in_the_pool_count_under_the_tickets_stream(tmp_path: Path) -> None:
-    # only the per-ticket conversation fetches (the pool's work) live under /api/v2/tickets/
-    report, counts, served = sync_on_simulator(tmp_path, "freshdesk", "fd-pooled",
-                                               Fault("429", count=2, path="/api/v2/tickets/", retry_after=0.2))
-    assert_counted_per_stream(report, counts, served, met="tickets")
-    fetched = sum(n for what, n in served.items() if what.endswith("/conversations"))
-    assert fetched >= 30 + 2 and counts[("fd-pooled", "tickets")]["requests"] > fetched
-
-
-def test_intercom_conversations_fetched_in_the_pool_count_under_the_conversations_stream(tmp_path: Path) -> None:
-    # GET /conversations/1, /10../19 are single fetches (the pool's work); the search is /conversations/search
-    report, counts, served = sync_on_simulator(tmp_path, "intercom", "ic-pooled",
-                                               Fault("429", count=2, path="/conversations/1", retry_after=0.2))
-    assert_counted_per_stream(report, counts, served, met="conversations")
-    fetched = sum(n for what, n in served.items() if what.startswith("GET /conversations/"))
-    assert fetched >= 30 + 2 and counts[("ic-pooled", "conversations")]["requests"] > fetched
+@pytest.mark.parametrize(("kind", "name", "pooled_path", "met", "pooled"), [
+    # Freshdesk: only the per-ticket conversation fetches (the pool's work) live under /api/v2/tickets/
+    ("freshdesk", "fd-pooled", "/api/v2/tickets/", "tickets", lambda what: what.endswith("/conversations")),
+    # Intercom: GET /conversations/1, /10../19 are single fetches (the pool's work); the search is /conversations/search
+    ("intercom", "ic-pooled", "/conversations/1", "conversations", lambda what: what.startswith("GET /conversations/")),
+], ids=["freshdesk-conversations-under-tickets", "intercom-conversations-under-conversations"])
+def test_requests_fetched_in_a_connectors_pool_count_under_their_stream(
+        tmp_path: Path, kind: str, name: str, pooled_path: str, met: str, pooled: Callable[[str], bool]) -> None:
+    report, counts, served = sync_on_simulator(tmp_path, kind, name,
+                                               Fault("429", count=2, path=pooled_path, retry_after=0.2))
+    assert_counted_per_stream(report, counts, served, met=met)
+    fetched = sum(n for what, n in served.items() if pooled(what))
+    assert fetched >= 30 + 2 and counts[(name, met)]["requests"] > fetched
 
 
 # -- a running daemon's /metrics ---------------------------------------------------------------------------------
