@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from contextlib import nullcontext
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,11 @@ def build(store: Store, settings: Settings, period: Period, *, now: int, source:
     """Refresh the KPI facts, then compute every number the report shows (the CDI, with its sentiment scores
     and history, refreshed beside the KPIs: :func:`kpi_engine.report.build_report`)."""
     refresh_kpi_facts(store, settings.kpi, console, now=now)
-    return build_report(store.conn, kpi=settings.kpi, sla=settings.sla, costs=settings.costs,
-                        distress_settings=settings.distress, since=period.since, until=period.until, now=now,
-                        source=source, customers=settings.customers)
+    what = "computing the report (the KPIs, and the CDI unless it is current; a first report also fills its history)"
+    with console.status(what) if console is not None else nullcontext():
+        return build_report(store.conn, kpi=settings.kpi, sla=settings.sla, costs=settings.costs,
+                            distress_settings=settings.distress, since=period.since, until=period.until, now=now,
+                            source=source, customers=settings.customers)
 
 
 def write_atomically(path: Path, text: str) -> None:

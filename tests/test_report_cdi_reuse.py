@@ -8,7 +8,7 @@ same settings. These tests pin the three ways it stops being current and that a 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +113,36 @@ def test_the_report_keeps_what_it_computed_for_the_next_reader(store_and_app: tu
     # (the period ended before both clocks, so the clock changes none of them)
     assert second["kpis"] == first["kpis"] and second["weeks"] == first["weeks"]
     assert second["breakdowns"] == first["breakdowns"] and second["sla_by_account"] == first["sla_by_account"]
+
+
+def test_a_terminal_sees_what_the_report_is_busy_with(store_and_app: tuple[Path, Path, typer.Typer]) -> None:
+    """A first report on a large store fills the CDI history for a minute or more: a terminal is told so."""
+    import io
+
+    from rich.console import Console
+
+    from kpi_engine.periods import Period
+    from sync.report_job import build
+
+    db, config, _app = store_and_app
+    screen = io.StringIO()
+    with Store(db) as store:
+        build(store, load_settings(config), Period.from_dates(date.fromisoformat(SINCE), date.fromisoformat(UNTIL),
+                                                               "Europe/Berlin"),
+              now=NOW, console=Console(file=screen, force_terminal=True, width=200))
+    assert "computing the report" in screen.getvalue() and "fills its history" in screen.getvalue()
+
+
+def test_a_terminal_sees_what_distress_is_busy_with(store_and_app: tuple[Path, Path, typer.Typer]) -> None:
+    import io
+
+    from rich.console import Console
+
+    from sync.cli.distress import run_distress
+
+    db, config, _app = store_and_app
+    screen = io.StringIO()
+    actx = AppContext(db_path=db, config_path=config, clock=lambda: NOW,
+                      err_console=Console(file=screen, force_terminal=True, width=200))
+    assert run_distress(actx).accounts
+    assert "computing the CDI" in screen.getvalue()

@@ -35,7 +35,8 @@ def run_distress(actx: AppContext, *, source: str | None = None) -> CdiResult:
     path = actx.store_path(settings)
     if str(path) != ":memory:" and not path.exists():
         raise UsageError(f"no store at {path}: run 'deskpulse sync' (or 'deskpulse demo') first, or pass --db")
-    with actx.store(settings) as store:
+    with actx.store(settings) as store, actx.err_console.status(
+            "computing the CDI (new messages' sentiment, and 14 days of history on a new store)"):
         return distress_view(store, settings, now=int(actx.clock()), source=source)
 
 
