@@ -33,6 +33,7 @@ table (:meth:`CustomerMap.install`), no network.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections import Counter, defaultdict
@@ -221,9 +222,65 @@ def _join_groups(uf: _Union, groups: dict[str, set[Member]], what: str, rules: d
             rules[member].add(what)
 
 
+#: bump when matching changes: kept maps are then never reused
+MATCHING_VERSION = 1
+
+
 def resolve(conn: sqlite3.Connection, settings: CustomerSettings | None = None) -> CustomerMap:
-    """Which accounts of the store are one customer, by ``settings`` (default: every rule on)."""
+    """Which accounts of the store are one customer, by ``settings`` (default: every rule on).
+
+    Kept in ``customer_map_cache`` per settings until an organization or a person changes (a generation
+    that triggers bump): matching reads every person, a second on a store of 300k, and the report, distress,
+    write-back and ``kpi --by organization`` each ask. A store that cannot keep it (read-only, busy with
+    another writer, older schema) is only slower.
+    """
     settings = settings or CustomerSettings()
+    key = hashlib.sha1(json.dumps([MATCHING_VERSION, settings.model_dump(mode="json"), sorted(PERSONAL_DOMAINS)],
+                                  sort_keys=True).encode(), usedforsecurity=False).hexdigest()[:16]
+    try:
+        generation = conn.execute("SELECT generation FROM customer_inputs").fetchone()[0]
+        kept = conn.execute("SELECT generation, map FROM customer_map_cache WHERE fingerprint = ?", [key]).fetchone()
+    except (sqlite3.OperationalError, TypeError):  # no such table (older schema), or no generation row
+        return _resolve(conn, settings)
+    if kept is not None and kept[0] == generation:
+        return _from_json(kept[1])
+    out = _resolve(conn, settings)
+    _keep(conn, key, generation, out)
+    return out
+
+
+def _keep(conn: sqlite3.Connection, key: str, generation: int, out: CustomerMap) -> None:
+    """Store ``out`` for ``generation`` if that costs no wait: never block on another process's write lock."""
+    before = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        with savepoint(conn, "dp_customer_map"):
+            conn.execute("INSERT INTO customer_map_cache (fingerprint, generation, map) VALUES (?, ?, ?) "
+                         "ON CONFLICT(fingerprint) DO UPDATE SET generation = excluded.generation, map = excluded.map",
+                         [key, generation, _to_json(out)])
+    except sqlite3.OperationalError:  # read-only, or locked by another writer: the next caller resolves again
+        pass
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(before)}")
+
+
+def _to_json(out: CustomerMap) -> str:
+    return json.dumps({"customers": [[c.key, c.name, [list(m) for m in c.members], c.rule]
+                                     for c in out.customers.values()], "notes": out.notes}, separators=(",", ":"))
+
+
+def _from_json(text: str) -> CustomerMap:
+    doc = json.loads(text)
+    out = CustomerMap(notes=list(doc["notes"]))
+    for key, name, members, rule in doc["customers"]:
+        customer = Customer(key, name, tuple((s, k, i) for s, k, i in members), rule)
+        out.customers[key] = customer
+        for member in customer.members:
+            out.by_member[member] = customer
+    return out
+
+
+def _resolve(conn: sqlite3.Connection, settings: CustomerSettings) -> CustomerMap:
     out = CustomerMap()
     if not settings.match:
         return out

@@ -27,6 +27,8 @@ What lives here (see :mod:`kpi_engine.fact_store` for what the facts mean):
 ``kpi_facts_meta``      the fingerprint the stored facts were computed with
 ``sentiment_pending``   messages whose sentiment is still to score, filled by triggers on ``messages``
 ``cdi_latest``          the latest CDI result whole (:mod:`kpi_engine.distress_latest`)
+``customer_map_cache``  the resolved customer map per settings, valid for one ``customer_inputs`` generation,
+                        which triggers on ``organizations`` and ``people`` bump (:mod:`kpi_engine.customers`)
 """
 
 from __future__ import annotations
@@ -230,9 +232,31 @@ V8_CDI_LATEST = Step(
         "computed_at INTEGER NOT NULL, fingerprint TEXT NOT NULL, result TEXT NOT NULL)",
     ))
 
+# -- v9: the customer map, kept until an organization or a person changes -----------------------------------------
+
+_BUMP = "BEGIN UPDATE customer_inputs SET generation = generation + 1; END"
+#: what kpi_engine.customers.resolve reads of each table (besides the key, which an update never changes)
+_CUSTOMER_COLUMNS = {"organizations": ("name", "raw"), "people": ("organization_id", "email", "name", "role")}
+
+V9_CUSTOMER_MAP = Step(
+    "v9_customer_map",
+    "The resolved customer map kept under a generation that triggers on organizations and people bump.", (
+        "CREATE TABLE IF NOT EXISTS customer_inputs (one INTEGER PRIMARY KEY CHECK (one = 1), "
+        "generation INTEGER NOT NULL)",
+        "INSERT OR IGNORE INTO customer_inputs (one, generation) VALUES (1, 0)",
+        "CREATE TABLE IF NOT EXISTS customer_map_cache (fingerprint TEXT PRIMARY KEY, generation INTEGER NOT NULL, "
+        "map TEXT NOT NULL)",
+        *(f"CREATE TRIGGER IF NOT EXISTS customer_inputs_{table}_{op.lower()} AFTER {op} ON {table} {_BUMP}"
+          for table in _CUSTOMER_COLUMNS for op in ("INSERT", "DELETE")),
+        # a re-synced record is upserted unchanged: only a change of what matching reads counts
+        *(f"CREATE TRIGGER IF NOT EXISTS customer_inputs_{table}_update AFTER UPDATE OF {', '.join(cols)} ON {table} "
+          f"WHEN {' OR '.join(f'OLD.{c} IS NOT NEW.{c}' for c in cols)} {_BUMP}"
+          for table, cols in _CUSTOMER_COLUMNS.items()),
+    ))
+
 #: every kpi_engine step, oldest first (sync/store.py MIGRATIONS lists each at its place among the store's own)
 MIGRATIONS: tuple[Step, ...] = (V2_ANALYTICS, V3_KPI_INDEXES, V4_FACTS, V5_NAMED_FACTS, V6_SENTIMENT_QUEUE,
-                                V7_ACCOUNT_INDEX, V8_CDI_LATEST)
+                                V7_ACCOUNT_INDEX, V8_CDI_LATEST, V9_CUSTOMER_MAP)
 
 # -- the facts tables as the newest step leaves them --------------------------------------------------------------
 

@@ -230,6 +230,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _kpi_engine(kpi_schema.V6_SENTIMENT_QUEUE),  # v6 sentiment_pending (+ triggers on messages)
     _kpi_engine(kpi_schema.V7_ACCOUNT_INDEX),  # v7 idx_tickets_account (the CDI's lifetime counts)
     _kpi_engine(kpi_schema.V8_CDI_LATEST),     # v8 cdi_latest (the latest CDI, reused while current)
+    _kpi_engine(kpi_schema.V9_CUSTOMER_MAP),   # v9 customer_map_cache (+ triggers on organizations, people)
 ]
 
 
