@@ -41,6 +41,8 @@ logger = logging.getLogger("deskpulse.kpi.distress")
 MIN_ACCOUNTS_FOR_PERCENTILES = 20
 TREND_DEAD_BAND = 5.0
 TREND_WINDOW_DAYS = 7
+#: the days of history a refresh backfills on a new store (the trend compares two weeks)
+HISTORY_DAYS = 14
 TREND_MIN_DAYS = 4  # each 7-day window needs at least this many daily CDIs, else the trend is None
 DAY = rk.DAY
 
@@ -325,7 +327,7 @@ def refresh(
     tz: str = "UTC",
     sla: SlaSettings | None = None,
     customers: CustomerSettings | CustomerMap | None = None,
-    history_days: int = 14,
+    history_days: int = HISTORY_DAYS,
     record: bool = True,
 ) -> CdiResult:
     """The whole pipeline: score pending messages, backfill history, compute, record today's snapshot."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -18,7 +19,7 @@ from config.settings import CostSettings, CustomerSettings, KpiSettings, SlaSett
 from kpi_engine import distress_latest
 from kpi_engine.background import Background
 from kpi_engine.customers import CustomerMap
-from kpi_engine.distress import DAY, CdiResult, compute_cdi, customer_map, day_of, record_history
+from kpi_engine.distress import DAY, HISTORY_DAYS, CdiResult, compute_cdi, customer_map, day_of, record_history
 from kpi_engine.engine import compute, compute_tables
 from kpi_engine.registry import BY_NAME, NAMES
 from kpi_engine.workspace import NONE_KEY
@@ -122,14 +123,9 @@ def _cdi_lines(conn: sqlite3.Connection, distress: CdiResult, *, kpi: KpiSetting
     top = [a.account for a in distress.accounts[:CDI_LINE_ACCOUNTS]]
     if not top:
         return []
-    days: list[str] = []
-    for back in range(CDI_WEEKS - 1, -1, -1):
-        ts = distress.as_of - back * 7 * DAY
-        day = day_of(ts, kpi.timezone)
-        days.append(day)
-        if back and conn.execute("SELECT 1 FROM cdi_history WHERE day = ? LIMIT 1", (day,)).fetchone() is None:
-            past = compute_cdi(conn, settings=settings, as_of=ts, tz=kpi.timezone, sla=sla, customers=customers)
-            record_history(conn, past, day, computed_at=distress.as_of)
+    days = [day_of(distress.as_of - back * 7 * DAY, kpi.timezone) for back in range(CDI_WEEKS - 1, -1, -1)]
+    _fill_week_ends(conn, distress.as_of, range(CDI_WEEKS - 1, 0, -1), kpi=kpi, settings=settings, sla=sla,
+                    customers=customers)
     marks = ",".join("?" * len(top))
     rows = conn.execute(f"SELECT day, account, cdi FROM cdi_history WHERE account IN ({marks}) "
                         f"AND day >= ? AND day <= ? ORDER BY day", [*top, days[0], days[-1]]).fetchall()
@@ -140,6 +136,19 @@ def _cdi_lines(conn: sqlite3.Connection, distress: CdiResult, *, kpi: KpiSetting
              for a in distress.accounts[:CDI_LINE_ACCOUNTS]}
     return [{"day": day, "account": names[acct], "cdi": by_key[(day, acct)]}
             for day in days for acct in top if (day, acct) in by_key]
+
+
+def _fill_week_ends(conn: sqlite3.Connection, as_of: int, backs: Iterable[int], *, kpi: KpiSettings, settings: Any,
+                    sla: SlaSettings | None, customers: CustomerMap | None) -> None:
+    """Compute and record the CDI of each week-end ``back`` weeks before ``as_of`` missing from the history
+    (oldest first). A day's CDI depends on the data only, not on the history, so two processes may share
+    the days: one that finds a day already recorded moves on, and one recording it twice records the same."""
+    for back in backs:
+        ts = as_of - back * 7 * DAY
+        day = day_of(ts, kpi.timezone)
+        if conn.execute("SELECT 1 FROM cdi_history WHERE day = ? LIMIT 1", (day,)).fetchone() is None:
+            past = compute_cdi(conn, settings=settings, as_of=ts, tz=kpi.timezone, sla=sla, customers=customers)
+            record_history(conn, past, day, computed_at=as_of)
 
 
 def _distress_view(distress: CdiResult) -> dict[str, Any]:
@@ -206,8 +215,12 @@ def build_report(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings
         with Background(conn, "kpi_engine.report:distress_part", settings=distress_settings, kpi=kpi, sla=sla,
                         customers=customers, now=now) as job:
             weekly, tables = kpi_part(conn, **args)
-            by_org = compute(conn, by="organization", customers=customer_map(conn, customers), kpis=SLA_VIEW_KPIS,
-                             **args)
+            cmap = customer_map(conn, customers)
+            by_org = compute(conn, by="organization", customers=cmap, kpis=SLA_VIEW_KPIS, **args)
+            # a store without CDI history (a first report): the worker backfills the last 14 days, then the line's
+            # week-ends; this process, done with the KPIs, takes the week-ends older than those days meanwhile
+            _fill_week_ends(conn, now, range(CDI_WEEKS - 1, HISTORY_DAYS // 7, -1), kpi=kpi,
+                            settings=distress_settings, sla=sla, customers=cmap)
             distress, lines = job.result()
     else:
         with Background(conn, "kpi_engine.report:kpi_part", **args) as job:

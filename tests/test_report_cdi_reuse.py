@@ -146,3 +146,23 @@ def test_a_terminal_sees_what_distress_is_busy_with(store_and_app: tuple[Path, P
                       err_console=Console(file=screen, force_terminal=True, width=200))
     assert run_distress(actx).accounts
     assert "computing the CDI" in screen.getvalue()
+
+
+def test_a_first_report_fills_the_history_its_line_needs(store_and_app: tuple[Path, Path, typer.Typer],
+                                                             tmp_path: Path) -> None:
+    """No CDI history yet: today, the 14 days before (the worker's backfill) and the nine older week-ends of the
+    12-week line are recorded, whichever of the two processes computes the older week-ends (this one takes them
+    once its KPIs are done, the worker any it reaches first)."""
+    from datetime import timedelta
+
+    from kpi_engine.distress import day_of
+
+    db, _config, app = store_and_app
+    data = _report(app, tmp_path / "r.html")
+    today = date.fromisoformat(day_of(NOW, "Europe/Berlin"))
+    wanted = {today - timedelta(days=d) for d in range(15)} | {today - timedelta(weeks=w) for w in range(3, 12)}
+    with Store(db) as store:
+        days = {date.fromisoformat(r["day"]) for r in store.query("SELECT DISTINCT day FROM cdi_history")}
+    assert days == wanted
+    line_days = {r["day"] for r in data["cdi_lines"]}
+    assert len(line_days) == 12 and {date.fromisoformat(d) for d in line_days} <= wanted
