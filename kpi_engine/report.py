@@ -236,7 +236,8 @@ def build_report(conn: sqlite3.Connection, *, kpi: KpiSettings, sla: SlaSettings
                             **{name: row["kpis"].get(name) for name in BREAKDOWN_KPIS}} for row in rows]
         breakdowns[dim].sort(key=lambda r: -(r["tickets_created"] or 0))
     cdi = compute(conn, kpis=CDI_KPIS, **args)
-    kpis = {name: {**weekly["kpis"], **cdi["kpis"]}[name] for name in NAMES}
+    merged = {**weekly["kpis"], **cdi["kpis"]}
+    kpis = {name: merged[name] for name in NAMES}  # catalog order, as `kpi` prints them
     notes = []
     if not weekly.get("breakdown"):
         notes.append("No tickets in this period.")
