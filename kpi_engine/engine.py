@@ -141,16 +141,17 @@ def compute_tables(conn: sqlite3.Connection, *, dims: Sequence[str], kpi: KpiSet
     run = _Run(conn, kpi=kpi, sla=sla, costs=costs, since=since, until=until, source=source, by=COMBINED.join(dims),
                now=now, workers=workers, kpis=kpis)
     base = run.result()
+    values = {key: json.loads(key) for key in run.parts.by_key}  # a combined key is a JSON array (Workspace.dim_sql)
     out: dict[str, dict[str, Any]] = {}
     for i, dim in enumerate(dims):
-        parts = run.parts.regrouped(functools.partial(_component, i))
-        out[dim] = {**base, "breakdown": _breakdown(run.ws, parts, run.total, run.common)}
+        parts = run.parts.regrouped(functools.partial(_component, values, i))
+        out[dim] = {**base, "kpis": dict(base["kpis"]), "breakdown": _breakdown(run.ws, parts, run.total, run.common)}
     return out
 
 
-def _component(index: int, key: str) -> Any:
-    """One dimension's value of a combined breakdown key (a JSON array, see ``Workspace.dim_sql``)."""
-    return json.loads(key)[index]
+def _component(values: dict[Any, list[Any]], index: int, key: Any) -> Any:
+    """One dimension's value of a combined breakdown key, from its parsed JSON array."""
+    return values[key][index]
 
 
 class _Run:
